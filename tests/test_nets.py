@@ -1,0 +1,115 @@
+import math
+
+import pytest
+import torch
+
+from tutorial_pkg import nets
+
+
+def _inputs(B=8, D=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, D, generator=g), torch.randint(0, 100, (B,), generator=g)
+
+
+def test_unconditional_net_shape_and_determinism():
+    torch.manual_seed(0)
+    a = nets.MLPEpsModel(3)
+    torch.manual_seed(0)
+    b = nets.MLPEpsModel(3)
+    x, t = _inputs(D=3)
+    assert a(x, t).shape == (8, 3)
+    assert torch.equal(a(x, t), b(x, t))
+    assert a.null_value is None
+
+
+def test_zero_null_cannot_tell_no_condition_from_energy_zero():
+    """The lecture's null: E = 0 *is* the null, so 'no condition' and 'E = 0' give the same eps."""
+    torch.manual_seed(0)
+    net = nets.MLPEpsModel(2, cond="energy", null="zero")
+    x, t = _inputs()
+    assert net.null_value == 0.0
+    assert torch.equal(net(x, t, None), net(x, t, torch.zeros(8)))
+
+
+def test_learned_null_is_distinct_from_energy_zero_and_masked_per_row():
+    torch.manual_seed(0)
+    net = nets.MLPEpsModel(2, cond="energy", null="learned")
+    with torch.no_grad():
+        net.cond_embedding.null_embedding.normal_()
+    x, t = _inputs()
+    assert math.isnan(net.null_value)
+    assert not torch.allclose(net(x, t, None), net(x, t, torch.zeros(8)))
+    E = torch.tensor([0.5, float("nan")] * 4)
+    mixed = net(x, t, E)
+    assert torch.allclose(mixed[1::2], net(x, t, None)[1::2], atol=1e-6)
+    assert torch.allclose(mixed[0::2], net(x, t, torch.full((8,), 0.5))[0::2], atol=1e-6)
+
+
+def test_label_nets_use_minus_one_for_the_learned_null():
+    torch.manual_seed(0)
+    net = nets.MLPEpsModel(2, cond="label", num_classes=3)
+    x, t = _inputs()
+    assert net.null_value == -1
+    assert torch.allclose(net(x, t, None), net(x, t, torch.full((8,), -1)))
+    zero = nets.MLPEpsModel(2, cond="label", num_classes=3, null="zero")
+    assert zero.null_value == 0
+
+
+def test_condition_changes_the_output():
+    torch.manual_seed(0)
+    net = nets.MLPEpsModel(2, cond="label", num_classes=3)
+    x, t = _inputs()
+    assert not torch.allclose(net(x, t, torch.zeros(8, dtype=torch.long)), net(x, t, torch.ones(8, dtype=torch.long)))
+
+
+def test_classifier_log_prob_is_a_log_softmax():
+    torch.manual_seed(0)
+    clf = nets.NoiseAwareClassifier(2, 4)
+    x, t = _inputs()
+    logp = torch.stack([clf.log_prob(x, t, torch.full((8,), k)) for k in range(4)], 1)
+    assert torch.allclose(logp.exp().sum(1), torch.ones(8), atol=1e-5)
+
+
+def test_regressor_gradient_is_residual_over_variance_times_grad_f():
+    """grad log N(E; f, sigma^2) = (E - f) / sigma^2 grad f, sigma depending on t only; chapter 3."""
+    torch.manual_seed(0)
+    reg = nets.NoiseAwareRegressor(2, energy_shift=1.0, energy_scale=3.0)
+    x, t = _inputs()
+    x.requires_grad_(True)
+    E = torch.linspace(-2, 2, 8)
+    (g,) = torch.autograd.grad(reg.log_prob(x, t, E).sum(), x)
+    f, log_sigma = reg(x, t)
+    (grad_f,) = torch.autograd.grad(f.sum(), x)
+    expected = ((E - f) / log_sigma.exp() ** 2)[:, None] * grad_f
+    assert torch.allclose(g, expected.detach(), atol=1e-5)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: nets.MLPEpsModel(2, cond="spin"), "cond"),
+    (lambda: nets.MLPEpsModel(2, cond="energy", null="none"), "null"),
+    (lambda: nets.MLPEpsModel(2, cond="label"), "num_classes"),
+    (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)), "x_t must have shape"),
+    (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 2, 1), torch.zeros(4, dtype=torch.long)), "x_t must have 2"),
+    (lambda: nets.MLPEpsModel(2)(torch.full((4, 2), float("inf")), torch.zeros(4, dtype=torch.long)), "x_t holds"),
+    (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 2), torch.zeros(3, dtype=torch.long)), "t must be"),
+    (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 2), torch.zeros(4)), "t must be an integer"),
+    (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), torch.ones(4)), "cond must be None"),
+    (lambda: nets.MLPEpsModel(2, cond="energy", null="zero")(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
+                                                             torch.full((4,), float("nan"))), "null='zero'"),
+    (lambda: nets.MLPEpsModel(2, cond="energy")(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
+                                                torch.zeros(4, dtype=torch.long)), "float tensor"),
+    (lambda: nets.MLPEpsModel(2, cond="energy")(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
+                                                torch.zeros(3)), r"cond must have shape \(4,\)"),
+    (lambda: nets.MLPEpsModel(2, cond="label", num_classes=3)(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
+                                                              torch.full((4,), 3)), "labels must lie"),
+    (lambda: nets.MLPEpsModel(2, cond="label", num_classes=3, null="zero")(
+        torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), torch.full((4,), -1)), "labels must lie"),
+    (lambda: nets.NoiseAwareClassifier(2, 3).log_prob(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
+                                                       torch.full((4,), 5)), "y must hold"),
+    (lambda: nets.NoiseAwareRegressor(2).log_prob(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
+                                                  torch.full((4,), float("nan"))), "E holds"),
+    (lambda: nets.SinusoidalEmbedding(7), "dim must be even"),
+])
+def test_bad_input_names_the_argument(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()

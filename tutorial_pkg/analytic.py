@@ -1,0 +1,405 @@
+"""Exact Gaussian mixtures and a linear-Gaussian likelihood: the answers every test checks against.
+
+Noising a Gaussian mixture by q(x_t | x_0) = N(sqrt(ab) x_0, (1 - ab) I) gives again a Gaussian mixture,
+so its noisy log-density, score, class posterior p_t(k | x_t) and exact eps are closed-form at every t.
+A scalar likelihood E | x_0 ~ N(h.x_0 + b, tau^2) keeps everything closed-form: p_t(E | x_t) and the
+posterior p(x_0 | E) are Gaussian mixtures too.
+
+Both can be wrapped as an ``eps_model(x_t, t, cond)``, so the samplers and guidance run on exact scores
+with no training. Derived in chapter 1 (eq. ``noised-mixture``) and chapter 3 (eq. ``bayes-score``).
+All arithmetic runs in float64; results come back in the dtype of ``x``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+
+from . import _checks
+from .schedules import NoiseSchedule
+
+Tensor = torch.Tensor
+
+__all__ = ["GaussianMixture", "LinearGaussianLikelihood", "ExactEpsModel", "ExactPredictor",
+           "gaussian_sampler_moments"]
+
+
+def _as64(value) -> Tensor:
+    """A float64 tensor from a tensor, a number, a nested list, or a list of tensors."""
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, Tensor) for v in value):
+        value = torch.stack([v.to(torch.float64) for v in value])
+    return torch.as_tensor(value, dtype=torch.float64)
+
+
+def _alpha_bar(alpha_bar, x: Tensor) -> Tensor:
+    """alpha_bar as a float64 tensor of shape (B, 1, 1) or (1, 1, 1), checked to lie in (0, 1]."""
+    ab = torch.as_tensor(alpha_bar, dtype=torch.float64, device=x.device)
+    if ab.ndim > 1 or (ab.ndim == 1 and ab.numel() not in (1, x.shape[0])):
+        raise ValueError(f"alpha_bar must be a number or a (B,) tensor, got shape {tuple(ab.shape)}")
+    if not bool(torch.isfinite(ab).all()) or bool(((ab <= 0) | (ab > 1)).any()):
+        raise ValueError("alpha_bar must lie in (0, 1]")
+    return ab.reshape(-1, 1, 1)
+
+
+def _component_terms(x: Tensor, means: Tensor, U: Tensor, lam: Tensor, ab: Tensor):
+    """Per-component log N(x; sqrt(ab) m_k, ab S_k + (1 - ab) I) and score, via S_k = U diag(lam) U^T.
+
+    x: (B, D); means: (K, D) or (B, K, D); U: (K, D, D); lam: (K, D); ab: (B|1, 1, 1).
+    Returns log-densities (B, K) and scores (B, K, D).
+    """
+    diff = x[:, None, :] - ab.sqrt() * means
+    z = torch.einsum("bkd,kde->bke", diff, U)
+    v = ab * lam + (1.0 - ab)
+    log_n = -0.5 * ((z ** 2 / v).sum(-1) + v.log().sum(-1) + x.shape[-1] * math.log(2 * math.pi))
+    scores = -torch.einsum("kde,bke->bkd", U, z / v)
+    return log_n, scores
+
+
+class GaussianMixture:
+    """A Gaussian mixture p(x_0) = sum_k w_k N(m_k, S_k), and its noised marginals q_t(x_t).
+
+    Args:
+        weights: ``(K,)`` positive mixture weights (normalised here).
+        means: ``(K, D)`` component means.
+        covs: ``(K, D, D)`` symmetric positive-definite covariances.
+
+    Component ``k`` is class ``k``: :meth:`class_posterior` is the exact noise-aware classifier.
+    Methods take ``alpha_bar`` (a number in (0, 1] or a ``(B,)`` tensor); ``alpha_bar = 1`` is clean data.
+    """
+
+    def __init__(self, weights, means, covs):
+        weights, means, covs = _as64(weights), _as64(means), _as64(covs)
+        _checks.tensor("weights", weights, ndim=1)
+        _checks.tensor("means", means, ndim=2)
+        _checks.tensor("covs", covs, ndim=3)
+        K, D = means.shape
+        if weights.shape != (K,) or covs.shape != (K, D, D):
+            raise ValueError(f"weights must have shape ({K},) and covs ({K}, {D}, {D}) for means of shape "
+                             f"{(K, D)}; got {tuple(weights.shape)} and {tuple(covs.shape)}")
+        if bool((weights <= 0).any()):
+            raise ValueError("weights must all be > 0")
+        if not torch.allclose(covs, covs.transpose(-1, -2)):
+            raise ValueError("covs must be symmetric")
+        lam, U = torch.linalg.eigh(covs)
+        if bool((lam <= 0).any()):
+            raise ValueError("covs must be positive definite")
+        self.weights, self.means, self.covs = weights / weights.sum(), means, covs
+        self._lam, self._U = lam, U
+
+    def __repr__(self) -> str:
+        return f"GaussianMixture(K={self.K}, D={self.D})"
+
+    @property
+    def K(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def D(self) -> int:
+        return self.means.shape[1]
+
+    def mean(self) -> Tensor:
+        """The mixture's mean, ``(D,)``."""
+        return self.weights @ self.means
+
+    def covariance(self) -> Tensor:
+        """The mixture's covariance, ``(D, D)``: within-component plus between-component parts."""
+        mu = self.mean()
+        d = self.means - mu
+        return torch.einsum("k,kij->ij", self.weights, self.covs) + torch.einsum("k,ki,kj->ij", self.weights, d, d)
+
+    def noised(self, alpha_bar: float) -> "GaussianMixture":
+        """q_t as a mixture: means sqrt(ab) m_k, covariances ab S_k + (1 - ab) I; eq. (noised-mixture)."""
+        ab = _checks.real("alpha_bar", alpha_bar, low=0.0, high=1.0, low_open=True)
+        eye = torch.eye(self.D, dtype=torch.float64)
+        return GaussianMixture(self.weights, ab ** 0.5 * self.means, ab * self.covs + (1 - ab) * eye)
+
+    def sample(self, n: int, *, generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor]:
+        """Draw ``n`` exact samples: returns ``x`` of shape ``(n, D)`` (float64) and their labels ``(n,)``."""
+        n = _checks.integer("n", n, low=1)
+        labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.D, generator=generator, dtype=torch.float64)
+        chol = torch.linalg.cholesky(self.covs)
+        return self.means[labels] + torch.einsum("nij,nj->ni", chol[labels], z), labels
+
+    # -- the exact noisy quantities ---------------------------------------------------------------
+    def _terms(self, x: Tensor, alpha_bar):
+        _checks.tensor("x", x, ndim=2, floating=True)
+        if x.shape[1] != self.D:
+            raise ValueError(f"x must have shape (B, {self.D}), got {tuple(x.shape)}")
+        xd = x.to(torch.float64)
+        ab = _alpha_bar(alpha_bar, xd)
+        dev = xd.device
+        log_n, scores = _component_terms(xd, self.means.to(dev), self._U.to(dev), self._lam.to(dev), ab)
+        return log_n + self.weights.to(dev).log(), scores
+
+    def component_log_prob(self, x: Tensor, alpha_bar=1.0) -> Tensor:
+        """log q_t(x_t | k) for every component, ``(B, K)``."""
+        log_joint, _ = self._terms(x, alpha_bar)
+        return (log_joint - self.weights.to(log_joint.device).log()).to(x.dtype)
+
+    def log_prob(self, x: Tensor, alpha_bar=1.0) -> Tensor:
+        """log q_t(x_t), ``(B,)``."""
+        log_joint, _ = self._terms(x, alpha_bar)
+        return torch.logsumexp(log_joint, dim=1).to(x.dtype)
+
+    def class_log_posterior(self, x: Tensor, alpha_bar=1.0) -> Tensor:
+        """log p_t(k | x_t) for every class, ``(B, K)``: the exact noise-aware classifier."""
+        log_joint, _ = self._terms(x, alpha_bar)
+        return torch.log_softmax(log_joint, dim=1).to(x.dtype)
+
+    def class_posterior(self, x: Tensor, alpha_bar=1.0) -> Tensor:
+        """p_t(k | x_t), ``(B, K)``."""
+        return self.class_log_posterior(x, alpha_bar).exp()
+
+    def score(self, x: Tensor, alpha_bar=1.0) -> Tensor:
+        """grad log q_t(x_t) = sum_k p_t(k | x_t) grad log q_t(x_t | k), ``(B, D)``."""
+        log_joint, scores = self._terms(x, alpha_bar)
+        return torch.einsum("bk,bkd->bd", torch.softmax(log_joint, dim=1), scores).to(x.dtype)
+
+    def conditional_score(self, x: Tensor, k, alpha_bar=1.0) -> Tensor:
+        """grad log q_t(x_t | k) for class ``k`` (an int or a ``(B,)`` long tensor), ``(B, D)``."""
+        _, scores = self._terms(x, alpha_bar)
+        k = self._check_labels(k, x.shape[0], scores.device)
+        return scores[torch.arange(x.shape[0], device=scores.device), k].to(x.dtype)
+
+    def _check_labels(self, k, batch: int, device) -> Tensor:
+        k = torch.as_tensor(k, device=device)
+        if k.is_floating_point():
+            raise TypeError(f"class labels must be integers, got dtype {k.dtype}")
+        if k.numel() and (int(k.min()) < 0 or int(k.max()) >= self.K):
+            raise ValueError(f"class labels must lie in 0..{self.K - 1}, got {int(k.min())}..{int(k.max())}")
+        return k.long().expand(batch) if k.ndim == 0 else k.long()
+
+    def _score(self, x: Tensor, ab, cond) -> Tensor:
+        """grad log q_t(x_t | cond): the class score, or the marginal score where cond is -1 or None."""
+        if cond is None:
+            return self.score(x, ab)
+        cond = torch.as_tensor(cond, device=x.device)
+        cond = cond.expand(x.shape[0]) if cond.ndim == 0 else cond
+        null = cond < 0
+        if bool(null.all()):
+            return self.score(x, ab)
+        out = self.conditional_score(x, cond.clamp(min=0), ab)
+        if bool(null.any()):
+            out = torch.where(null[:, None], self.score(x, ab), out)
+        return out
+
+    def eps_model(self, schedule: NoiseSchedule) -> "ExactEpsModel":
+        """The exact eps-model of this mixture under ``schedule``: cond = class label, -1 or None = marginal."""
+        return ExactEpsModel(self, schedule)
+
+    def classifier(self, schedule: NoiseSchedule) -> "ExactPredictor":
+        """The exact noise-aware classifier p_t(k | x_t) as a predictor with ``log_prob(x_t, t, k)``."""
+        return ExactPredictor(lambda x, ab, k: self.class_log_posterior(x, ab).gather(
+            1, self._check_labels(k, x.shape[0], x.device)[:, None])[:, 0], schedule)
+
+
+def _schedule_alpha_bar(schedule: NoiseSchedule, t, x: Tensor) -> Tensor:
+    """alpha_bar_t in float64 on x's device: a 0-d tensor for an int t, shape (B,) for a tensor t."""
+    t = schedule.check_t(t)
+    if isinstance(t, Tensor):
+        return schedule.alpha_bars.to(x.device)[t.to(x.device)]
+    return schedule.alpha_bars[t].to(x.device)
+
+
+class ExactPredictor:
+    """A predictor with ``log_prob(x_t, t, target)`` computed in closed form from alpha_bar_t."""
+
+    def __init__(self, fn, schedule: NoiseSchedule):
+        self._fn, self.schedule = fn, schedule
+
+    def log_prob(self, x_t: Tensor, t, target) -> Tensor:
+        return self._fn(x_t, _schedule_alpha_bar(self.schedule, t, x_t), target)
+
+
+class ExactEpsModel:
+    """An exact ``eps_model(x_t, t, cond)``: eps = -sqrt(1 - ab_t) * score, eq. (eps-score).
+
+    For a :class:`GaussianMixture`, ``cond`` is a class label (long ``(B,)``), with ``-1`` or ``None`` for
+    the marginal. For a :class:`LinearGaussianLikelihood`, ``cond`` is an energy (float ``(B,)``), with NaN
+    or ``None`` for the prior. ``null_value`` holds that null condition.
+    """
+
+    def __init__(self, source, schedule: NoiseSchedule):
+        self.source, self.schedule = source, schedule
+        self.null_value = float("nan") if isinstance(source, LinearGaussianLikelihood) else -1
+
+    def __repr__(self) -> str:
+        return f"ExactEpsModel({self.source!r}, T={self.schedule.T})"
+
+    def __call__(self, x_t: Tensor, t, cond=None) -> Tensor:
+        ab = _schedule_alpha_bar(self.schedule, t, x_t)
+        score = self.source._score(x_t.to(torch.float64), ab, cond)
+        return (-(1.0 - ab).sqrt().reshape(-1, 1) * score).to(x_t.dtype)
+
+
+class LinearGaussianLikelihood:
+    """A scalar likelihood E | x_0 ~ N(h . x_0 + b, tau^2) on top of a Gaussian-mixture prior.
+
+    Everything is exact: the evidence p(E), the posterior p(x_0 | E) (a Gaussian mixture whose covariances
+    do not depend on E), and the noise-aware likelihood p_t(E | x_t). Chapter 3 uses it as an exact
+    regressor; the tests use it to show that classifier guidance with s = 1 gives the exact posterior eps.
+    """
+
+    def __init__(self, prior: GaussianMixture, h, b: float = 0.0, tau: float = 1.0):
+        if not isinstance(prior, GaussianMixture):
+            raise TypeError(f"prior must be a GaussianMixture, got {type(prior).__name__}")
+        h = _checks.tensor("h", _as64(h), ndim=1)
+        if h.shape != (prior.D,):
+            raise ValueError(f"h must have shape ({prior.D},), got {tuple(h.shape)}")
+        self.prior, self.h = prior, h
+        self.b = _checks.real("b", b)
+        self.tau = _checks.real("tau", tau, low=0.0, low_open=True)
+        S = prior.covs
+        self._Sh = S @ h                                   # (K, D)
+        self._pred_var = self._Sh @ h + self.tau ** 2      # (K,)  h^T S_k h + tau^2
+        post_covs = S - torch.einsum("ki,kj->kij", self._Sh, self._Sh) / self._pred_var[:, None, None]
+        post_covs = 0.5 * (post_covs + post_covs.transpose(-1, -2))
+        self._post_lam, self._post_U = torch.linalg.eigh(post_covs)
+        self.posterior_covs = post_covs
+
+    def __repr__(self) -> str:
+        return f"LinearGaussianLikelihood(h={self.h.tolist()}, b={self.b}, tau={self.tau})"
+
+    def sample(self, x0: Tensor, *, generator: Optional[torch.Generator] = None) -> Tensor:
+        """Draw E | x_0 for every row of ``x0`` ``(B, D)``; returns ``(B,)`` in x0's dtype."""
+        _checks.tensor("x0", x0, ndim=2, floating=True)
+        z = torch.randn(x0.shape[0], generator=generator, dtype=torch.float64).to(x0.device)
+        return (x0.to(torch.float64) @ self.h.to(x0.device) + self.b + self.tau * z).to(x0.dtype)
+
+    def _check_E(self, E, batch: int, device) -> Tensor:
+        E = torch.as_tensor(E, dtype=torch.float64, device=device)
+        if E.ndim > 1 or (E.ndim == 1 and E.shape[0] != batch):
+            raise ValueError(f"E must be a number or a ({batch},) tensor, got shape {tuple(E.shape)}")
+        return E.expand(batch) if E.ndim == 0 else E
+
+    def log_evidence(self, E) -> Tensor:
+        """log p(E) = log sum_k w_k N(E; h.m_k + b, h^T S_k h + tau^2)."""
+        E = torch.as_tensor(E, dtype=torch.float64)
+        mu = self.prior.means @ self.h + self.b
+        log_n = -0.5 * ((E[..., None] - mu) ** 2 / self._pred_var + self._pred_var.log() + math.log(2 * math.pi))
+        return torch.logsumexp(log_n + self.prior.weights.log(), dim=-1)
+
+    def posterior(self, E: float) -> GaussianMixture:
+        """p(x_0 | E) as a Gaussian mixture (for one value of E)."""
+        E = _checks.real("E", E)
+        log_w, means = self._posterior_params(torch.tensor([E], dtype=torch.float64))
+        return GaussianMixture(log_w[0].exp(), means[0], self.posterior_covs)
+
+    def _posterior_params(self, E: Tensor) -> tuple[Tensor, Tensor]:
+        dev = E.device
+        m, h = self.prior.means.to(dev), self.h.to(dev)
+        resid = E[:, None] - (m @ h + self.b)                           # (B, K)
+        pred_var = self._pred_var.to(dev)
+        means = m + self._Sh.to(dev) * (resid / pred_var)[..., None]    # (B, K, D)
+        log_w = self.prior.weights.to(dev).log() - 0.5 * (resid ** 2 / pred_var + pred_var.log())
+        return torch.log_softmax(log_w, dim=1), means
+
+    def log_prob(self, E, x_t: Tensor, alpha_bar=1.0) -> Tensor:
+        """log p_t(E | x_t), ``(B,)``, by integrating x_0 out within each component:
+
+        p_t(E | x_t) = sum_k p_t(k | x_t) N(E; h . m_{k|t} + b, h^T C_{k|t} h + tau^2), with
+        m_{k|t}, C_{k|t} the mean and covariance of p(x_0 | x_t, k). Differentiable in x_t.
+        """
+        _checks.tensor("x_t", x_t, ndim=2, floating=True)
+        xd = x_t.to(torch.float64)
+        E = self._check_E(E, x_t.shape[0], xd.device)
+        ab = _alpha_bar(alpha_bar, xd)
+        dev = xd.device
+        U, lam, m, h = self.prior._U.to(dev), self.prior._lam.to(dev), self.prior.means.to(dev), self.h.to(dev)
+        log_n, _ = _component_terms(xd, m, U, lam, ab)
+        log_post_k = torch.log_softmax(log_n + self.prior.weights.to(dev).log(), dim=1)     # (B, K)
+        v = ab * lam + (1.0 - ab)                                                           # (B|1, K, D)
+        # E[x_0 | x_t, k] = m_k + S_k sqrt(ab) (ab S_k + (1 - ab) I)^{-1} (x_t - sqrt(ab) m_k)
+        z = torch.einsum("bkd,kde->bke", xd[:, None, :] - ab.sqrt() * m, U)
+        mean0 = m + torch.einsum("kde,bke->bkd", U, ab.sqrt() * lam * z / v)
+        # Cov[x_0 | x_t, k] = U diag(lam (1 - ab) / v) U^T
+        hU = torch.einsum("d,kde->ke", h, U)
+        var_E = (hU ** 2 * lam * (1.0 - ab) / v).sum(-1) + self.tau ** 2                    # (B|1, K)
+        resid = E[:, None] - (mean0 @ h + self.b)
+        log_n_E = -0.5 * (resid ** 2 / var_E + var_E.log() + math.log(2 * math.pi))
+        return torch.logsumexp(log_post_k + log_n_E, dim=1).to(x_t.dtype)
+
+    def grad_log_prob(self, E, x_t: Tensor, alpha_bar=1.0) -> Tensor:
+        """grad_x log p_t(E | x_t) by autograd, ``(B, D)``."""
+        with torch.enable_grad():
+            x = x_t.detach().to(torch.float64).requires_grad_(True)
+            (g,) = torch.autograd.grad(self.log_prob(E, x, alpha_bar).sum(), x)
+        return g.to(x_t.dtype)
+
+    def _score(self, x: Tensor, ab, cond) -> Tensor:
+        """grad log q_t(x_t | E) from the posterior mixture; NaN or None in ``cond`` = the prior."""
+        if cond is None:
+            return self.prior.score(x, ab)
+        xd = x.to(torch.float64)
+        E = self._check_E(cond, x.shape[0], xd.device)
+        null = torch.isnan(E)
+        log_w, means = self._posterior_params(torch.where(null, torch.zeros_like(E), E))
+        abt = _alpha_bar(ab, xd)
+        dev = xd.device
+        log_n, scores = _component_terms(xd, means, self._post_U.to(dev), self._post_lam.to(dev), abt)
+        score = torch.einsum("bk,bkd->bd", torch.softmax(log_n + log_w, dim=1), scores)
+        if bool(null.any()):
+            score = torch.where(null[:, None], self.prior.score(xd, ab), score)
+        return score.to(x.dtype)
+
+    def eps_model(self, schedule: NoiseSchedule) -> ExactEpsModel:
+        """The exact eps of p_t(x_t | E): cond = E (float ``(B,)``), NaN or None = the prior."""
+        return ExactEpsModel(self, schedule)
+
+    def predictor(self, schedule: NoiseSchedule) -> ExactPredictor:
+        """The exact noise-aware regressor p_t(E | x_t) as a predictor with ``log_prob(x_t, t, E)``."""
+        return ExactPredictor(lambda x, ab, E: self.log_prob(E, x, ab), schedule)
+
+
+def gaussian_sampler_moments(mean_c, var_c, schedule: NoiseSchedule, *, sampler: str = "ddpm",
+                             gamma: float = 1.0, mean_u=None, var_u=None, variance: str = "small",
+                             num_steps: Optional[int] = None, timesteps=None, eta: float = 0.0,
+                             init_mean=0.0, init_var=1.0) -> tuple[Tensor, Tensor]:
+    """The exact mean and variance of a DDPM or DDIM sampler's output for Gaussian data, with CFG.
+
+    With a conditional N(mean_c, var_c) and an unconditional N(mean_u, var_u) (per coordinate), the
+    exact eps of each is affine in x_t, eps(x) = a_t x + c_t with a_t = sqrt(1 - ab) / (ab var + 1 - ab)
+    and c_t = -a_t sqrt(ab) mean, and so is the guided gamma eps_c + (1 - gamma) eps_u. Every step
+    x' = c_x x + c_eps eps(x) + std z then maps N(M, V) to N(A M + B, A^2 V + std^2), with
+    A = c_x + c_eps a_t and B = c_eps c_t. Chapter 8, eq. (affine-recursion).
+
+    Returns (M, V) as float64 tensors of the broadcast shape of the inputs. ``gamma = 1`` needs no
+    unconditional model. ``num_steps``/``timesteps``/``eta`` select the DDIM steps as in ``ddim_sample``.
+    """
+    from .sampling import ddim_coefficients, ddim_timesteps, ddpm_coefficients
+
+    _checks.choice("sampler", sampler, ("ddpm", "ddim"))
+    _checks.choice("variance", variance, ("small", "large"))
+    gamma = _checks.real("gamma", gamma, low=0.0)
+    mean_c, var_c = _as64(mean_c), _as64(var_c)
+    if gamma != 1.0 and (mean_u is None or var_u is None):
+        raise ValueError(f"gamma={gamma} needs the unconditional mean_u and var_u")
+    mean_u = _as64(mean_u) if mean_u is not None else mean_c
+    var_u = _as64(var_u) if var_u is not None else var_c
+    for name, v in (("var_c", var_c), ("var_u", var_u)):
+        if bool((v <= 0).any()):
+            raise ValueError(f"{name} must be > 0")
+
+    def affine_eps(t):
+        ab = schedule.alpha_bars[t]
+        a_c = (1 - ab).sqrt() / (ab * var_c + 1 - ab)
+        a_u = (1 - ab).sqrt() / (ab * var_u + 1 - ab)
+        a = gamma * a_c + (1 - gamma) * a_u
+        c = -(gamma * a_c * mean_c + (1 - gamma) * a_u * mean_u) * ab.sqrt()
+        return a, c
+
+    M = torch.zeros_like(mean_c + mean_u) + _as64(init_mean)
+    V = torch.zeros_like(M) + _as64(init_var)
+    if sampler == "ddpm":
+        steps = [(t, ddpm_coefficients(schedule, t, variance)) for t in range(schedule.T - 1, -1, -1)]
+    else:
+        ts = list(timesteps) if timesteps is not None else ddim_timesteps(schedule.T, num_steps or 50)
+        steps = [(t, ddim_coefficients(schedule, t, tp, eta)) for t, tp in zip(ts, ts[1:] + [-1])]
+    for t, (c_x, c_eps, std) in steps:
+        a, c = affine_eps(t)
+        A, B = c_x + c_eps * a, c_eps * c
+        M, V = A * M + B, A ** 2 * V + std ** 2
+    return M, V

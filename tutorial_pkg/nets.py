@@ -1,0 +1,311 @@
+"""Small networks for vector data: a conditional eps-model and noise-aware predictors.
+
+The condition enters the network beside the timestep, in every residual block (chapter 2, eq.
+``cond-objective``). It is a scalar energy E (Fourier features) or a class label (``nn.Embedding``).
+Two ways to say "no condition", the ``null`` mode (chapter 5, section "the null condition"):
+
+* ``null="zero"``: the lecture's choice, the null condition is the value 0 (E = 0, or label 0). The
+  network cannot tell "no condition" from a real condition equal to 0.
+* ``null="learned"``: a learned null embedding, selected by a mask. The null condition is NaN for
+  energies and -1 for labels; ``model.null_value`` holds it, and :func:`tutorial_pkg.guidance.cfg_model`
+  and :func:`tutorial_pkg.training.train_eps_model` read it from there.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import nn
+
+from . import _checks
+
+Tensor = torch.Tensor
+
+__all__ = ["SinusoidalEmbedding", "FourierFeatures", "ConditionEmbedding", "MLPEpsModel",
+           "NoiseAwareClassifier", "NoiseAwareRegressor", "NULL_MODES", "COND_KINDS"]
+
+NULL_MODES = ("zero", "learned")
+COND_KINDS = ("energy", "label")
+
+
+class SinusoidalEmbedding(nn.Module):
+    """The transformer's sinusoidal embedding of the timestep t (Ho et al. 2020), ``(B,) -> (B, dim)``."""
+
+    def __init__(self, dim: int, max_period: float = 10_000.0):
+        super().__init__()
+        dim = _checks.integer("dim", dim, low=2)
+        if dim % 2:
+            raise ValueError(f"dim must be even, got {dim}")
+        freqs = torch.exp(-math.log(max_period) * torch.arange(dim // 2, dtype=torch.float32) / (dim // 2))
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    def forward(self, t: Tensor) -> Tensor:
+        angles = t.to(self.freqs.dtype)[:, None] * self.freqs
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class FourierFeatures(nn.Module):
+    """Random Fourier features of a scalar (Tancik et al. 2020), ``(B,) -> (B, dim)``.
+
+    The frequencies are drawn once from N(0, scale^2) with a fixed seed, so two networks built alike
+    embed alike.
+    """
+
+    def __init__(self, dim: int, scale: float = 1.0, seed: int = 0):
+        super().__init__()
+        dim = _checks.integer("dim", dim, low=2)
+        if dim % 2:
+            raise ValueError(f"dim must be even, got {dim}")
+        scale = _checks.real("scale", scale, low=0.0, low_open=True)
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("freqs", torch.randn(dim // 2, generator=g) * scale)
+
+    def forward(self, x: Tensor) -> Tensor:
+        angles = 2 * math.pi * x[:, None] * self.freqs
+        return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
+class ConditionEmbedding(nn.Module):
+    """Embeds the condition of a batch, with the null mode of the module docstring.
+
+    Args:
+        kind: ``"energy"`` (a float ``(B,)`` tensor) or ``"label"`` (a long ``(B,)`` tensor).
+        dim: embedding width.
+        num_classes: number of labels, for ``kind="label"``.
+        null: ``"zero"`` or ``"learned"``.
+        energy_shift, energy_scale: energies are embedded as (E - shift) / scale.
+    """
+
+    def __init__(self, kind: str, dim: int, *, num_classes: Optional[int] = None, null: str = "learned",
+                 energy_shift: float = 0.0, energy_scale: float = 1.0):
+        super().__init__()
+        self.kind = _checks.choice("kind", kind, COND_KINDS)
+        self.null = _checks.choice("null", null, NULL_MODES)
+        self.energy_shift = _checks.real("energy_shift", energy_shift)
+        self.energy_scale = _checks.real("energy_scale", energy_scale, low=0.0, low_open=True)
+        if kind == "label":
+            self.num_classes = _checks.integer("num_classes", num_classes, low=1)
+            # row num_classes is the learned null (unused in zero mode)
+            self.table = nn.Embedding(self.num_classes + 1, dim)
+        else:
+            self.num_classes = None
+            self.fourier = FourierFeatures(dim)
+            self.proj = nn.Linear(dim + 1, dim)
+            self.null_embedding = nn.Parameter(torch.zeros(dim))
+
+    @property
+    def null_value(self):
+        """The condition value that means "no condition": 0 in zero mode, NaN or -1 in learned mode."""
+        if self.null == "zero":
+            return 0.0 if self.kind == "energy" else 0
+        return float("nan") if self.kind == "energy" else -1
+
+    def forward(self, cond: Optional[Tensor], batch: int, device) -> Tensor:
+        if cond is None:
+            cond = torch.full((batch,), self.null_value, device=device,
+                              dtype=torch.float32 if self.kind == "energy" else torch.long)
+        if not isinstance(cond, Tensor):
+            raise TypeError(f"cond must be a tensor or None, got {type(cond).__name__}")
+        if cond.ndim == 0:
+            cond = cond.expand(batch)
+        if cond.shape != (batch,):
+            raise ValueError(f"cond must have shape ({batch},), got {tuple(cond.shape)}")
+        if cond.device != torch.device(device) and cond.device.type != torch.device(device).type:
+            raise ValueError(f"cond is on device {cond.device}, but x_t is on {device}")
+        return self._energy(cond) if self.kind == "energy" else self._label(cond)
+
+    def _energy(self, E: Tensor) -> Tensor:
+        if not E.is_floating_point():
+            raise TypeError(f"cond must be a float tensor of energies, got dtype {E.dtype}")
+        mask = torch.isnan(E)
+        if bool(torch.isinf(E).any()):
+            raise ValueError("cond holds infinite energies")
+        if self.null == "zero" and bool(mask.any()):
+            raise ValueError("cond holds NaN; with null='zero' the null condition is E = 0, not NaN")
+        e = (torch.where(mask, torch.zeros_like(E), E) - self.energy_shift) / self.energy_scale
+        e = e.to(self.null_embedding.dtype)
+        emb = self.proj(torch.cat([self.fourier(e), e[:, None]], dim=-1))
+        return torch.where(mask[:, None], self.null_embedding.expand_as(emb), emb)
+
+    def _label(self, y: Tensor) -> Tensor:
+        if y.is_floating_point() or y.dtype == torch.bool:
+            raise TypeError(f"cond must be a long tensor of class labels, got dtype {y.dtype}")
+        low = -1 if self.null == "learned" else 0
+        if y.numel() and (int(y.min()) < low or int(y.max()) >= self.num_classes):
+            raise ValueError(f"cond labels must lie in {low}..{self.num_classes - 1} (null={self.null!r}), "
+                             f"got {int(y.min())}..{int(y.max())}")
+        return self.table(torch.where(y < 0, torch.full_like(y, self.num_classes), y))
+
+
+class _Block(nn.Module):
+    """A residual MLP block that adds the (time, condition) embedding inside."""
+
+    def __init__(self, hidden: int, emb_dim: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.fc1 = nn.Linear(hidden, hidden)
+        self.emb = nn.Linear(emb_dim, hidden)
+        self.fc2 = nn.Linear(hidden, hidden)
+
+    def forward(self, h: Tensor, emb: Tensor) -> Tensor:
+        return h + self.fc2(nn.functional.silu(self.fc1(self.norm(h)) + self.emb(emb)))
+
+
+def _check_xt(x_t: Tensor, t, data_dim: int, param: Tensor) -> Tensor:
+    _checks.tensor("x_t", x_t, ndim=2, floating=True)
+    if x_t.shape[1] != data_dim:
+        raise ValueError(f"x_t must have shape (B, {data_dim}), got {tuple(x_t.shape)}")
+    if x_t.device != param.device:
+        raise ValueError(f"x_t is on device {x_t.device}, but the network is on {param.device}")
+    t = torch.as_tensor(t, device=x_t.device)
+    if t.is_floating_point():
+        raise TypeError(f"t must be an integer timestep, got dtype {t.dtype}")
+    if t.ndim == 0:
+        t = t.expand(x_t.shape[0])
+    if t.shape != (x_t.shape[0],):
+        raise ValueError(f"t must be an int or have shape ({x_t.shape[0]},), got {tuple(t.shape)}")
+    if t.numel() and int(t.min()) < 0:
+        raise ValueError(f"t must be >= 0, got {int(t.min())}")
+    return t
+
+
+class _Trunk(nn.Module):
+    """Input layer, residual blocks with an embedding, output layer: shared by every net here."""
+
+    def __init__(self, data_dim: int, out_dim: int, hidden: int, depth: int, emb_dim: int):
+        super().__init__()
+        self.inp = nn.Linear(data_dim, hidden)
+        self.blocks = nn.ModuleList(_Block(hidden, emb_dim) for _ in range(depth))
+        self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, out_dim))
+
+    def forward(self, x: Tensor, emb: Tensor) -> Tensor:
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h, emb)
+        return self.out(h)
+
+
+class MLPEpsModel(nn.Module):
+    """An eps-model for vector data: ``model(x_t, t, cond) -> eps``, shapes ``(B, D), (B,), (B,) -> (B, D)``.
+
+    Args:
+        data_dim: D.
+        hidden, depth: width and number of residual blocks.
+        time_dim: width of the sinusoidal timestep embedding.
+        cond: ``None`` (unconditional), ``"energy"`` or ``"label"``.
+        num_classes: for ``cond="label"``.
+        null: ``"zero"`` or ``"learned"``, see the module docstring.
+        energy_shift, energy_scale: normalisation of energies before embedding.
+
+    Chapter 2 trains it; chapter 5 trains it with condition dropout for CFG.
+    """
+
+    def __init__(self, data_dim: int, *, hidden: int = 64, depth: int = 2, time_dim: int = 32,
+                 cond: Optional[str] = None, num_classes: Optional[int] = None, null: str = "learned",
+                 cond_dim: int = 32, energy_shift: float = 0.0, energy_scale: float = 1.0):
+        super().__init__()
+        self.data_dim = _checks.integer("data_dim", data_dim, low=1)
+        hidden = _checks.integer("hidden", hidden, low=1)
+        depth = _checks.integer("depth", depth, low=0)
+        if cond is not None:
+            _checks.choice("cond", cond, COND_KINDS)
+        _checks.choice("null", null, NULL_MODES)
+        self.cond_kind = cond
+        self.time_embedding = SinusoidalEmbedding(time_dim)
+        self.cond_embedding = (ConditionEmbedding(cond, cond_dim, num_classes=num_classes, null=null,
+                                                  energy_shift=energy_shift, energy_scale=energy_scale)
+                               if cond is not None else None)
+        emb_in = time_dim + (cond_dim if cond is not None else 0)
+        self.embed = nn.Sequential(nn.Linear(emb_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.trunk = _Trunk(self.data_dim, self.data_dim, hidden, depth, hidden)
+
+    @property
+    def null(self) -> Optional[str]:
+        return self.cond_embedding.null if self.cond_embedding is not None else None
+
+    @property
+    def null_value(self):
+        """The condition that means "no condition" (None for an unconditional network)."""
+        return self.cond_embedding.null_value if self.cond_embedding is not None else None
+
+    def forward(self, x_t: Tensor, t, cond: Optional[Tensor] = None) -> Tensor:
+        param = self.embed[0].weight
+        t = _check_xt(x_t, t, self.data_dim, param)
+        emb = self.time_embedding(t)
+        if self.cond_embedding is not None:
+            emb = torch.cat([emb, self.cond_embedding(cond, x_t.shape[0], x_t.device)], dim=-1)
+        elif cond is not None and not (isinstance(cond, Tensor) and cond.is_floating_point()
+                                       and bool(torch.isnan(cond).all())):
+            raise ValueError("cond must be None for an unconditional network (built with cond=None)")
+        return self.trunk(x_t.to(param.dtype), self.embed(emb.to(param.dtype)))
+
+
+class NoiseAwareClassifier(nn.Module):
+    """A classifier p_phi(y | x_t, t) trained on noisy inputs at every t (chapter 3, eq. ``bayes-score``).
+
+    ``forward(x_t, t) -> logits (B, num_classes)``; ``log_prob(x_t, t, y) -> (B,)``.
+    """
+
+    def __init__(self, data_dim: int, num_classes: int, *, hidden: int = 64, depth: int = 2, time_dim: int = 32):
+        super().__init__()
+        self.data_dim = _checks.integer("data_dim", data_dim, low=1)
+        self.num_classes = _checks.integer("num_classes", num_classes, low=2)
+        self.time_embedding = SinusoidalEmbedding(time_dim)
+        self.embed = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.trunk = _Trunk(self.data_dim, self.num_classes, hidden, depth, hidden)
+
+    def forward(self, x_t: Tensor, t) -> Tensor:
+        param = self.embed[0].weight
+        t = _check_xt(x_t, t, self.data_dim, param)
+        return self.trunk(x_t.to(param.dtype), self.embed(self.time_embedding(t)))
+
+    def log_prob(self, x_t: Tensor, t, y: Tensor) -> Tensor:
+        """log p_phi(y | x_t, t), the log-softmax of the target class, ``(B,)``."""
+        logits = self.forward(x_t, t)
+        y = torch.as_tensor(y, device=x_t.device)
+        if y.is_floating_point():
+            raise TypeError(f"y must be integer class labels, got dtype {y.dtype}")
+        y = y.expand(x_t.shape[0]) if y.ndim == 0 else y
+        if y.shape != (x_t.shape[0],) or (y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes)):
+            raise ValueError(f"y must hold {x_t.shape[0]} labels in 0..{self.num_classes - 1}")
+        return torch.log_softmax(logits.float(), dim=-1).gather(1, y.long()[:, None])[:, 0]
+
+
+class NoiseAwareRegressor(nn.Module):
+    """A Gaussian regressor p_phi(E | x_t, t) = N(E; f(x_t, t), sigma(t)^2) (chapter 3, eq. ``regressor-grad``).
+
+    ``forward(x_t, t) -> (f, log_sigma)``, both ``(B,)``. The spread sigma depends on t only, so that
+    grad_x log p = (E - f) / sigma^2 * grad_x f exactly. ``energy_shift`` and ``energy_scale`` normalise
+    the target inside the network; ``f`` and ``sigma`` come back in the units of E.
+    """
+
+    def __init__(self, data_dim: int, *, hidden: int = 64, depth: int = 2, time_dim: int = 32,
+                 energy_shift: float = 0.0, energy_scale: float = 1.0):
+        super().__init__()
+        self.data_dim = _checks.integer("data_dim", data_dim, low=1)
+        self.energy_shift = _checks.real("energy_shift", energy_shift)
+        self.energy_scale = _checks.real("energy_scale", energy_scale, low=0.0, low_open=True)
+        self.time_embedding = SinusoidalEmbedding(time_dim)
+        self.embed = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.trunk = _Trunk(self.data_dim, 1, hidden, depth, hidden)
+        self.log_sigma = nn.Sequential(nn.Linear(time_dim, 32), nn.SiLU(), nn.Linear(32, 1))
+
+    def forward(self, x_t: Tensor, t) -> tuple[Tensor, Tensor]:
+        param = self.embed[0].weight
+        t = _check_xt(x_t, t, self.data_dim, param)
+        temb = self.time_embedding(t)
+        f = self.trunk(x_t.to(param.dtype), self.embed(temb))[:, 0]
+        log_sigma = self.log_sigma(temb)[:, 0]
+        return self.energy_shift + self.energy_scale * f, log_sigma + math.log(self.energy_scale)
+
+    def log_prob(self, x_t: Tensor, t, E: Tensor) -> Tensor:
+        """log N(E; f(x_t, t), sigma(t)^2), ``(B,)``."""
+        f, log_sigma = self.forward(x_t, t)
+        E = torch.as_tensor(E, device=x_t.device, dtype=f.dtype)
+        E = E.expand(x_t.shape[0]) if E.ndim == 0 else E
+        if E.shape != (x_t.shape[0],):
+            raise ValueError(f"E must be a number or have shape ({x_t.shape[0]},), got {tuple(E.shape)}")
+        _checks.tensor("E", E)
+        return -0.5 * ((E - f) / log_sigma.exp()) ** 2 - log_sigma - 0.5 * math.log(2 * math.pi)
