@@ -178,7 +178,8 @@ class _Trunk(nn.Module):
         super().__init__()
         self.inp = nn.Linear(data_dim, hidden)
         self.blocks = nn.ModuleList(_Block(hidden, emb_dim) for _ in range(depth))
-        self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, out_dim))
+        # no normalisation before the output: eps grows like x_t at high noise, and a norm would cap it
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, out_dim))
 
     def forward(self, x: Tensor, emb: Tensor) -> Tensor:
         h = self.inp(x)

@@ -1,0 +1,45 @@
+"""The book's house rules, checked on the committed files: install cells, outputs, the TOC."""
+
+import json
+import pathlib
+import re
+
+import pytest
+import yaml
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def _code_cells(path):
+    cells = json.loads(path.read_text())["cells"]
+    return [c for c in cells if c["cell_type"] == "code" and "".join(c["source"]).strip()]
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "book/ holds no notebook"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_code_cell_installs_the_package_from_the_configured_repository(path):
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    first = "".join(_code_cells(path)[0]["source"])
+    assert 'importlib.util.find_spec("tutorial_pkg") is None' in first
+    assert f"git+{url}" in first, f"{path.name}: the install cell must use {url} from _config.yml"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_committed_with_outputs_and_no_errors(path):
+    cells = _code_cells(path)
+    assert all(c.get("execution_count") is not None for c in cells), f"{path.name} has unexecuted cells"
+    for c in cells:
+        for out in c.get("outputs", []):
+            assert out["output_type"] != "error", f"{path.name} stores an error output"
+            text = "".join(out.get("text", ""))
+            assert not re.search(r"/(work|tmp|root|home)/[\w.-]+/", text), f"{path.name} stores an absolute path"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_in_the_table_of_contents(path):
+    toc = (ROOT / "_toc.yml").read_text()
+    assert str(path.relative_to(ROOT).with_suffix("")) in toc
