@@ -24,8 +24,10 @@ book: setup
 test-package: setup
 	$(BIN)/python -m pytest tests/
 
+# Two notebooks run at once on two cores: one thread each, as when their outputs were stored
+# (make execute), so that thread scheduling neither slows them down nor changes their numbers.
 test-notebooks: setup
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env -n 2 --dist loadscope book/ --durations=0
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env -n 2 --dist loadscope book/ --durations=0
 
 test-book: setup
 	$(BIN)/jupyter-book build --warningiserror --keep-going .
