@@ -1,7 +1,7 @@
 """Small networks for vector data: a conditional eps-model and noise-aware predictors.
 
 The condition enters the network beside the timestep, in every residual block (chapter 2, eq.
-``cond-objective``). It is a scalar energy E (Fourier features) or a class label (``nn.Embedding``).
+``cond-embedding``). It is a scalar energy E (Fourier features) or a class label (``nn.Embedding``).
 Two ways to say "no condition", the ``null`` mode (chapter 5, section "the null condition"):
 
 * ``null="zero"``: the lecture's choice, the null condition is the value 0 (E = 0, or label 0). The
