@@ -1,0 +1,63 @@
+import math
+
+import pytest
+import torch
+
+from tutorial_pkg import metrics
+
+
+def test_energy_error_median_and_mean():
+    err = metrics.energy_error(torch.tensor([1.0, 2.0, 4.0, 10.0]), 2.0)
+    assert err.median == pytest.approx(1.5) and err.mean == pytest.approx(11 / 4)
+
+
+def test_wasserstein_of_a_shift_is_the_shift():
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(5000, generator=g, dtype=torch.float64)
+    assert metrics.wasserstein_1d(a, a + 0.7) == pytest.approx(0.7, abs=1e-12)
+    assert metrics.wasserstein_1d(a, a) == 0.0
+
+
+def test_sliced_wasserstein_of_a_shift_is_two_over_pi_times_its_length():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(20_000, 2, generator=g, dtype=torch.float64)
+    v = torch.tensor([0.0, 1.5], dtype=torch.float64)
+    # the same points, shifted: each projection's W1 is exactly |v . u|, whose mean over directions is 2|v|/pi
+    sw = metrics.sliced_wasserstein(x, x + v, n_projections=4000, generator=g)
+    assert sw == pytest.approx(2 * 1.5 / math.pi, rel=0.03)
+    assert metrics.sliced_wasserstein(x, x.clone(), generator=g) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_basin_occupancy():
+    occ = metrics.basin_occupancy(torch.tensor([0, 0, 2, 1, 0]), 3)
+    assert occ.tolist() == pytest.approx([0.6, 0.2, 0.2])
+
+
+def test_within_class_distance_of_a_gaussian():
+    """E|X - Y| for independent 2-D standard normals is sqrt(pi)."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(3000, 2, generator=g, dtype=torch.float64)
+    labels = torch.zeros(3000, dtype=torch.long)
+    labels[:1] = 1
+    d = metrics.within_class_distance(x, labels, 3)
+    assert d[0].item() == pytest.approx(math.sqrt(math.pi), rel=0.03)
+    assert math.isnan(d[1]) and math.isnan(d[2])
+
+
+def test_classifier_accuracy():
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [2.0, 0.5]])
+    assert metrics.classifier_accuracy(lambda x: x, x, torch.tensor([0, 1, 1])) == pytest.approx(2 / 3)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: metrics.energy_error(torch.tensor([float("nan")]), 1.0), "energies holds NaN"),
+    (lambda: metrics.energy_error(torch.tensor([1.0]), float("inf")), "target"),
+    (lambda: metrics.wasserstein_1d(torch.tensor([]), torch.tensor([1.0])), "a must be"),
+    (lambda: metrics.sliced_wasserstein(torch.zeros(3, 2), torch.zeros(3, 3)), "same dimension"),
+    (lambda: metrics.sliced_wasserstein(torch.zeros(3, 2), torch.zeros(3, 2), n_projections=0), "n_projections"),
+    (lambda: metrics.basin_occupancy(torch.tensor([0, 3]), 3), "basins"),
+    (lambda: metrics.within_class_distance(torch.zeros(3, 2), torch.zeros(4, dtype=torch.long), 2), "labels has"),
+])
+def test_bad_input_names_the_argument(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()

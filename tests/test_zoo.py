@@ -1,0 +1,77 @@
+"""Shipped weights: the recipes still run, the files match their hashes, tampered files are refused."""
+
+import pytest
+import torch
+
+from tutorial_pkg import zoo
+
+
+@pytest.mark.parametrize("name", sorted(zoo.RECIPES))
+def test_every_recipe_retrains_for_a_few_steps_and_loads_back(name, tmp_path):
+    path = zoo.build(name, steps=3, out=tmp_path, progress=False)
+    assert path.exists() and (tmp_path / "SHA256SUMS").read_text().count(path.name) == 1
+    loaded = zoo.load(name, folder=tmp_path, retrain=False)
+    assert loaded.source == "shipped"
+    state = torch.load(path, weights_only=True)
+    for key, value in loaded.model.state_dict().items():
+        assert torch.equal(value, state[key])
+
+
+@pytest.mark.parametrize("name", sorted(zoo.RECIPES))
+def test_shipped_weights_match_their_recorded_hash_and_load(name):
+    path = zoo.verify(name)
+    assert path.stat().st_size < 4_000_000
+    loaded = zoo.load(name, retrain=False)
+    assert loaded.source == "shipped" and not loaded.model.training
+
+
+def test_all_shipped_weights_are_a_few_megabytes():
+    total = sum((zoo.WEIGHTS_DIR / f"{name}.pt").stat().st_size for name in zoo.RECIPES)
+    assert total < 8_000_000
+
+
+def test_a_tampered_file_is_refused(tmp_path):
+    path = zoo.build("muller_brown_regressor", steps=1, out=tmp_path, progress=False)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="does not match its recorded SHA-256"):
+        zoo.load("muller_brown_regressor", folder=tmp_path, retrain=False)
+
+
+def test_a_truncated_file_is_refused(tmp_path):
+    path = zoo.build("muller_brown_regressor", steps=1, out=tmp_path, progress=False)
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="changed, truncated or corrupted"):
+        zoo.load("muller_brown_regressor", folder=tmp_path, retrain=False)
+
+
+def test_a_pickle_that_is_not_tensors_is_refused_even_with_a_matching_hash(tmp_path):
+    """weights_only=True: a file that would run code when unpickled is refused, not executed."""
+    path = tmp_path / "muller_brown_regressor.pt"
+    torch.save({"payload": _Evil()}, path)
+    (tmp_path / "SHA256SUMS").write_text(f"{zoo.sha256(path)}  {path.name}\n")
+    with pytest.raises(ValueError, match="weights_only=True"):
+        zoo.load("muller_brown_regressor", folder=tmp_path, retrain=False)
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
+def test_missing_hash_and_unknown_name(tmp_path):
+    with pytest.raises(ValueError, match="no SHA-256 is recorded"):
+        zoo.verify("digits_eps", folder=tmp_path)
+    with pytest.raises(ValueError, match="name must be one of"):
+        zoo.load("imagenet")
+
+
+def test_retrain_environment_variable(monkeypatch):
+    calls = []
+    recipe = zoo.RECIPES["muller_brown_regressor"]
+    fake = zoo.Recipe(recipe.name, recipe.description, recipe.make_model,
+                      lambda model, steps, progress: calls.append(steps) or model, recipe.steps)
+    monkeypatch.setitem(zoo.RECIPES, "muller_brown_regressor", fake)
+    monkeypatch.setenv(zoo.RETRAIN_ENV, "1")
+    assert zoo.load("muller_brown_regressor").source == "retrained" and calls == [recipe.steps]

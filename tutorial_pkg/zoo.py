@@ -1,0 +1,251 @@
+"""Pre-trained weights for the chapters whose models take longer to train than a chapter may run.
+
+Each entry is a **recipe**: the data, the network and the training call of the package's own training code.
+``python -m tutorial_pkg.zoo build NAME`` runs the recipe, writes ``weights/NAME.pt`` (a state dict) and
+records its SHA-256 in ``weights/SHA256SUMS``. :func:`load` checks the file against that hash before it
+opens it, and opens it with ``torch.load(..., weights_only=True)``, which refuses anything but tensors.
+
+A chapter calls ``zoo.load(NAME)``. It retrains instead of loading when the environment variable
+``TUTORIAL_PKG_RETRAIN=1`` is set, or when a GPU is available (on Colab the recipe takes a minute or two),
+and the returned ``source`` says which of the two happened.
+
+Usage::
+
+    python -m tutorial_pkg.zoo list
+    python -m tutorial_pkg.zoo build muller_brown_cfg [--steps N] [--out DIR]
+    python -m tutorial_pkg.zoo verify
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import pathlib
+import sys
+from dataclasses import dataclass
+from typing import Callable, NamedTuple, Optional
+
+import torch
+from torch import nn
+
+from . import _checks, nets, training
+from .datasets import load_digits_split
+from .schedules import linear_schedule
+from .systems import boltzmann_dataset
+
+__all__ = ["Recipe", "RECIPES", "Loaded", "load", "build", "verify", "sha256", "WEIGHTS_DIR", "RETRAIN_ENV"]
+
+WEIGHTS_DIR = pathlib.Path(__file__).parent / "weights"
+RETRAIN_ENV = "TUTORIAL_PKG_RETRAIN"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to make one shipped model: ``make_model()`` builds the untrained network, ``train(model, steps,
+    progress)`` trains it with :mod:`tutorial_pkg.training` and returns the network to ship."""
+
+    name: str
+    description: str
+    make_model: Callable[[], nn.Module]
+    train: Callable[[nn.Module, int, bool], nn.Module]
+    steps: int
+
+
+# -- the data the recipes train on (the chapters load the same data) -------------------------------
+def muller_brown_data():
+    """The Müller-Brown data of chapter 6: 20 000 training and 5 000 held-out Boltzmann samples, seed 0."""
+    return boltzmann_dataset(20_000, 5_000, generator=torch.Generator().manual_seed(0))
+
+
+SCHEDULE_T = 1000
+
+
+def _mb_energy_stats():
+    E = muller_brown_data().E_train
+    return E.mean().item(), E.std().item()
+
+
+def _mb_cfg_model():
+    shift, scale = _mb_energy_stats()
+    torch.manual_seed(0)
+    return nets.MLPEpsModel(2, hidden=128, depth=3, cond="energy", null="learned",
+                            energy_shift=shift, energy_scale=scale)
+
+
+def _mb_cfg_train(model, steps, progress):
+    data = muller_brown_data()
+    return training.train_eps_model(model, data.standardize(data.x_train).float(), linear_schedule(SCHEDULE_T),
+                                    cond=data.E_train.float(), p_uncond=0.2, steps=steps, batch_size=512,
+                                    lr=2e-3, ema_decay=0.999, seed=0, progress=progress).model
+
+
+def _mb_regressor_model():
+    shift, scale = _mb_energy_stats()
+    torch.manual_seed(0)
+    return nets.NoiseAwareRegressor(2, hidden=128, depth=3, energy_shift=shift, energy_scale=scale)
+
+
+def _mb_regressor_train(model, steps, progress):
+    data = muller_brown_data()
+    return training.train_predictor(model, data.standardize(data.x_train).float(), data.E_train.float(),
+                                    linear_schedule(SCHEDULE_T), steps=steps, batch_size=512, lr=2e-3,
+                                    seed=0, progress=progress).model
+
+
+def _digits_eps_model():
+    torch.manual_seed(0)
+    return nets.MLPEpsModel(64, hidden=256, depth=3, time_dim=64, cond="label", num_classes=10, null="learned",
+                            cond_dim=64)
+
+
+def _digits_eps_train(model, steps, progress):
+    split = load_digits_split()
+    return training.train_eps_model(model, split.x_train, linear_schedule(SCHEDULE_T), cond=split.y_train,
+                                    p_uncond=0.15, steps=steps, batch_size=256, lr=1e-3, ema_decay=0.999,
+                                    seed=0, progress=progress).model
+
+
+def _digits_classifier_model():
+    torch.manual_seed(0)
+    return nets.NoiseAwareClassifier(64, 10, hidden=256, depth=2, time_dim=64)
+
+
+def _digits_classifier_train(model, steps, progress):
+    split = load_digits_split()
+    return training.train_predictor(model, split.x_train, split.y_train, linear_schedule(SCHEDULE_T), steps=steps,
+                                    batch_size=256, lr=1e-3, seed=0, progress=progress).model
+
+
+RECIPES = {r.name: r for r in [
+    Recipe("muller_brown_cfg", "chapter 6: energy-conditioned eps-model, learned null, p_uncond = 0.2",
+           _mb_cfg_model, _mb_cfg_train, 20_000),
+    Recipe("muller_brown_regressor", "chapter 6: noise-aware Gaussian regressor of the energy",
+           _mb_regressor_model, _mb_regressor_train, 10_000),
+    Recipe("digits_eps", "chapter 7: class-conditional eps-model of 8x8 digits, learned null, p_uncond = 0.15",
+           _digits_eps_model, _digits_eps_train, 20_000),
+    Recipe("digits_classifier", "chapter 7: noise-aware classifier of 8x8 digits, for classifier guidance",
+           _digits_classifier_model, _digits_classifier_train, 10_000),
+]}
+
+
+# -- files and hashes --------------------------------------------------------------------------------
+def sha256(path: pathlib.Path) -> str:
+    """The SHA-256 of a file, as hex."""
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def _read_sums(folder: pathlib.Path) -> dict[str, str]:
+    sums = folder / "SHA256SUMS"
+    if not sums.exists():
+        return {}
+    out = {}
+    for line in sums.read_text().splitlines():
+        if line.strip():
+            digest, filename = line.split()
+            out[filename.lstrip("*")] = digest
+    return out
+
+
+def _write_sum(folder: pathlib.Path, filename: str, digest: str) -> None:
+    sums = _read_sums(folder)
+    sums[filename] = digest
+    (folder / "SHA256SUMS").write_text("".join(f"{d}  {f}\n" for f, d in sorted(sums.items())))
+
+
+def _recipe(name: str) -> Recipe:
+    _checks.choice("name", name, RECIPES)
+    return RECIPES[name]
+
+
+def verify(name: str, *, folder: Optional[pathlib.Path] = None) -> pathlib.Path:
+    """Check ``NAME.pt`` against its recorded SHA-256 and return its path; raise ``ValueError`` if it differs."""
+    _recipe(name)
+    folder = pathlib.Path(folder) if folder is not None else WEIGHTS_DIR
+    path = folder / f"{name}.pt"
+    expected = _read_sums(folder).get(path.name)
+    if expected is None:
+        raise ValueError(f"no SHA-256 is recorded for {path.name}; build it with "
+                         f"`python -m tutorial_pkg.zoo build {name}`")
+    if not path.exists():
+        raise ValueError(f"the weights file {path.name} is missing; build it with "
+                         f"`python -m tutorial_pkg.zoo build {name}`")
+    actual = sha256(path)
+    if actual != expected:
+        raise ValueError(f"the weights file {path.name} does not match its recorded SHA-256 (expected {expected[:12]}..., "
+                         f"got {actual[:12]}...): it was changed, truncated or corrupted. Refusing to load it; rebuild "
+                         f"with `python -m tutorial_pkg.zoo build {name}` or retrain with {RETRAIN_ENV}=1")
+    return path
+
+
+def build(name: str, *, steps: Optional[int] = None, out: Optional[pathlib.Path] = None,
+          progress: bool = True) -> pathlib.Path:
+    """Run recipe ``name``, save its state dict as ``NAME.pt`` in ``out`` (default: the package's weights
+    folder) and record its SHA-256 in ``SHA256SUMS`` there. Returns the path of the file."""
+    recipe = _recipe(name)
+    steps = recipe.steps if steps is None else _checks.integer("steps", steps, low=1)
+    out = pathlib.Path(out) if out is not None else WEIGHTS_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    model = recipe.train(recipe.make_model(), steps, progress)
+    path = out / f"{name}.pt"
+    torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, path)
+    _write_sum(out, path.name, sha256(path))
+    return path
+
+
+class Loaded(NamedTuple):
+    """A model from the zoo and where it came from: ``"shipped"`` weights or ``"retrained"`` now."""
+
+    model: nn.Module
+    source: str
+
+
+def load(name: str, *, device=None, retrain: Optional[bool] = None, folder: Optional[pathlib.Path] = None,
+         progress: bool = True) -> Loaded:
+    """The trained model of recipe ``name``, on ``device``.
+
+    ``retrain=None`` retrains when ``TUTORIAL_PKG_RETRAIN=1`` is set or a GPU is available, and loads the
+    shipped weights otherwise (after the SHA-256 check of :func:`verify`, with ``weights_only=True``).
+    """
+    recipe = _recipe(name)
+    if retrain is None:
+        retrain = os.environ.get(RETRAIN_ENV) == "1" or torch.cuda.is_available()
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    model = recipe.make_model().to(device)
+    if retrain:
+        model = recipe.train(model, recipe.steps, progress)
+        return Loaded(model.eval(), "retrained")
+    path = verify(name, folder=folder)
+    try:
+        state = torch.load(path, map_location=device, weights_only=True)
+    except Exception as err:  # a file that passes the hash but does not unpickle as tensors
+        raise ValueError(f"could not load {path.name} with weights_only=True: {err}") from err
+    model.load_state_dict(state)
+    return Loaded(model.eval(), "shipped")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tutorial_pkg.zoo", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list the recipes")
+    b = sub.add_parser("build", help="train a recipe and save its weights with their SHA-256")
+    b.add_argument("name", choices=sorted(RECIPES))
+    b.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    b.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default: the package's weights)")
+    sub.add_parser("verify", help="check every shipped file against its SHA-256")
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for r in RECIPES.values():
+            print(f"{r.name:24s} {r.steps:6d} steps  {r.description}")
+    elif args.command == "build":
+        path = build(args.name, steps=args.steps, out=args.out)
+        print(f"{path.name}: {path.stat().st_size / 1e6:.2f} MB, sha256 {sha256(path)}")
+    else:
+        for name in RECIPES:
+            path = verify(name)
+            print(f"{path.name}: OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
