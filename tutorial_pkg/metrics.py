@@ -22,7 +22,7 @@ __all__ = ["EnergyError", "energy_error", "wasserstein_1d", "sliced_wasserstein"
 
 
 class EnergyError(NamedTuple):
-    """Median and mean of |E(x) - E*| over the samples of one target."""
+    """Median and mean of ``|E(x) - E*|`` over the samples of one target."""
 
     median: float
     mean: float
@@ -59,8 +59,8 @@ def sliced_wasserstein(x: Tensor, y: Tensor, *, n_projections: int = 128,
 
     The mean, over ``n_projections`` random unit directions, of the 1-D Wasserstein-1 distance between the
     projected samples (Bonneel et al. 2015). It is 0 for identical distributions and grows with any
-    difference of location or shape; for a shift by a vector v in D = 2 it is |v| times the mean |cos| of
-    the random directions, 2|v|/pi.
+    difference of location or shape; for a shift by a vector ``v`` in D = 2 it is ``|v|`` times the mean
+    ``|cos|`` of the random directions, ``2 |v| / pi``.
     """
     _checks.tensor("x", x, ndim=2)
     _checks.tensor("y", y, ndim=2)

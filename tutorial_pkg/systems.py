@@ -148,7 +148,7 @@ class BoltzmannData:
 
     def conditional_reference(self, E_star: float, n: int, *, delta: float = 2.0,
                               generator: Optional[torch.Generator] = None) -> Tensor:
-        """Exact samples of p(x | |E(x) - E*| < delta): the training density restricted to the energy band.
+        """Exact samples of ``p(x | |E(x) - E*| < delta)``: the training density restricted to the energy band.
 
         Cells whose energy lies in a band widened by the cell's own energy range are drawn by their weight,
         jittered, and kept only if the jittered point's energy is in the band (rejection), so the result
