@@ -165,3 +165,71 @@ def test_bad_input_names_the_argument(call, match, gen):
         return
     with pytest.raises((ValueError, TypeError), match=match):
         call(e)
+
+
+# -- chapter 8: gamma(t) schedules, CFG rescale, autoguidance ------------------------------------------
+def test_constant_gamma_schedule_reduces_to_cfg(mixture, gen):
+    s = cosine_schedule(40)
+    x, t = _grid_batch(gen, s.T)
+    k = torch.randint(0, 3, (t.numel(),), generator=gen)
+    exact = mixture.eps_model(s)
+    constant = guidance.cfg_model(exact, lambda t: torch.full(t.shape, 3.0, dtype=torch.float64))(x, t, k)
+    everywhere = guidance.cfg_model(exact, guidance.guidance_interval(3.0, 0, s.T - 1))(x, t, k)
+    plain = cfg(exact(x, t, k), exact(x, t, None), 3.0)
+    assert torch.allclose(constant, plain) and torch.allclose(everywhere, plain)
+
+
+def test_guidance_interval_is_conditional_outside_and_cfg_inside(mixture, gen):
+    s = cosine_schedule(40)
+    x, t = _grid_batch(gen, s.T)
+    k = torch.randint(0, 3, (t.numel(),), generator=gen)
+    exact = mixture.eps_model(s)
+    out = guidance.cfg_model(exact, guidance.guidance_interval(4.0, 10, 25))(x, t, k)
+    inside = (t >= 10) & (t <= 25)
+    assert torch.allclose(out[inside], cfg(exact(x, t, k), exact(x, t, None), 4.0)[inside])
+    assert torch.allclose(out[~inside], exact(x, t, k)[~inside])
+
+
+def test_rescale_with_phi_zero_is_the_identity_and_phi_one_matches_the_conditional_std(gen):
+    guided, cond = torch.randn(2, 6, 5, generator=gen, dtype=torch.float64)
+    guided = 3 * guided
+    assert torch.equal(guidance.rescale_cfg(guided, cond, 0.0), guided)
+    full = guidance.rescale_cfg(guided, cond, 1.0)
+    assert torch.allclose(full.std(dim=1), cond.std(dim=1))
+    # the direction of each sample's prediction is kept
+    cos = torch.nn.functional.cosine_similarity(full, guided, dim=1)
+    assert torch.allclose(cos, torch.ones(6, dtype=torch.float64))
+    half = guidance.rescale_cfg(guided, cond, 0.5)
+    assert torch.allclose(half, 0.5 * full + 0.5 * guided)
+
+
+def test_cfg_model_with_rescale_zero_equals_plain_cfg(mixture, gen):
+    s = cosine_schedule(20)
+    x, t = _grid_batch(gen, s.T)
+    k = torch.randint(0, 3, (t.numel(),), generator=gen)
+    exact = mixture.eps_model(s)
+    assert torch.equal(guidance.cfg_model(exact, 5.0, rescale=0.0)(x, t, k), guidance.cfg_model(exact, 5.0)(x, t, k))
+
+
+def test_autoguidance_with_the_unconditional_model_as_weak_model_is_cfg(mixture, gen):
+    s = cosine_schedule(20)
+    x, t = _grid_batch(gen, s.T)
+    k = torch.randint(0, 3, (t.numel(),), generator=gen)
+    exact = mixture.eps_model(s)
+    auto = guidance.autoguidance_model(exact, lambda x, t, c: exact(x, t, None), 2.5)(x, t, k)
+    assert torch.allclose(auto, guidance.cfg_model(exact, 2.5)(x, t, k))
+    # a weak model identical to the strong one makes any gamma the model itself
+    assert torch.allclose(guidance.autoguidance_model(exact, exact, 7.0)(x, t, k), exact(x, t, k))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: guidance.guidance_interval(2.0, 10, 5), "t_high"),
+    (lambda: guidance.guidance_interval(float("nan"), 0, 5), "gamma"),
+    (lambda: guidance.rescale_cfg(torch.zeros(2, 2), torch.zeros(2, 2), 1.5), "phi"),
+    (lambda: guidance.cfg_model(lambda x, t, c: x, 2.0, null=0.0, rescale=-0.1), "rescale"),
+    (lambda: guidance.autoguidance_model(lambda x, t, c: x, None, 2.0), "weak_model"),
+    (lambda: guidance.autoguidance_model(lambda x, t, c: x, lambda x, t, c: x, -2.0), "gamma"),
+])
+def test_chapter8_bad_input_names_the_argument(call, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        call()

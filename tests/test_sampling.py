@@ -160,3 +160,24 @@ def test_bad_input_names_the_argument(call, match, mixture):
     s = cosine_schedule(20)
     with pytest.raises((ValueError, TypeError), match=match):
         call(s, mixture.eps_model(s))
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+@pytest.mark.parametrize("gamma", [3.0, 5.0])
+def test_guided_gaussian_output_matches_the_affine_recursion_within_monte_carlo_error(sampler, gamma):
+    """CFG between two Gaussians keeps every step affine: chapter 8, eq. (affine-recursion)."""
+    from tutorial_pkg.guidance import autoguidance_model
+
+    s = cosine_schedule(50)
+    cond_g, uncond_g = GaussianMixture([1.0], [[0.5]], [[[0.3]]]), GaussianMixture([1.0], [[0.0]], [[[1.0]]])
+    # gamma * eps_c + (1 - gamma) * eps_u with exact Gaussian eps-models on both branches
+    model = autoguidance_model(cond_g.eps_model(s), uncond_g.eps_model(s), gamma)
+    n = 100_000
+    g = torch.Generator().manual_seed(11)
+    if sampler == "ddpm":
+        x = sampling.ddpm_sample(model, (n, 1), s, generator=g, dtype=torch.float64)
+    else:
+        x = sampling.ddim_sample(model, (n, 1), s, num_steps=10, generator=g, dtype=torch.float64)
+    M, V = gaussian_sampler_moments(0.5, 0.3, s, sampler=sampler, gamma=gamma, mean_u=0.0, var_u=1.0, num_steps=10)
+    assert abs(x.mean().item() - M.item()) < 4 * math.sqrt(V.item() / n)
+    assert abs(x.var().item() - V.item()) < 4 * V.item() * math.sqrt(2 / n)

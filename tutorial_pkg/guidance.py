@@ -23,7 +23,8 @@ Scale = Union[float, Tensor, Callable[[Tensor], Union[float, Tensor]]]
 
 __all__ = ["cfg", "classifier_guided_eps", "shifted_mean", "grad_log_likelihood", "cfg_model",
            "classifier_guided_model", "convert_scale", "SCALE_CONVENTIONS", "CFGModel",
-           "ClassifierGuidedModel"]
+           "ClassifierGuidedModel", "rescale_cfg", "guidance_interval", "AutoguidanceModel",
+           "autoguidance_model"]
 
 
 def _f32(x: Tensor) -> Tensor:
@@ -130,11 +131,12 @@ class CFGModel:
     or a function ``gamma(t) -> number or (B,) tensor`` of the long timestep tensor (chapter 8).
     """
 
-    def __init__(self, eps_model, gamma: Scale, *, null=None):
+    def __init__(self, eps_model, gamma: Scale, *, null=None, rescale: float = 0.0):
         if not callable(eps_model):
             raise TypeError(f"eps_model must be callable, got {type(eps_model).__name__}")
         if not callable(gamma):
             _checks.scale("gamma", gamma)
+        self.rescale = _checks.real("rescale", rescale, low=0.0, high=1.0)
         if null is None:
             null = getattr(eps_model, "null_value", None)
         if null is None:
@@ -143,7 +145,7 @@ class CFGModel:
         self.eps_model, self.gamma, self.null = eps_model, gamma, null
 
     def __repr__(self) -> str:
-        return f"CFGModel(gamma={self.gamma!r}, null={self.null!r})"
+        return f"CFGModel(gamma={self.gamma!r}, null={self.null!r}, rescale={self.rescale})"
 
     def __call__(self, x_t: Tensor, t: Tensor, cond) -> Tensor:
         if cond is None:
@@ -155,16 +157,86 @@ class CFGModel:
         null = torch.full_like(cond, self.null)
         eps = self.eps_model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, null]))
         eps_cond, eps_uncond = eps.chunk(2)
-        return cfg(eps_cond, eps_uncond, gamma)
+        guided = cfg(eps_cond, eps_uncond, gamma)
+        return rescale_cfg(guided, eps_cond, self.rescale) if self.rescale > 0 else guided
 
 
-def cfg_model(eps_model, gamma: Scale, *, null=None) -> CFGModel:
+def cfg_model(eps_model, gamma: Scale, *, null=None, rescale: float = 0.0) -> CFGModel:
     """Wrap ``eps_model`` with classifier-free guidance at scale ``gamma``; see :class:`CFGModel`.
 
     ``null`` defaults to ``eps_model.null_value``: 0.0 for the lecture's ``null="zero"`` networks, the
-    masked value for ``null="learned"`` networks and -1 (the marginal) for exact mixtures.
+    masked value for ``null="learned"`` networks and -1 (the marginal) for exact mixtures. ``gamma`` may be
+    a schedule ``gamma(t)`` such as :func:`guidance_interval`. ``rescale`` is the phi of :func:`rescale_cfg`.
     """
-    return CFGModel(eps_model, gamma, null=null)
+    return CFGModel(eps_model, gamma, null=null, rescale=rescale)
+
+
+def rescale_cfg(eps_guided: Tensor, eps_cond: Tensor, phi: float) -> Tensor:
+    """CFG rescale (Lin et al. 2024, Algorithm 2), chapter 8, eq. (cfg-rescale).
+
+    Large gamma inflates the standard deviation of the guided prediction. Rescale it, per sample, to the
+    standard deviation of the conditional prediction, and blend: ``phi * rescaled + (1 - phi) * eps_guided``.
+    ``phi = 0`` returns ``eps_guided`` unchanged. As in diffusers, the statistics are taken over all
+    dimensions but the batch.
+    """
+    _checks.tensor("eps_guided", eps_guided, floating=True)
+    _checks.tensor("eps_cond", eps_cond, floating=True)
+    _checks.same_tensor_kind("eps_cond", eps_cond, "eps_guided", eps_guided, dtype=False)
+    phi = _checks.real("phi", phi, low=0.0, high=1.0)
+    guided, cond = _f32(eps_guided), _f32(eps_cond)
+    if phi == 0.0:
+        return guided
+    dims = tuple(range(1, guided.ndim))
+    std_guided = guided.std(dim=dims, keepdim=True).clamp(min=1e-12)
+    rescaled = guided * (cond.std(dim=dims, keepdim=True) / std_guided)
+    return phi * rescaled + (1.0 - phi) * guided
+
+
+def guidance_interval(gamma: float, t_low: int, t_high: int) -> Callable[[Tensor], Tensor]:
+    """A gamma schedule that guides only for ``t_low <= t <= t_high`` (package steps) and is 1 elsewhere.
+
+    Kynkäänniemi et al. (2024) apply guidance in a limited interval of noise levels; chapter 8. Pass the
+    result as ``gamma`` to :func:`cfg_model`. A constant gamma is the interval ``[0, T-1]``.
+    """
+    gamma = _checks.real("gamma", gamma, low=0.0)
+    t_low = _checks.integer("t_low", t_low, low=0)
+    t_high = _checks.integer("t_high", t_high, low=t_low)
+
+    def schedule(t: Tensor) -> Tensor:
+        inside = (t >= t_low) & (t <= t_high)
+        return torch.where(inside, torch.full(t.shape, gamma, device=t.device),
+                           torch.ones(t.shape, device=t.device))
+
+    schedule.__doc__ = f"gamma = {gamma} for {t_low} <= t <= {t_high}, else 1"
+    return schedule
+
+
+class AutoguidanceModel:
+    """Autoguidance (Karras et al. 2024), chapter 8: guide a model with a weaker version of itself.
+
+    ``gamma * eps_model(x_t, t, c) + (1 - gamma) * weak_model(x_t, t, c)``: both see the *same* condition;
+    the weak model (smaller, or trained for less time) plays the part of the unconditional branch of CFG.
+    """
+
+    def __init__(self, eps_model, weak_model, gamma: Scale):
+        for name, m in (("eps_model", eps_model), ("weak_model", weak_model)):
+            if not callable(m):
+                raise TypeError(f"{name} must be callable, got {type(m).__name__}")
+        if not callable(gamma):
+            _checks.scale("gamma", gamma)
+        self.eps_model, self.weak_model, self.gamma = eps_model, weak_model, gamma
+
+    def __repr__(self) -> str:
+        return f"AutoguidanceModel(gamma={self.gamma!r})"
+
+    def __call__(self, x_t: Tensor, t: Tensor, cond) -> Tensor:
+        gamma = self.gamma(t) if callable(self.gamma) else self.gamma
+        return cfg(self.eps_model(x_t, t, cond), self.weak_model(x_t, t, cond), gamma)
+
+
+def autoguidance_model(eps_model, weak_model, gamma: Scale) -> AutoguidanceModel:
+    """Wrap ``eps_model`` with autoguidance by ``weak_model``; see :class:`AutoguidanceModel`."""
+    return AutoguidanceModel(eps_model, weak_model, gamma)
 
 
 class ClassifierGuidedModel:
