@@ -1,12 +1,15 @@
 # Two commands for a fresh machine:
 #   make book   set up .venv and build the HTML book from the committed notebook outputs
-#   make test   set up .venv and run every test: pytest, nbval on every notebook, the strict book build
+#   make test   set up .venv and run every test: pytest, nbval on every notebook, the strict book build,
+#               the built pages in headless Chromium, the notebooks against the wheel in a fresh venv
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX := .mathjax/.installed-$(MATHJAX_VERSION)
 
-.PHONY: setup book test test-package test-notebooks test-book execute clean
+.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab chromium execute clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,7 +18,22 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[book,test]"
 	touch $(STAMP)
 
-setup: $(STAMP)
+# MathJax 3 from npm, served from the built site so that the book reads offline (_config.yml:
+# html_extra_path, mathjax_path): tex-svg.js and the folders it loads its extensions from.
+$(MATHJAX):
+	rm -rf .mathjax
+	npm install --prefix .mathjax/npm --no-save --no-package-lock --no-audit --no-fund mathjax@$(MATHJAX_VERSION)
+	mkdir -p .mathjax/site/mathjax
+	cd .mathjax/npm/node_modules/mathjax/es5 && cp -R tex-svg.js a11y adaptors input output sre ui ../../../../site/mathjax/
+	touch $@
+
+setup: $(STAMP) $(MATHJAX)
+
+# Headless Chromium for test-browser, from Debian's packages: installed when missing and running as root.
+chromium:
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
+	  || echo "could not install chromium with apt-get: test-browser fails under CI=true, skips otherwise"; fi
 
 book: setup
 	$(BIN)/jupyter-book build .
@@ -27,16 +45,25 @@ test-package: setup
 # Two notebooks run at once on two cores: one thread each, as when their outputs were stored
 # (make execute), so that thread scheduling neither slows them down nor changes their numbers.
 test-notebooks: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env -n 2 --dist loadscope book/ --durations=0
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env -n 2 --dist loadscope book/ instructor/ --durations=0
 
 test-book: setup
-	$(BIN)/jupyter-book build --warningiserror --keep-going .
+	$(BIN)/jupyter-book build --all --warningiserror --keep-going .
 
-test: test-package test-notebooks test-book
+# The built pages in headless Chromium: math rendered from the local MathJax, figures, internal links.
+test-browser: test-book chromium
+	$(BIN)/python -m pytest tests_browser/
+
+# The Colab path: the wheel, installed (not editable) in a fresh venv, executes each notebook copied
+# alone into an empty folder; the first cell finds tutorial_pkg and installs nothing.
+test-colab: setup
+	$(BIN)/python tools/colab_path.py
+
+test: test-package test-notebooks test-book test-browser test-colab
 
 # Re-execute every notebook in place and store its outputs (for authors, after changing a chapter).
 execute: setup
-	$(BIN)/python tools/execute_notebooks.py book
+	$(BIN)/python tools/execute_notebooks.py book instructor
 
 clean:
 	rm -rf _build
