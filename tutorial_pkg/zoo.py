@@ -123,9 +123,9 @@ RECIPES = {r.name: r for r in [
     Recipe("muller_brown_regressor", "chapter 6: noise-aware Gaussian regressor of the energy",
            _mb_regressor_model, _mb_regressor_train, 10_000),
     Recipe("digits_eps", "chapter 7: class-conditional eps-model of 8x8 digits, learned null, p_uncond = 0.15",
-           _digits_eps_model, _digits_eps_train, 20_000),
+           _digits_eps_model, _digits_eps_train, 8_000),
     Recipe("digits_classifier", "chapter 7: noise-aware classifier of 8x8 digits, for classifier guidance",
-           _digits_classifier_model, _digits_classifier_train, 10_000),
+           _digits_classifier_model, _digits_classifier_train, 6_000),
 ]}
 
 
