@@ -1,0 +1,84 @@
+"""2. Classifier-free guidance: one batched pass of 2B rows against two passes of B, and the sampler cost.
+
+``guidance.cfg_model`` evaluates the conditional and the unconditional branch in one forward pass of 2B
+rows. If the network is latency-bound (its time does not grow with the batch), that pass costs one
+network evaluation and CFG is free: the floor 1.0. If it is compute-bound (time proportional to rows),
+it costs two: the floor 2.0. ``position`` says where between the two a net sits, 0 % = 1.0, 100 % = 2.0.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tutorial_pkg import guidance, sampling
+
+import common
+from timing import calls_for, interleaved
+
+SAMPLER_TARGET = 1.6
+GAMMA = 3.0
+
+
+def _cond(net, batch: int) -> torch.Tensor:
+    g = common.generator(2)
+    if net.cond_kind == "label":
+        return torch.randint(0, 3, (batch,), generator=g)
+    return torch.randn(batch, generator=g)
+
+
+def run(*, batch: int = 256, repeats: int = 5) -> list[dict]:
+    schedule = common.schedule()
+    out = []
+    for size in common.NET_SIZES:
+        # chapters 2 and 5 guide a label net; chapter 6 an energy net
+        kind = {"cond": "label", "num_classes": 3} if not common.NET_SIZES[size] else {"cond": "energy"}
+        net = common.eps_net(size, **kind)
+        guided = guidance.cfg_model(net, GAMMA)
+        x = torch.randn(batch, 2, generator=common.generator(1))
+        t = torch.full((batch,), common.T // 2, dtype=torch.long)
+        cond = _cond(net, batch)
+        null = torch.full_like(cond, net.null_value)
+        x2, t2, cond2 = torch.cat([x, x]), torch.cat([t, t]), torch.cat([cond, null])
+
+        @torch.no_grad()
+        def one_pass():
+            guided(x, t, cond)
+
+        @torch.no_grad()
+        def two_passes():
+            guidance.cfg(net(x, t, cond), net(x, t, null), GAMMA)
+
+        @torch.no_grad()
+        def forward_b():
+            net(x, t, cond)
+
+        @torch.no_grad()
+        def forward_2b():
+            net(x2, t2, cond2)
+
+        number = calls_for(two_passes, 0.2)
+        m = interleaved({"forward B": (forward_b, number), "forward 2B": (forward_2b, number),
+                         "cfg one pass (2B)": (one_pass, number), "cfg two passes (B+B)": (two_passes, number)},
+                        {"one/two": lambda r: r["cfg one pass (2B)"] / r["cfg two passes (B+B)"],
+                         "2B/B": lambda r: r["forward 2B"] / r["forward B"]}, repeats=repeats)
+        out.append(common.result(2, f"cfg/pass/{size}", f"CFG one pass (2B) / two passes, {size}, batch {batch}",
+                                 m, "one/two", note="below 1: batching the two branches saves time"))
+        scaling = m.ratios["2B/B"][0]
+        out.append(common.result(2, f"cfg/scaling/{size}", f"forward at 2B / forward at B, {size}, batch {batch}",
+                                 m, "2B/B", times={k: m.times[k] for k in ("forward B", "forward 2B")},
+                                 note=f"position between the floors 1.0 and 2.0: {100 * (scaling - 1):.0f} %"))
+
+        def sample(model):
+            return lambda: sampling.ddim_sample(model, (batch, 2), schedule, num_steps=common.DDIM_STEPS, cond=cond,
+                                                generator=common.generator())
+
+        runs = calls_for(sample(net), 0.25, cap=20)
+        m = interleaved({"conditional only": (sample(net), runs), "CFG": (sample(guided), runs)},
+                        {"cfg/cond": lambda r: r["CFG"] / r["conditional only"]}, repeats=repeats)
+        ratio = m.ratios["cfg/cond"][0]
+        out.append(common.result(2, f"cfg/sampler/{size}",
+                                 f"DDIM {common.DDIM_STEPS} steps, CFG / conditional only, {size}, batch {batch}",
+                                 m, "cfg/cond", target=SAMPLER_TARGET,
+                                 note=f"position between the floors 1.0 (latency-bound) and 2.0 (compute-bound): "
+                                      f"{100 * (ratio - 1):.0f} %"))
+    return out

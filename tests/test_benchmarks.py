@@ -1,0 +1,91 @@
+"""The benchmark scripts' own logic (benchmarks/): log parsing, verdicts, the generated table, and the
+diffusers loops that the cost comparison times. No timing is asserted anywhere."""
+
+import pathlib
+import sys
+
+import pytest
+import torch
+
+BENCH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import notebook_budget  # noqa: E402
+import report  # noqa: E402
+import timing  # noqa: E402
+
+LOG = """\
+============================= slowest durations ==============================
+40.12s call     book/06_energy_conditioned_generation.ipynb::Cell 12
+3.10s setup    book/01_score_based_diffusion.ipynb::Cell 0
+10.00s call     book/01_score_based_diffusion.ipynb::Cell 3
+0.01s teardown book/01_score_based_diffusion.ipynb::Cell 3
+(120 durations < 0.005s hidden.  Use -vv to show these durations.)
+======================= 95 passed in 160.23s (0:02:40) ========================
+"""
+
+
+def test_notebook_budget_sums_each_notebooks_cells():
+    seconds, cells, total, outcome = notebook_budget.parse(LOG)
+    assert seconds == pytest.approx({"book/06_energy_conditioned_generation.ipynb": 40.12,
+                                     "book/01_score_based_diffusion.ipynb": 13.11})
+    assert cells == {"book/06_energy_conditioned_generation.ipynb": 1, "book/01_score_based_diffusion.ipynb": 2}
+    assert total == 160.23 and outcome == "95 passed"
+
+
+@pytest.mark.parametrize("ratio, target, expected", [
+    ((1.05, 1.0, 1.1), 1.1, "PASS"), ((1.12, 1.08, 1.2), 1.1, "PASS (noise)"), ((1.2, 1.15, 1.3), 1.1, "MISS"),
+    ((3.0, 2.9, 3.1), None, "info")])
+def test_verdict(ratio, target, expected):
+    assert timing.verdict(ratio, target) == expected
+
+
+def test_interleaved_ratios_are_medians_of_per_repeat_ratios():
+    m = timing.interleaved({"a": (lambda: None, 1), "b": (lambda: sum(range(2000)), 1)},
+                           {"b/a": lambda r: r["b"] / r["a"]}, repeats=5)
+    median, q25, q75 = m.ratios["b/a"]
+    assert q25 <= median <= q75 and set(m.times) == {"a", "b"}
+
+
+def test_report_writes_json_plot_table_and_book_copy(tmp_path):
+    info = {"date": "2026-01-01 00:00 UTC", "command": "make bench", "machine": report.machine(1), "seconds": 1.0}
+    results = [{"part": 1, "key": "k", "label": "DDIM 50 steps, book MLP (hidden 64, depth 2), batch 8", "ratio": 1.05,
+                "q25": 1.0, "q75": 1.1, "target": 1.1, "verdict": "PASS", "times_s": {"forward": 1e-3}, "note": "a | b"}]
+    report.write_all(results, info, out_dir=tmp_path / "results", book_dir=tmp_path / "book")
+    table = (tmp_path / "book" / "costs_table.md").read_text().splitlines()
+    assert "`make bench`" in table[0] and "2026-01-01" in table[0]
+    assert table[-1].startswith("| 1 | DDIM 50 steps") and "a \\| b" in table[-1] and "1.00 ms" in table[-1]
+    assert (tmp_path / "results" / "cpu.json").exists()
+    assert (tmp_path / "book" / "costs.png").read_bytes() == (tmp_path / "results" / "cpu.png").read_bytes()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny batches on a busy machine: one thread, as the benchmarks use, avoids waiting on the others."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_the_timed_diffusers_loops_give_the_packages_samples(sampler, one_thread):
+    pytest.importorskip("diffusers")
+    import common
+    import vs_diffusers
+    from tutorial_pkg import sampling
+
+    ddpm, ddim = vs_diffusers._schedulers()
+    net = common.eps_net("book MLP (hidden 64, depth 2)")
+
+    def model(x, t, cond):  # a contraction towards 0, so that the samples stay data-sized
+        return 0.5 * x + 0.01 * net(x, t, None)
+
+    s, shape = common.schedule(), (16, 2)
+    if sampler == "ddpm":
+        ours = sampling.ddpm_sample(model, shape, s, generator=common.generator())
+        theirs = vs_diffusers.diffusers_ddpm(ddpm, model, shape, common.generator())
+    else:
+        ours = sampling.ddim_sample(model, shape, s, num_steps=common.DDIM_STEPS, generator=common.generator())
+        theirs = vs_diffusers.diffusers_ddim(ddim, model, shape, common.generator())
+    assert torch.allclose(ours, theirs, rtol=vs_diffusers.RTOL, atol=vs_diffusers.ATOL)
