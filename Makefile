@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 MATHJAX_VERSION := 3.2.2
 MATHJAX := .mathjax/.installed-$(MATHJAX_VERSION)
 
-.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab chromium execute clean
+.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab chromium execute determinism bench bench-notebooks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,12 +40,13 @@ book: setup
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 test-package: setup
-	$(BIN)/python -m pytest tests/
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 tests/
 
 # Two notebooks run at once on two cores: one thread each, as when their outputs were stored
 # (make execute), so that thread scheduling neither slows them down nor changes their numbers.
+# tools/offline on PYTHONPATH refuses every network connection but the loopback, in every kernel.
 test-notebooks: setup
-	OMP_NUM_THREADS=1 $(BIN)/python -m pytest --nbval-lax --nbval-current-env -n 2 --dist loadscope book/ instructor/ --durations=0
+	OMP_NUM_THREADS=1 PYTHONPATH=$(CURDIR)/tools/offline $(BIN)/python -m pytest --nbval-lax --nbval-current-env -n 2 --dist loadscope book/ instructor/ --durations=0
 
 test-book: setup
 	$(BIN)/jupyter-book build --all --warningiserror --keep-going .
@@ -64,6 +65,21 @@ test: test-package test-notebooks test-book test-browser test-colab
 # Re-execute every notebook in place and store its outputs (for authors, after changing a chapter).
 execute: setup
 	$(BIN)/python tools/execute_notebooks.py book instructor
+
+# Execute every notebook three times, in memory, and report each NBVAL_CHECK_OUTPUT cell whose output differs
+# between runs or from the stored one. About three times the notebooks' run time: not part of `make test`.
+determinism: setup
+	$(BIN)/python tools/determinism.py book
+
+# What guidance costs (book/costs.md): CPU ratios measured within one run, printed, written to
+# benchmarks/results/ and book/_generated/. Threads fixed, as for the notebooks; never a pass/fail test.
+BENCH_THREADS ?= 1
+bench: $(STAMP)
+	OMP_NUM_THREADS=$(BENCH_THREADS) $(BIN)/python benchmarks/run.py --threads $(BENCH_THREADS)
+
+# Each notebook's execution time under test-notebooks' settings, against the budget (minutes).
+bench-notebooks: $(STAMP)
+	$(BIN)/python benchmarks/notebook_budget.py
 
 clean:
 	rm -rf _build

@@ -1,10 +1,12 @@
 import math
+import weakref
 
 import pytest
 import torch
 
 from tutorial_pkg import sampling
 from tutorial_pkg.analytic import GaussianMixture, gaussian_sampler_moments
+from tutorial_pkg.guidance import cfg_model
 from tutorial_pkg.schedules import cosine_schedule, linear_schedule
 
 diffusers = pytest.importorskip("diffusers")
@@ -181,3 +183,102 @@ def test_guided_gaussian_output_matches_the_affine_recursion_within_monte_carlo_
     M, V = gaussian_sampler_moments(0.5, 0.3, s, sampler=sampler, gamma=gamma, mean_u=0.0, var_u=1.0, num_steps=10)
     assert abs(x.mean().item() - M.item()) < 4 * math.sqrt(V.item() / n)
     assert abs(x.var().item() - V.item()) < 4 * V.item() * math.sqrt(2 / n)
+
+
+# -- hardening: a non-finite state names its step, memory stays flat in T, the same seed gives the same run --
+def _blows_up_at(t_bad, value=float("inf"), base=None):
+    """An eps-model that returns ``value`` at step ``t_bad`` only (and ``base``'s eps, or 0, elsewhere)."""
+    def model(x, t, cond):
+        eps = base(x, t, cond) if base is not None else torch.zeros_like(x)
+        return torch.where((t == t_bad)[:, None], torch.full_like(eps, value), eps)
+    model.null_value = -1
+    return model
+
+
+@pytest.mark.parametrize("sampler, kwargs", [("ddpm", {}), ("ddim", {"num_steps": 5}),
+                                             ("ddim", {"num_steps": 5, "eta": 0.5})])
+def test_a_single_infinite_step_is_named(sampler, kwargs):
+    s = cosine_schedule(20)   # DDIM with 5 steps visits 16, 12, 8, 4, 0
+    sample = sampling.ddpm_sample if sampler == "ddpm" else sampling.ddim_sample
+    with pytest.raises(FloatingPointError, match=rf"{sampler}_sample: .* at step t=8;"):
+        sample(_blows_up_at(8), (4, 2), s, generator=torch.Generator().manual_seed(0), **kwargs)
+
+
+@pytest.mark.parametrize("sampler", ["ddpm", "ddim"])
+def test_a_nan_inside_a_guided_model_is_named(sampler, mixture):
+    """NaN from the network inside cfg_model: the guided eps is NaN, and the sampler names the step."""
+    s = cosine_schedule(20)
+    guided = cfg_model(_blows_up_at(12, float("nan"), base=mixture.eps_model(s)), 3.0)
+    sample = sampling.ddpm_sample if sampler == "ddpm" else sampling.ddim_sample
+    kwargs = {"num_steps": 5} if sampler == "ddim" else {}
+    with pytest.raises(FloatingPointError, match=r"at step t=12;"):
+        sample(guided, (4, 2), s, cond=torch.ones(4, dtype=torch.long), generator=torch.Generator().manual_seed(0),
+               **kwargs)
+
+
+class _LiveTensorBytes(torch.overrides.TorchFunctionMode):
+    """The bytes held by the tensors that torch calls return while the mode is on, and their peak.
+
+    Each new storage is counted once, until it is freed (a view keeps its storage, and so its bytes, alive):
+    a portable stand-in for an allocator's statistics, which torch keeps for CUDA but not for the CPU.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.now = self.peak = 0
+        self._held = set()
+
+    def _free(self, key, nbytes):
+        self._held.discard(key)
+        self.now -= nbytes
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for value in out if isinstance(out, (tuple, list)) else (out,):
+            if isinstance(value, torch.Tensor):
+                storage = value.untyped_storage()
+                if id(storage) not in self._held and storage.nbytes():
+                    self._held.add(id(storage))
+                    self.now += storage.nbytes()
+                    self.peak = max(self.peak, self.now)
+                    weakref.finalize(storage, self._free, id(storage), storage.nbytes())
+        return out
+
+
+def _peak_bytes(sample, *args, **kwargs):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)          # the states are small: a second thread only adds waiting on a busy machine
+    try:
+        with _LiveTensorBytes() as live:
+            sample(*args, **kwargs)
+    finally:
+        torch.set_num_threads(threads)
+    return live.peak
+
+
+def test_sampling_memory_is_flat_in_the_number_of_steps_and_a_trajectory_keeps_every_state(mixture):
+    """Without a callback a sampler holds a few states, whatever T; a Trajectory holds all T of them."""
+    n = 500
+    state = n * 2 * 4                                            # one float32 state of shape (n, 2), in bytes
+    schedule = {T: cosine_schedule(T) for T in (50, 400)}
+    model = {T: mixture.eps_model(schedule[T]) for T in (50, 400)}
+    g = lambda: torch.Generator().manual_seed(0)
+    ddpm = {T: _peak_bytes(sampling.ddpm_sample, model[T], (n, 2), schedule[T], generator=g()) for T in (50, 400)}
+    ddim = {k: _peak_bytes(sampling.ddim_sample, model[400], (n, 2), schedule[400], num_steps=k, eta=1.0,
+                           generator=g()) for k in (25, 200)}
+    assert ddpm[400] < 1.5 * ddpm[50] + 64 * 1024, ddpm
+    assert ddim[200] < 1.5 * ddim[25] + 64 * 1024, ddim
+    traj = sampling.Trajectory()
+    with_traj = _peak_bytes(sampling.ddpm_sample, model[400], (n, 2), schedule[400], generator=g(), callback=traj)
+    assert len(traj.states) == 400 and len({s.data_ptr() for s in traj.states}) == 400
+    assert with_traj - ddpm[400] >= 0.9 * 400 * state, (with_traj, ddpm[400])
+
+
+def test_same_seed_same_ddim_samples_with_step_noise(mixture):
+    s = cosine_schedule(40)
+    guided = cfg_model(mixture.eps_model(s), 3.0)
+    cond = torch.randint(0, 3, (64,), generator=torch.Generator().manual_seed(1))
+    run = lambda seed: sampling.ddim_sample(guided, (64, 2), s, num_steps=10, eta=0.7, cond=cond,
+                                            generator=torch.Generator().manual_seed(seed))
+    a, b, c = run(5), run(5), run(6)
+    assert torch.equal(a, b) and not torch.equal(a, c)

@@ -32,13 +32,27 @@ def _f32(x: Tensor) -> Tensor:
     return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
-def _per_sample(value, like: Tensor) -> Union[float, Tensor]:
-    """A scalar, or a ``(B,)`` tensor reshaped to broadcast against ``like``."""
-    if isinstance(value, Tensor) and value.ndim == 1 and value.numel() == like.shape[0] and like.ndim > 1:
-        return _f32(value.to(like.device)).reshape(-1, *([1] * (like.ndim - 1)))
-    if isinstance(value, Tensor):
-        return _f32(value.to(like.device))
-    return value
+def _per_sample(name: str, value, like: Tensor, *, scale: bool = False) -> Union[float, Tensor]:
+    """A scalar, or a ``(B,)`` tensor reshaped to broadcast against ``like``.
+
+    Any other tensor must broadcast to the shape of ``like``; a guidance ``scale`` given as a 1-D tensor
+    must hold one value per sample (a ``(D,)`` scale would silently weight the coordinates instead).
+    """
+    if not isinstance(value, Tensor):
+        return value
+    batch = like.shape[0] if like.ndim else 1
+    if scale and value.ndim == 1 and value.numel() not in (1, batch):
+        raise ValueError(f"{name} must be a number or a ({batch},) tensor, one value per sample, "
+                         f"got shape {tuple(value.shape)}")
+    if value.ndim == 1 and value.numel() == batch and like.ndim > 1:
+        value = value.reshape(-1, *([1] * (like.ndim - 1)))
+    try:
+        fits = torch.broadcast_shapes(value.shape, like.shape) == like.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{name} has shape {tuple(value.shape)}, which does not broadcast to {tuple(like.shape)}")
+    return _f32(value.to(like.device))
 
 
 def cfg(eps_cond: Tensor, eps_uncond: Tensor, gamma) -> Tensor:
@@ -47,10 +61,16 @@ def cfg(eps_cond: Tensor, eps_uncond: Tensor, gamma) -> Tensor:
     ``gamma = 1`` is the conditional model, ``gamma = 0`` the unconditional one, ``gamma > 1`` guides.
     ``gamma`` is a number >= 0 or a ``(B,)`` tensor. In Ho & Salimans' convention ``w = gamma - 1``.
     """
-    _checks.tensor("eps_cond", eps_cond, floating=True)
-    _checks.tensor("eps_uncond", eps_uncond, floating=True)
+    return _cfg(eps_cond, eps_uncond, gamma, finite=True)
+
+
+def _cfg(eps_cond: Tensor, eps_uncond: Tensor, gamma, *, finite: bool) -> Tensor:
+    """:func:`cfg`. The model wrappers pass ``finite=False``: a NaN that the network returns goes on to the
+    sampler, which names the step where the state became NaN."""
+    _checks.tensor("eps_cond", eps_cond, floating=True, finite=finite)
+    _checks.tensor("eps_uncond", eps_uncond, floating=True, finite=finite)
     _checks.same_tensor_kind("eps_uncond", eps_uncond, "eps_cond", eps_cond, dtype=False)
-    gamma = _per_sample(_checks.scale("gamma", gamma), eps_cond)
+    gamma = _per_sample("gamma", _checks.scale("gamma", gamma), eps_cond, scale=True)
     eps_c, eps_u = _f32(eps_cond), _f32(eps_uncond)
     return eps_u + gamma * (eps_c - eps_u)
 
@@ -64,12 +84,12 @@ def classifier_guided_eps(eps: Tensor, grad_log_p: Tensor, alpha_bar_t, scale) -
     _checks.tensor("eps", eps, floating=True)
     _checks.tensor("grad_log_p", grad_log_p, floating=True)
     _checks.same_tensor_kind("grad_log_p", grad_log_p, "eps", eps, dtype=False)
-    scale = _per_sample(_checks.scale("scale", scale), eps)
+    scale = _per_sample("scale", _checks.scale("scale", scale), eps, scale=True)
     if isinstance(alpha_bar_t, Tensor):
         _checks.tensor("alpha_bar_t", alpha_bar_t, floating=True)
         if bool(((alpha_bar_t <= 0) | (alpha_bar_t > 1)).any()):
             raise ValueError("alpha_bar_t must lie in (0, 1]")
-        alpha_bar_t = _per_sample(alpha_bar_t, eps)
+        alpha_bar_t = _per_sample("alpha_bar_t", alpha_bar_t, eps)
         root = (1.0 - alpha_bar_t).sqrt()
     else:
         root = (1.0 - _checks.real("alpha_bar_t", alpha_bar_t, low=0.0, high=1.0, low_open=True)) ** 0.5
@@ -84,12 +104,12 @@ def shifted_mean(mean: Tensor, variance, grad_log_p: Tensor, scale) -> Tensor:
     _checks.tensor("mean", mean, floating=True)
     _checks.tensor("grad_log_p", grad_log_p, floating=True)
     _checks.same_tensor_kind("grad_log_p", grad_log_p, "mean", mean, dtype=False)
-    scale = _per_sample(_checks.scale("scale", scale), mean)
+    scale = _per_sample("scale", _checks.scale("scale", scale), mean, scale=True)
     if isinstance(variance, Tensor):
         _checks.tensor("variance", variance, floating=True)
         if bool((variance < 0).any()):
             raise ValueError("variance must be >= 0 everywhere")
-        variance = _per_sample(variance, mean)
+        variance = _per_sample("variance", variance, mean)
     else:
         variance = _checks.real("variance", variance, low=0.0)
     return _f32(mean) + scale * variance * _f32(grad_log_p)
@@ -150,15 +170,18 @@ class CFGModel:
     def __call__(self, x_t: Tensor, t: Tensor, cond) -> Tensor:
         if cond is None:
             raise ValueError("cond must be given to a CFG model: guidance needs a condition to move towards")
+        _checks.tensor("x_t", x_t, finite=False)
         gamma = self.gamma(t) if callable(self.gamma) else self.gamma
         cond = torch.as_tensor(cond, device=x_t.device)
         if cond.ndim == 0:
             cond = cond.expand(x_t.shape[0])
+        if cond.shape != x_t.shape[:1]:
+            raise ValueError(f"cond must be a number or have shape ({x_t.shape[0]},), got {tuple(cond.shape)}")
         null = torch.full_like(cond, self.null)
         eps = self.eps_model(torch.cat([x_t, x_t]), torch.cat([t, t]), torch.cat([cond, null]))
         eps_cond, eps_uncond = eps.chunk(2)
-        guided = cfg(eps_cond, eps_uncond, gamma)
-        return rescale_cfg(guided, eps_cond, self.rescale) if self.rescale > 0 else guided
+        guided = _cfg(eps_cond, eps_uncond, gamma, finite=False)
+        return _rescale_cfg(guided, eps_cond, self.rescale, finite=False) if self.rescale > 0 else guided
 
 
 def cfg_model(eps_model, gamma: Scale, *, null=None, rescale: float = 0.0) -> CFGModel:
@@ -179,16 +202,26 @@ def rescale_cfg(eps_guided: Tensor, eps_cond: Tensor, phi: float) -> Tensor:
     ``phi = 0`` returns ``eps_guided`` unchanged. As in diffusers, the statistics are taken over all
     dimensions but the batch.
     """
-    _checks.tensor("eps_guided", eps_guided, floating=True)
-    _checks.tensor("eps_cond", eps_cond, floating=True)
+    return _rescale_cfg(eps_guided, eps_cond, phi, finite=True)
+
+
+def _rescale_cfg(eps_guided: Tensor, eps_cond: Tensor, phi: float, *, finite: bool) -> Tensor:
+    """:func:`rescale_cfg`; ``finite=False`` for the model wrappers, as in :func:`_cfg`."""
+    _checks.tensor("eps_guided", eps_guided, floating=True, finite=finite)
+    _checks.tensor("eps_cond", eps_cond, floating=True, finite=finite)
     _checks.same_tensor_kind("eps_cond", eps_cond, "eps_guided", eps_guided, dtype=False)
     phi = _checks.real("phi", phi, low=0.0, high=1.0)
     guided, cond = _f32(eps_guided), _f32(eps_cond)
     if phi == 0.0:
         return guided
+    if guided.ndim < 2 or guided.shape[1:].numel() < 2:
+        raise ValueError(f"eps_guided must hold at least two values per sample to rescale their standard "
+                         f"deviation, got shape {tuple(guided.shape)}")
     dims = tuple(range(1, guided.ndim))
-    std_guided = guided.std(dim=dims, keepdim=True).clamp(min=1e-12)
-    rescaled = guided * (cond.std(dim=dims, keepdim=True) / std_guided)
+    std_guided = guided.std(dim=dims, keepdim=True)
+    # divide before multiplying: the ratio of the stds overflows for a nearly constant prediction. A sample
+    # whose guided prediction has no spread at all has none to rescale: it is kept as it is
+    rescaled = torch.where(std_guided > 0, guided / std_guided * cond.std(dim=dims, keepdim=True), guided)
     return phi * rescaled + (1.0 - phi) * guided
 
 
@@ -231,7 +264,7 @@ class AutoguidanceModel:
 
     def __call__(self, x_t: Tensor, t: Tensor, cond) -> Tensor:
         gamma = self.gamma(t) if callable(self.gamma) else self.gamma
-        return cfg(self.eps_model(x_t, t, cond), self.weak_model(x_t, t, cond), gamma)
+        return _cfg(self.eps_model(x_t, t, cond), self.weak_model(x_t, t, cond), gamma, finite=False)
 
 
 def autoguidance_model(eps_model, weak_model, gamma: Scale) -> AutoguidanceModel:
@@ -283,7 +316,7 @@ class ClassifierGuidedModel:
             return eps
         grad = grad_log_likelihood(self.predictor, x_t, t, cond)
         factor = self.schedule.gather(self._factor, t, _f32(x_t))
-        return _f32(eps) - _per_sample(scale, x_t) * factor * _f32(grad)
+        return _f32(eps) - _per_sample("scale", scale, x_t, scale=True) * factor * _f32(grad)
 
 
 def classifier_guided_model(eps_model, predictor, schedule: NoiseSchedule, scale: Scale, *, form: str = "eps",

@@ -92,6 +92,8 @@ def classifier_accuracy(classifier, x: Tensor, labels: Tensor) -> float:
 
     Use an *independent* classifier, trained on held-out real data, never on the generator's training split.
     """
+    if not callable(classifier):
+        raise TypeError(f"classifier must be callable as classifier(x) -> logits, got {type(classifier).__name__}")
     _checks.tensor("x", x, ndim=2, floating=True)
     _checks.tensor("labels", labels, ndim=1)
     if labels.shape[0] != x.shape[0]:
@@ -111,9 +113,11 @@ def within_class_distance(x: Tensor, labels: Tensor, num_classes: int) -> Tensor
     if labels.shape[0] != x.shape[0]:
         raise ValueError(f"labels has {labels.shape[0]} entries, but x has {x.shape[0]} samples")
     num_classes = _checks.integer("num_classes", num_classes, low=1)
+    # on the CPU, so that x and labels may come from different devices
+    x, labels = x.detach().cpu().double(), labels.cpu()
     out = torch.full((num_classes,), float("nan"), dtype=torch.float64)
     for k in range(num_classes):
-        xk = x[labels == k].detach().cpu().double()
+        xk = x[labels == k]
         if len(xk) >= 2:
             d = torch.cdist(xk, xk)
             out[k] = d.sum() / (len(xk) * (len(xk) - 1))

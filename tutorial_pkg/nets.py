@@ -30,18 +30,26 @@ NULL_MODES = ("zero", "learned")
 COND_KINDS = ("energy", "label")
 
 
+def _even_dim(name: str, value) -> int:
+    """An embedding width: sin and cos halves need an even number >= 2."""
+    value = _checks.integer(name, value, low=2)
+    if value % 2:
+        raise ValueError(f"{name} must be even, got {value}")
+    return value
+
+
 class SinusoidalEmbedding(nn.Module):
     """The transformer's sinusoidal embedding of the timestep t (Ho et al. 2020), ``(B,) -> (B, dim)``."""
 
     def __init__(self, dim: int, max_period: float = 10_000.0):
         super().__init__()
-        dim = _checks.integer("dim", dim, low=2)
-        if dim % 2:
-            raise ValueError(f"dim must be even, got {dim}")
+        dim = _even_dim("dim", dim)
+        max_period = _checks.real("max_period", max_period, low=0.0, low_open=True)
         freqs = torch.exp(-math.log(max_period) * torch.arange(dim // 2, dtype=torch.float32) / (dim // 2))
         self.register_buffer("freqs", freqs, persistent=False)
 
     def forward(self, t: Tensor) -> Tensor:
+        _checks.tensor("t", t, ndim=1)
         angles = t.to(self.freqs.dtype)[:, None] * self.freqs
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
@@ -55,14 +63,13 @@ class FourierFeatures(nn.Module):
 
     def __init__(self, dim: int, scale: float = 1.0, seed: int = 0):
         super().__init__()
-        dim = _checks.integer("dim", dim, low=2)
-        if dim % 2:
-            raise ValueError(f"dim must be even, got {dim}")
+        dim = _even_dim("dim", dim)
         scale = _checks.real("scale", scale, low=0.0, low_open=True)
         g = torch.Generator().manual_seed(seed)
         self.register_buffer("freqs", torch.randn(dim // 2, generator=g) * scale)
 
     def forward(self, x: Tensor) -> Tensor:
+        _checks.tensor("x", x, ndim=1)
         angles = 2 * math.pi * x[:, None] * self.freqs
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
@@ -85,6 +92,7 @@ class ConditionEmbedding(nn.Module):
         self.null = _checks.choice("null", null, NULL_MODES)
         self.energy_shift = _checks.real("energy_shift", energy_shift)
         self.energy_scale = _checks.real("energy_scale", energy_scale, low=0.0, low_open=True)
+        dim = _checks.integer("dim", dim, low=1)
         if kind == "label":
             self.num_classes = _checks.integer("num_classes", num_classes, low=1)
             # row num_classes is the learned null (unused in zero mode)
@@ -213,8 +221,10 @@ class MLPEpsModel(nn.Module):
         if cond is not None:
             _checks.choice("cond", cond, COND_KINDS)
         _checks.choice("null", null, NULL_MODES)
+        if cond == "energy":
+            _even_dim("cond_dim", cond_dim)
         self.cond_kind = cond
-        self.time_embedding = SinusoidalEmbedding(time_dim)
+        self.time_embedding = SinusoidalEmbedding(_even_dim("time_dim", time_dim))
         self.cond_embedding = (ConditionEmbedding(cond, cond_dim, num_classes=num_classes, null=null,
                                                   energy_shift=energy_shift, energy_scale=energy_scale)
                                if cond is not None else None)
@@ -253,7 +263,7 @@ class NoiseAwareClassifier(nn.Module):
         super().__init__()
         self.data_dim = _checks.integer("data_dim", data_dim, low=1)
         self.num_classes = _checks.integer("num_classes", num_classes, low=2)
-        self.time_embedding = SinusoidalEmbedding(time_dim)
+        self.time_embedding = SinusoidalEmbedding(_even_dim("time_dim", time_dim))
         self.embed = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.trunk = _Trunk(self.data_dim, self.num_classes, hidden, depth, hidden)
 
@@ -288,7 +298,7 @@ class NoiseAwareRegressor(nn.Module):
         self.data_dim = _checks.integer("data_dim", data_dim, low=1)
         self.energy_shift = _checks.real("energy_shift", energy_shift)
         self.energy_scale = _checks.real("energy_scale", energy_scale, low=0.0, low_open=True)
-        self.time_embedding = SinusoidalEmbedding(time_dim)
+        self.time_embedding = SinusoidalEmbedding(_even_dim("time_dim", time_dim))
         self.embed = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
         self.trunk = _Trunk(self.data_dim, 1, hidden, depth, hidden)
         self.log_sigma = nn.Sequential(nn.Linear(time_dim, 32), nn.SiLU(), nn.Linear(32, 1))

@@ -35,6 +35,12 @@ def _coefs(schedule: NoiseSchedule, t: int, t_prev: int) -> tuple[float, float]:
     return ab, ab_prev
 
 
+def _check_schedule(schedule) -> NoiseSchedule:
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    return schedule
+
+
 def _check_step_inputs(eps: Tensor, x_t: Tensor) -> None:
     _checks.tensor("x_t", x_t, floating=True)
     _checks.tensor("eps", eps, floating=True)
@@ -53,7 +59,7 @@ def ddpm_step(eps: Tensor, x_t: Tensor, t: int, schedule: NoiseSchedule, *, nois
     Shapes: ``eps``, ``x_t`` and ``noise`` are ``(B, ...)``; ``noise`` may be ``None`` only at t = 0.
     """
     _check_step_inputs(eps, x_t)
-    t = schedule.check_t(t)
+    t = _check_schedule(schedule).check_t(_checks.integer("t", t))
     _checks.choice("variance", variance, VARIANCES)
     if t > 0:
         if noise is None:
@@ -71,6 +77,13 @@ def ddpm_coefficients(schedule: NoiseSchedule, t: int, variance: str = "small") 
     (``"small"``) or beta_t (``"large"``), with std = 0 at t = 0. Chapter 8 uses the same map to push a
     Gaussian through a sampler exactly.
     """
+    t = _check_schedule(schedule).check_t(_checks.integer("t", t))
+    _checks.choice("variance", variance, VARIANCES)
+    return _ddpm_coefficients(schedule, t, variance)
+
+
+def _ddpm_coefficients(schedule: NoiseSchedule, t: int, variance: str) -> tuple[float, float, float]:
+    """The arithmetic of :func:`ddpm_coefficients`, without the argument checks."""
     ab, ab_prev = _coefs(schedule, t, t - 1)
     beta = schedule.betas[t].item()
     c_x0 = ab_prev ** 0.5 * beta / (1.0 - ab)             # posterior-mean weight on x0_hat
@@ -86,7 +99,7 @@ def ddpm_coefficients(schedule: NoiseSchedule, t: int, variance: str = "small") 
 def _ddpm_update(eps: Tensor, x_t: Tensor, t: int, schedule: NoiseSchedule, noise: Optional[Tensor],
                  variance: str) -> Tensor:
     """The arithmetic of :func:`ddpm_step`, without the argument checks (the loop checks once)."""
-    c_x, c_eps, std = ddpm_coefficients(schedule, t, variance)
+    c_x, c_eps, std = _ddpm_coefficients(schedule, t, variance)
     x_prev = c_x * x_t + c_eps * eps
     return x_prev + std * noise if std > 0 else x_prev
 
@@ -100,7 +113,7 @@ def ddim_step(eps: Tensor, x_t: Tensor, t: int, t_prev: int, schedule: NoiseSche
     ``DDIMScheduler.step`` (``clip_sample=False``, ``set_alpha_to_one=True``).
     """
     _check_step_inputs(eps, x_t)
-    t = schedule.check_t(t)
+    t = _check_schedule(schedule).check_t(_checks.integer("t", t))
     t_prev = _checks.integer("t_prev", t_prev, low=-1, high=t - 1)
     eta = _checks.real("eta", eta, low=0.0)
     if eta > 0 and t_prev >= 0:
@@ -117,6 +130,13 @@ def ddim_coefficients(schedule: NoiseSchedule, t: int, t_prev: int, eta: float =
     c_x = sqrt(ab_prev / ab_t), c_eps = sqrt(1 - ab_prev - sigma^2) - sqrt(ab_prev (1 - ab_t) / ab_t),
     sigma = eta sqrt((1 - ab_prev) / (1 - ab_t) (1 - ab_t / ab_prev)); ``t_prev = -1`` has ab_prev = 1.
     """
+    t = _check_schedule(schedule).check_t(_checks.integer("t", t))
+    t_prev = _checks.integer("t_prev", t_prev, low=-1, high=t - 1)
+    return _ddim_coefficients(schedule, t, t_prev, _checks.real("eta", eta, low=0.0))
+
+
+def _ddim_coefficients(schedule: NoiseSchedule, t: int, t_prev: int, eta: float) -> tuple[float, float, float]:
+    """The arithmetic of :func:`ddim_coefficients`, without the argument checks."""
     ab, ab_prev = _coefs(schedule, t, t_prev)
     sigma = eta * ((1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev)) ** 0.5
     c_x = (ab_prev / ab) ** 0.5
@@ -127,7 +147,7 @@ def ddim_coefficients(schedule: NoiseSchedule, t: int, t_prev: int, eta: float =
 def _ddim_update(eps: Tensor, x_t: Tensor, t: int, t_prev: int, schedule: NoiseSchedule, eta: float,
                  noise: Optional[Tensor]) -> Tensor:
     """The arithmetic of :func:`ddim_step`, without the argument checks (the loop checks once)."""
-    c_x, c_eps, sigma = ddim_coefficients(schedule, t, t_prev, eta)
+    c_x, c_eps, sigma = _ddim_coefficients(schedule, t, t_prev, eta)
     x_prev = c_x * x_t + c_eps * eps
     return x_prev + sigma * noise if sigma > 0 else x_prev
 
@@ -152,12 +172,15 @@ class Trajectory:
     """
 
     def __init__(self, *, keep_x0: bool = False):
+        if not isinstance(keep_x0, bool):
+            raise TypeError(f"keep_x0 must be True or False, got {type(keep_x0).__name__} {keep_x0!r}")
         self.timesteps: list[int] = []
         self.states: list[Tensor] = []
         self.x0_predictions: list[Tensor] = []
         self.keep_x0 = keep_x0
 
     def __call__(self, t: int, x: Tensor, x0: Tensor) -> None:
+        _checks.tensor("x", x, finite=False)
         self.timesteps.append(t)
         self.states.append(x.detach().cpu())
         if self.keep_x0:
@@ -173,15 +196,18 @@ def _initial_state(shape, x_T, generator, device, dtype) -> Tensor:
         _checks.tensor("x_T", x_T, floating=True)
         if tuple(x_T.shape) != tuple(shape):
             raise ValueError(f"x_T has shape {tuple(x_T.shape)}, but shape is {tuple(shape)}")
+        if x_T.device.type != device.type or device.index not in (None, x_T.device.index):
+            raise ValueError(f"x_T is on device {x_T.device}, but device is {device}")
         return x_T
     return torch.randn(shape, generator=generator, device=device, dtype=dtype)
 
 
-def _check_sample_args(eps_model, shape, cond, generator, device):
+def _check_sample_args(eps_model, shape, schedule, cond, generator, device):
     if not callable(eps_model):
         raise TypeError(f"eps_model must be callable as eps_model(x_t, t, cond), got {type(eps_model).__name__}")
     if not isinstance(shape, Sequence) or len(shape) < 1 or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(f"shape must be a sequence of positive ints such as (B, D), got {shape!r}")
+    _check_schedule(schedule)
     _checks.batch("cond", cond, shape[0])
     if generator is not None and torch.device(device).type != generator.device.type:
         raise ValueError(f"generator is on device {generator.device}, but the samples go to {device}")
@@ -226,7 +252,7 @@ def ddpm_sample(eps_model: EpsModel, shape: Sequence[int], schedule: NoiseSchedu
         becomes non-finite. Chapter 1, eq. (ddpm-step).
     """
     device = torch.device(device) if device is not None else (x_T.device if x_T is not None else torch.device("cpu"))
-    _check_sample_args(eps_model, shape, cond, generator, device)
+    _check_sample_args(eps_model, shape, schedule, cond, generator, device)
     _checks.choice("variance", variance, VARIANCES)
     x = _initial_state(shape, x_T, generator, device, dtype)
     for t in tqdm(range(schedule.T - 1, -1, -1), desc="DDPM", disable=not progress, leave=False):
@@ -253,7 +279,7 @@ def ddim_sample(eps_model: EpsModel, shape: Sequence[int], schedule: NoiseSchedu
     Chapter 1, eq. (ddim-step).
     """
     device = torch.device(device) if device is not None else (x_T.device if x_T is not None else torch.device("cpu"))
-    _check_sample_args(eps_model, shape, cond, generator, device)
+    _check_sample_args(eps_model, shape, schedule, cond, generator, device)
     if timesteps is None:
         timesteps = ddim_timesteps(schedule.T, num_steps)
     timesteps = [schedule.check_t(int(t), "timesteps") for t in timesteps]

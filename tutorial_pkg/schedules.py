@@ -39,7 +39,11 @@ class NoiseSchedule:
             raise ValueError("betas must hold at least one step, got an empty tensor")
         if bool(((betas <= 0) | (betas >= 1)).any()):
             raise ValueError("betas must lie in the open interval (0, 1)")
-        object.__setattr__(self, "betas", betas.to(torch.float64))
+        betas = betas.to(torch.float64)
+        object.__setattr__(self, "betas", betas)
+        # derived once: the samplers read alpha_bar at every step
+        object.__setattr__(self, "_alphas", 1.0 - betas)
+        object.__setattr__(self, "_alpha_bars", torch.cumprod(1.0 - betas, dim=0))
 
     # -- the stored sequences ------------------------------------------------------------------
     @property
@@ -49,11 +53,11 @@ class NoiseSchedule:
 
     @property
     def alphas(self) -> Tensor:
-        return 1.0 - self.betas
+        return self._alphas
 
     @property
     def alpha_bars(self) -> Tensor:
-        return torch.cumprod(self.alphas, dim=0)
+        return self._alpha_bars
 
     @property
     def alpha_bars_prev(self) -> Tensor:
@@ -67,6 +71,10 @@ class NoiseSchedule:
 
     def to(self, device) -> "NoiseSchedule":
         """A copy whose tensors live on ``device``."""
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r}") from err
         return NoiseSchedule(self.betas.to(device))
 
     def __repr__(self) -> str:

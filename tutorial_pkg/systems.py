@@ -32,6 +32,14 @@ _x0 = (1.0, 0.0, -0.5, -1.0)
 _y0 = (0.0, 0.5, 1.5, 1.0)
 
 
+def _points(name: str, x) -> Tensor:
+    """Check a batch of points of the plane, ``(B, 2)``."""
+    _checks.tensor(name, x, ndim=2, floating=True)
+    if x.shape[1] != 2:
+        raise ValueError(f"{name} must have shape (B, 2), got {tuple(x.shape)}")
+    return x
+
+
 class MullerBrown:
     """The Müller-Brown potential on the box ``[-1.5, 1.2] x [-0.5, 2.0]``.
 
@@ -48,9 +56,7 @@ class MullerBrown:
 
     def energy(self, x: Tensor) -> Tensor:
         """V(x), ``(B, 2) -> (B,)``, in the dtype and on the device of ``x``."""
-        _checks.tensor("x", x, ndim=2, floating=True)
-        if x.shape[1] != 2:
-            raise ValueError(f"x must have shape (B, 2), got {tuple(x.shape)}")
+        _points("x", x)
         p = [torch.tensor(v, dtype=x.dtype, device=x.device) for v in (_A, _a, _b, _c, _x0, _y0)]
         A, a, b, c, x0, y0 = p
         dx, dy = x[:, :1] - x0, x[:, 1:] - y0
@@ -58,6 +64,7 @@ class MullerBrown:
 
     def gradient(self, x: Tensor) -> Tensor:
         """grad V(x), ``(B, 2) -> (B, 2)``, by automatic differentiation of :meth:`energy`."""
+        _points("x", x)
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
             (g,) = torch.autograd.grad(self.energy(xg).sum(), xg)
@@ -127,10 +134,12 @@ class BoltzmannData:
 
     def standardize(self, x: Tensor) -> Tensor:
         """Configurations to the zero-mean, unit-variance coordinates that the networks see."""
+        _points("x", x)
         return (x - self.mean.to(x)) / self.std.to(x)
 
     def unstandardize(self, z: Tensor) -> Tensor:
         """Network coordinates back to configurations of the potential."""
+        _points("z", z)
         return z * self.std.to(z) + self.mean.to(z)
 
     def _grid_weights(self):
@@ -141,6 +150,7 @@ class BoltzmannData:
 
     def log_density(self, x: Tensor) -> Tensor:
         """Unnormalised log of the training density (the temperature mixture) at ``x``, ``(B,)``."""
+        _points("x", x)
         energies = self.system.energy(x.to(torch.float64))
         lo = self.system.energy(self.system.minima).min()
         terms = torch.stack([-(energies - lo) / kT for kT in self.temperatures])
@@ -185,6 +195,8 @@ def boltzmann_dataset(n_train: int = 20_000, n_test: int = 5_000, *,
     """
     n_train = _checks.integer("n_train", n_train, low=1)
     n_test = _checks.integer("n_test", n_test, low=1)
+    if isinstance(temperatures, (str, bytes)) or not hasattr(temperatures, "__len__"):
+        raise TypeError(f"temperatures must be a sequence of kT values, got {type(temperatures).__name__}")
     if len(temperatures) < 1:
         raise ValueError("temperatures must hold at least one temperature")
     temps = tuple(_checks.real("temperatures", kT, low=0.0, low_open=True) for kT in temperatures)

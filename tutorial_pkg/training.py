@@ -44,6 +44,9 @@ class TrainResult:
 
 def drop_condition(cond: Tensor, p_uncond: float, null, generator: Optional[torch.Generator] = None) -> Tensor:
     """Replace each row of ``cond`` by ``null`` with probability ``p_uncond``; eq. (cfg-dropout)."""
+    _checks.tensor("cond", cond, finite=False)   # NaN is the null energy of learned-null networks
+    if cond.ndim == 0:
+        raise ValueError("cond must hold one condition per row, shape (B, ...), got a 0-d tensor")
     p_uncond = _checks.real("p_uncond", p_uncond, low=0.0, high=1.0)
     drop = torch.rand(cond.shape[0], generator=generator).to(cond.device) < p_uncond
     return torch.where(drop, torch.full_like(cond, null), cond)
@@ -61,11 +64,13 @@ def _check_data(x0, cond, name_cond: str):
         _checks.tensor(name_cond, cond)
 
 
-def _param_device(model: nn.Module) -> torch.device:
+def _param_device(model: nn.Module, name: str) -> torch.device:
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{name} must be a torch.nn.Module, got {type(model).__name__}")
     try:
         return next(model.parameters()).device
     except StopIteration:
-        raise ValueError("model has no parameters to train") from None
+        raise ValueError(f"{name} has no parameters to train") from None
 
 
 def _loop(model, loss_fn, *, steps, lr, weight_decay, ema_decay, progress, desc, lr_decay):
@@ -132,7 +137,7 @@ def train_eps_model(model: nn.Module, x0: Tensor, schedule: NoiseSchedule, *, co
     null = getattr(model, "null_value", None)
     if p_uncond > 0 and null is None:
         raise ValueError("p_uncond > 0 needs a model with a null_value (a conditional MLPEpsModel)")
-    device = _param_device(model)
+    device = _param_device(model, "model")
     g = torch.Generator().manual_seed(seed)
     x0 = x0.to(device=device, dtype=torch.float32)
     cond = cond.to(device) if cond is not None else None
@@ -170,7 +175,7 @@ def train_predictor(predictor: nn.Module, x0: Tensor, targets: Tensor, schedule:
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     batch_size = _checks.integer("batch_size", batch_size, low=1)
-    device = _param_device(predictor)
+    device = _param_device(predictor, "predictor")
     g = torch.Generator().manual_seed(seed)
     x0 = x0.to(device=device, dtype=torch.float32)
     targets = targets.to(device)

@@ -1,0 +1,396 @@
+"""Bad input is refused at the public boundary, with an error that names the argument to fix.
+
+One table covers every public name of the modules below: each function and class, and each public method
+(with arguments) of each class. A row calls it with one bad argument (a wrong shape or rank, a second device,
+a wrong dtype, NaN or infinity, a timestep out of range, a negative or NaN scale, an unknown name) and
+expects a ValueError or TypeError whose message names that argument. A tensor on the "meta" device plays
+the second device on a CPU-only machine. For the assignment checks of ``grading`` the bad input is the
+student's function: a check must report "fail", never raise. ``test_the_table_covers_every_public_name``
+fails when a public name has no row, so the table grows with the package.
+"""
+
+import functools
+import inspect
+import re
+
+import pytest
+import torch
+
+from tutorial_pkg import grading, guidance, metrics, nets, sampling, schedules, systems, training
+from tutorial_pkg.analytic import GaussianMixture
+
+MODULES = (schedules, sampling, guidance, nets, training, systems, metrics, grading)
+# classes that the package builds and returns, never from a user's arguments: their constructors need no row
+# (their methods with arguments do)
+BUILT_BY_THE_PACKAGE = {"training.TrainResult", "metrics.EnergyError", "grading.CheckResult", "systems.BoltzmannData"}
+
+NAN, INF = float("nan"), float("inf")
+FAILS = object()  # expected outcome of a grading row: a "fail" report, no exception
+S = schedules.linear_schedule(10)
+
+
+def z(*shape, **kwargs):
+    return torch.zeros(*shape, **kwargs)
+
+
+def meta(*shape, **kwargs):
+    """A tensor on a second device: the meta device has shapes and dtypes but no data."""
+    return torch.zeros(*shape, device="meta", **kwargs)
+
+
+def full(shape, value):
+    return torch.full(shape, value)
+
+
+def t4(value=0):
+    return torch.full((4,), value, dtype=torch.long)
+
+
+def labels(n=4, value=0):
+    return torch.full((n,), value, dtype=torch.long)
+
+
+@functools.lru_cache(maxsize=None)
+def exact():
+    mixture = GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.0]], [[[0.2, 0.0], [0.0, 0.2]]] * 2)
+    return mixture.eps_model(S), mixture.classifier(S)
+
+
+@functools.lru_cache(maxsize=None)
+def data():
+    return systems.boltzmann_dataset(200, 20, resolution=20, generator=torch.Generator().manual_seed(0))
+
+
+def mlp(**kwargs):
+    return nets.MLPEpsModel(2, **kwargs)
+
+
+def train(**kwargs):
+    args = dict(model=mlp(cond="label", num_classes=2), x0=z(10, 2), schedule=S, cond=labels(10), steps=1,
+                progress=False)
+    args.update(kwargs)
+    return training.train_eps_model(args.pop("model"), args.pop("x0"), args.pop("schedule"), **args)
+
+
+def not_a_function(*args):
+    return "not a function"
+
+
+# (public name, the argument the error must name, or FAILS for a grading check, the call)
+ROWS = [
+    # -- schedules ------------------------------------------------------------------------------------
+    ("schedules.NoiseSchedule", "betas", lambda: schedules.NoiseSchedule(torch.tensor([0.1, 1.5]))),
+    ("schedules.NoiseSchedule", "betas", lambda: schedules.NoiseSchedule(torch.tensor([[0.1, 0.2]]))),
+    ("schedules.NoiseSchedule", "betas", lambda: schedules.NoiseSchedule(torch.tensor([0.1, NAN]))),
+    ("schedules.NoiseSchedule.q_sample", "eps", lambda: S.q_sample(z(4, 2), 1, meta(4, 2))),
+    ("schedules.NoiseSchedule.q_sample", "eps", lambda: S.q_sample(z(4, 2), 1, z(4, 2, dtype=torch.float64))),
+    ("schedules.NoiseSchedule.q_sample", "eps", lambda: S.q_sample(z(4, 2), 1, z(4, 3))),
+    ("schedules.NoiseSchedule.q_sample", "t", lambda: S.q_sample(z(4, 2), 10, z(4, 2))),
+    ("schedules.NoiseSchedule.q_sample", "t", lambda: S.q_sample(z(4, 2), -1, z(4, 2))),
+    ("schedules.NoiseSchedule.q_sample", "x0", lambda: S.q_sample(full((4, 2), NAN), 1, z(4, 2))),
+    ("schedules.NoiseSchedule.predict_x0", "eps", lambda: S.predict_x0(z(4, 2), 1, meta(4, 2))),
+    ("schedules.NoiseSchedule.predict_x0", "x_t", lambda: S.predict_x0(full((4, 2), INF), 1, z(4, 2))),
+    ("schedules.NoiseSchedule.predict_eps", "x0", lambda: S.predict_eps(z(4, 2), 1, meta(4, 2))),
+    ("schedules.NoiseSchedule.predict_eps", "t", lambda: S.predict_eps(z(4, 2), torch.tensor([1, 2, 3]), z(4, 2))),
+    ("schedules.NoiseSchedule.posterior_mean_variance", "x0", lambda: S.posterior_mean_variance(meta(4, 2), z(4, 2), 1)),
+    ("schedules.NoiseSchedule.posterior_mean_variance", "x0", lambda: S.posterior_mean_variance(z(4, 3), z(4, 2), 1)),
+    ("schedules.NoiseSchedule.posterior_mean_variance", "t", lambda: S.posterior_mean_variance(z(4, 2), z(4, 2), 10)),
+    ("schedules.NoiseSchedule.eps_to_score", "eps", lambda: S.eps_to_score(full((4, 2), INF), 1)),
+    ("schedules.NoiseSchedule.eps_to_score", "t", lambda: S.eps_to_score(z(4, 2), torch.tensor([1.0, 2.0, 3.0, 4.0]))),
+    ("schedules.NoiseSchedule.score_to_eps", "score", lambda: S.score_to_eps(full((4, 2), NAN), 1)),
+    ("schedules.NoiseSchedule.score_to_eps", "t", lambda: S.score_to_eps(z(4, 2), torch.tensor([[1, 2]]))),
+    ("schedules.NoiseSchedule.gather", "t", lambda: S.gather(S.alpha_bars, torch.tensor([1, 2, 3]), z(4, 2))),
+    ("schedules.NoiseSchedule.check_t", "t", lambda: S.check_t(2.5)),
+    ("schedules.NoiseSchedule.check_t", "t", lambda: S.check_t(torch.tensor([3, 12]))),
+    ("schedules.NoiseSchedule.to", "device", lambda: S.to("no-such-device")),
+    ("schedules.linear_schedule", "T", lambda: schedules.linear_schedule(0)),
+    ("schedules.linear_schedule", "beta_end", lambda: schedules.linear_schedule(10, beta_end=NAN)),
+    ("schedules.linear_schedule", "beta_start", lambda: schedules.linear_schedule(10, beta_start=-0.1)),
+    ("schedules.cosine_schedule", "s", lambda: schedules.cosine_schedule(10, s=NAN)),
+    ("schedules.cosine_schedule", "s", lambda: schedules.cosine_schedule(10, s=-0.1)),
+    ("schedules.cosine_schedule", "max_beta", lambda: schedules.cosine_schedule(10, max_beta=1.0)),
+    ("schedules.make_schedule", "name", lambda: schedules.make_schedule("quadratic", 10)),
+    ("schedules.make_schedule", "s", lambda: schedules.make_schedule("linear", 10, s=0.008)),
+    ("schedules.SCHEDULES", "name", lambda: schedules.make_schedule("sigmoid", 10)),
+    # -- sampling -------------------------------------------------------------------------------------
+    ("sampling.ddpm_step", "eps", lambda: sampling.ddpm_step(meta(4, 2), z(4, 2), 5, S, noise=z(4, 2))),
+    ("sampling.ddpm_step", "noise", lambda: sampling.ddpm_step(z(4, 2), z(4, 2), 5, S, noise=meta(4, 2))),
+    ("sampling.ddpm_step", "noise", lambda: sampling.ddpm_step(z(4, 2), z(4, 2), 5, S, noise=full((4, 2), NAN))),
+    ("sampling.ddpm_step", "t", lambda: sampling.ddpm_step(z(4, 2), z(4, 2), 10, S, noise=z(4, 2))),
+    ("sampling.ddpm_step", "t", lambda: sampling.ddpm_step(z(4, 2), z(4, 2), t4(5), S, noise=z(4, 2))),
+    ("sampling.ddpm_step", "variance", lambda: sampling.ddpm_step(z(4, 2), z(4, 2), 5, S, noise=z(4, 2),
+                                                                  variance="medium")),
+    ("sampling.ddpm_step", "schedule", lambda: sampling.ddpm_step(z(4, 2), z(4, 2), 5, "linear", noise=z(4, 2))),
+    ("sampling.ddim_step", "eta", lambda: sampling.ddim_step(z(4, 2), z(4, 2), 5, 3, S, eta=NAN)),
+    ("sampling.ddim_step", "eta", lambda: sampling.ddim_step(z(4, 2), z(4, 2), 5, 3, S, eta=-0.5)),
+    ("sampling.ddim_step", "t_prev", lambda: sampling.ddim_step(z(4, 2), z(4, 2), 5, 7, S)),
+    ("sampling.ddim_step", "x_t", lambda: sampling.ddim_step(z(4, 2), meta(4, 2), 5, 3, S)),
+    ("sampling.ddim_step", "eps", lambda: sampling.ddim_step(z(4, 3), z(4, 2), 5, 3, S)),
+    ("sampling.ddpm_coefficients", "t", lambda: sampling.ddpm_coefficients(S, -1)),
+    ("sampling.ddpm_coefficients", "t", lambda: sampling.ddpm_coefficients(S, 10)),
+    ("sampling.ddpm_coefficients", "variance", lambda: sampling.ddpm_coefficients(S, 3, "medium")),
+    ("sampling.ddim_coefficients", "eta", lambda: sampling.ddim_coefficients(S, 3, 1, NAN)),
+    ("sampling.ddim_coefficients", "t_prev", lambda: sampling.ddim_coefficients(S, 3, 5)),
+    ("sampling.ddim_coefficients", "schedule", lambda: sampling.ddim_coefficients(None, 3, 1)),
+    ("sampling.ddim_timesteps", "num_steps", lambda: sampling.ddim_timesteps(10, 0)),
+    ("sampling.ddim_timesteps", "num_steps", lambda: sampling.ddim_timesteps(10, 11)),
+    ("sampling.ddpm_sample", "shape", lambda: sampling.ddpm_sample(exact()[0], (0, 2), S)),
+    ("sampling.ddpm_sample", "eps_model", lambda: sampling.ddpm_sample("model", (4, 2), S)),
+    ("sampling.ddpm_sample", "schedule", lambda: sampling.ddpm_sample(exact()[0], (4, 2), "linear")),
+    ("sampling.ddpm_sample", "cond", lambda: sampling.ddpm_sample(exact()[0], (4, 2), S, cond=labels(5))),
+    ("sampling.ddpm_sample", "x_T", lambda: sampling.ddpm_sample(exact()[0], (4, 2), S, x_T=meta(4, 2), device="cpu")),
+    ("sampling.ddpm_sample", "x_T", lambda: sampling.ddpm_sample(exact()[0], (4, 2), S, x_T=full((4, 2), NAN))),
+    ("sampling.ddim_sample", "eta", lambda: sampling.ddim_sample(exact()[0], (4, 2), S, num_steps=5, eta=NAN)),
+    ("sampling.ddim_sample", "timesteps", lambda: sampling.ddim_sample(exact()[0], (4, 2), S, timesteps=[3, 5])),
+    ("sampling.ddim_sample", "timesteps", lambda: sampling.ddim_sample(exact()[0], (4, 2), S, timesteps=[30, 5])),
+    ("sampling.ddim_sample", "num_steps", lambda: sampling.ddim_sample(exact()[0], (4, 2), S, num_steps=99)),
+    ("sampling.ddim_sample", "x_T", lambda: sampling.ddim_sample(exact()[0], (4, 2), S, num_steps=5, x_T=meta(4, 2), device="cpu")),
+    ("sampling.Trajectory", "keep_x0", lambda: sampling.Trajectory(keep_x0="yes")),
+    ("sampling.Trajectory.__call__", "x", lambda: sampling.Trajectory()(3, None, None)),
+    ("sampling.VARIANCES", "variance", lambda: sampling.ddpm_sample(exact()[0], (4, 2), S, variance="medium")),
+    # -- guidance -------------------------------------------------------------------------------------
+    ("guidance.cfg", "eps_uncond", lambda: guidance.cfg(z(4, 2), meta(4, 2), 2.0)),
+    ("guidance.cfg", "eps_uncond", lambda: guidance.cfg(z(4, 2), z(4, 1), 2.0)),
+    ("guidance.cfg", "eps_cond", lambda: guidance.cfg(labels(4), labels(4), 2.0)),
+    ("guidance.cfg", "eps_cond", lambda: guidance.cfg(full((4, 2), NAN), z(4, 2), 2.0)),
+    ("guidance.cfg", "gamma", lambda: guidance.cfg(z(4, 2), z(4, 2), NAN)),
+    ("guidance.cfg", "gamma", lambda: guidance.cfg(z(4, 2), z(4, 2), -1.0)),
+    ("guidance.cfg", "gamma", lambda: guidance.cfg(z(4, 2), z(4, 2), torch.ones(2))),      # one per coordinate
+    ("guidance.cfg", "gamma", lambda: guidance.cfg(z(4, 2), z(4, 2), torch.tensor([1.0, NAN, 1.0, 1.0]))),
+    ("guidance.classifier_guided_eps", "grad_log_p", lambda: guidance.classifier_guided_eps(z(4, 2), meta(4, 2), 0.5, 1.0)),
+    ("guidance.classifier_guided_eps", "scale", lambda: guidance.classifier_guided_eps(z(4, 2), z(4, 2), 0.5, INF)),
+    ("guidance.classifier_guided_eps", "scale", lambda: guidance.classifier_guided_eps(z(4, 2), z(4, 2), 0.5, -1.0)),
+    ("guidance.classifier_guided_eps", "alpha_bar_t", lambda: guidance.classifier_guided_eps(z(4, 2), z(4, 2), 1.5, 1.0)),
+    ("guidance.classifier_guided_eps", "alpha_bar_t", lambda: guidance.classifier_guided_eps(z(4, 2), z(4, 2), NAN, 1.0)),
+    ("guidance.classifier_guided_eps", "alpha_bar_t",
+     lambda: guidance.classifier_guided_eps(z(4, 2), z(4, 2), full((3,), 0.5), 1.0)),
+    ("guidance.shifted_mean", "variance", lambda: guidance.shifted_mean(z(4, 2), -1.0, z(4, 2), 1.0)),
+    ("guidance.shifted_mean", "variance", lambda: guidance.shifted_mean(z(4, 2), NAN, z(4, 2), 1.0)),
+    ("guidance.shifted_mean", "variance", lambda: guidance.shifted_mean(z(4, 2), torch.ones(3), z(4, 2), 1.0)),
+    ("guidance.shifted_mean", "grad_log_p", lambda: guidance.shifted_mean(z(4, 2), 1.0, meta(4, 2), 1.0)),
+    ("guidance.shifted_mean", "scale", lambda: guidance.shifted_mean(z(4, 2), 1.0, z(4, 2), NAN)),
+    ("guidance.grad_log_likelihood", "predictor", lambda: guidance.grad_log_likelihood(3, z(4, 2), t4(), None)),
+    ("guidance.grad_log_likelihood", "predictor",
+     lambda: guidance.grad_log_likelihood(lambda x, t, y: x, z(4, 2), t4(), None)),
+    ("guidance.grad_log_likelihood", "x_t", lambda: guidance.grad_log_likelihood(exact()[1], full((4, 2), NAN), t4(), labels())),
+    ("guidance.cfg_model", "eps_model", lambda: guidance.cfg_model("model", 2.0, null=-1)),
+    ("guidance.cfg_model", "gamma", lambda: guidance.cfg_model(exact()[0], NAN)),
+    ("guidance.cfg_model", "null", lambda: guidance.cfg_model(lambda x, t, c: x, 2.0)),
+    ("guidance.cfg_model", "rescale", lambda: guidance.cfg_model(exact()[0], 2.0, rescale=2.0)),
+    ("guidance.CFGModel", "gamma", lambda: guidance.CFGModel(exact()[0], -1.0)),
+    ("guidance.CFGModel.__call__", "cond", lambda: guidance.CFGModel(exact()[0], 2.0)(z(4, 2), t4(), None)),
+    ("guidance.CFGModel.__call__", "cond", lambda: guidance.CFGModel(exact()[0], 2.0)(z(4, 2), t4(), labels(3))),
+    ("guidance.CFGModel.__call__", "x_t", lambda: guidance.CFGModel(exact()[0], 2.0)(3.0, t4(), labels())),
+    ("guidance.CFGModel.__call__", "gamma",
+     lambda: guidance.CFGModel(exact()[0], lambda t: torch.ones(2))(z(4, 2), t4(), labels())),
+    ("guidance.classifier_guided_model", "form",
+     lambda: guidance.classifier_guided_model(exact()[0], exact()[1], S, 1.0, form="taylor")),
+    ("guidance.classifier_guided_model", "variance",
+     lambda: guidance.classifier_guided_model(exact()[0], exact()[1], S, 1.0, form="mean", variance="medium")),
+    ("guidance.classifier_guided_model", "scale", lambda: guidance.classifier_guided_model(exact()[0], exact()[1], S, NAN)),
+    ("guidance.classifier_guided_model", "schedule",
+     lambda: guidance.classifier_guided_model(exact()[0], exact()[1], "linear", 1.0)),
+    ("guidance.classifier_guided_model", "predictor", lambda: guidance.classifier_guided_model(exact()[0], object(), S, 1.0)),
+    ("guidance.ClassifierGuidedModel", "scale", lambda: guidance.ClassifierGuidedModel(exact()[0], exact()[1], S, -1.0)),
+    ("guidance.ClassifierGuidedModel.__call__", "cond",
+     lambda: guidance.ClassifierGuidedModel(exact()[0], exact()[1], S, 1.0)(z(4, 2), t4(), None)),
+    ("guidance.ClassifierGuidedModel.__call__", "t",
+     lambda: guidance.ClassifierGuidedModel(exact()[0], exact()[1], S, 1.0)(z(4, 2), t4(10), labels())),
+    ("guidance.convert_scale", "from_", lambda: guidance.convert_scale(1.0, from_="cfg", to="w")),
+    ("guidance.convert_scale", "to", lambda: guidance.convert_scale(1.0, from_="w", to="omega")),
+    ("guidance.convert_scale", "value", lambda: guidance.convert_scale(NAN, from_="gamma", to="w")),
+    ("guidance.convert_scale", "value", lambda: guidance.convert_scale(-3.0, from_="w", to="gamma")),
+    ("guidance.SCALE_CONVENTIONS", "from_", lambda: guidance.convert_scale(1.0, from_="s", to="gamma")),
+    ("guidance.rescale_cfg", "phi", lambda: guidance.rescale_cfg(z(4, 2), z(4, 2), 1.5)),
+    ("guidance.rescale_cfg", "phi", lambda: guidance.rescale_cfg(z(4, 2), z(4, 2), NAN)),
+    ("guidance.rescale_cfg", "eps_cond", lambda: guidance.rescale_cfg(z(4, 2), meta(4, 2), 0.5)),
+    ("guidance.rescale_cfg", "eps_guided", lambda: guidance.rescale_cfg(full((4, 2), INF), z(4, 2), 0.5)),
+    ("guidance.rescale_cfg", "eps_guided", lambda: guidance.rescale_cfg(z(4, 1), z(4, 1), 0.5)),  # no std of one value
+    ("guidance.guidance_interval", "gamma", lambda: guidance.guidance_interval(-1.0, 0, 5)),
+    ("guidance.guidance_interval", "gamma", lambda: guidance.guidance_interval(NAN, 0, 5)),
+    ("guidance.guidance_interval", "t_high", lambda: guidance.guidance_interval(2.0, 10, 5)),
+    ("guidance.guidance_interval", "t_low", lambda: guidance.guidance_interval(2.0, -1, 5)),
+    ("guidance.AutoguidanceModel", "weak_model", lambda: guidance.AutoguidanceModel(exact()[0], None, 2.0)),
+    ("guidance.AutoguidanceModel", "gamma", lambda: guidance.AutoguidanceModel(exact()[0], exact()[0], -2.0)),
+    ("guidance.AutoguidanceModel.__call__", "gamma",
+     lambda: guidance.AutoguidanceModel(exact()[0], exact()[0], lambda t: -1.0)(z(4, 2), t4(), labels())),
+    ("guidance.autoguidance_model", "eps_model", lambda: guidance.autoguidance_model("model", exact()[0], 2.0)),
+    # -- nets -----------------------------------------------------------------------------------------
+    ("nets.SinusoidalEmbedding", "dim", lambda: nets.SinusoidalEmbedding(7)),
+    ("nets.SinusoidalEmbedding", "max_period", lambda: nets.SinusoidalEmbedding(8, max_period=NAN)),
+    ("nets.SinusoidalEmbedding.forward", "t", lambda: nets.SinusoidalEmbedding(8)(torch.zeros(4, 2, dtype=torch.long))),
+    ("nets.FourierFeatures", "scale", lambda: nets.FourierFeatures(8, scale=NAN)),
+    ("nets.FourierFeatures", "dim", lambda: nets.FourierFeatures(3)),
+    ("nets.FourierFeatures.forward", "x", lambda: nets.FourierFeatures(8)(z(4, 2))),
+    ("nets.ConditionEmbedding", "kind", lambda: nets.ConditionEmbedding("spin", 8)),
+    ("nets.ConditionEmbedding", "null", lambda: nets.ConditionEmbedding("energy", 8, null="none")),
+    ("nets.ConditionEmbedding", "num_classes", lambda: nets.ConditionEmbedding("label", 8)),
+    ("nets.ConditionEmbedding", "dim", lambda: nets.ConditionEmbedding("label", -1, num_classes=3)),
+    ("nets.ConditionEmbedding.forward", "cond",
+     lambda: nets.ConditionEmbedding("label", 8, num_classes=3)(meta(4, dtype=torch.long), 4, "cpu")),
+    ("nets.ConditionEmbedding.forward", "cond", lambda: nets.ConditionEmbedding("label", 8, num_classes=3)(z(4), 4, "cpu")),
+    ("nets.ConditionEmbedding.forward", "cond", lambda: nets.ConditionEmbedding("energy", 8)(full((4,), INF), 4, "cpu")),
+    ("nets.MLPEpsModel", "cond", lambda: mlp(cond="spin")),
+    ("nets.MLPEpsModel", "null", lambda: mlp(cond="energy", null="none")),
+    ("nets.MLPEpsModel", "num_classes", lambda: mlp(cond="label")),
+    ("nets.MLPEpsModel", "time_dim", lambda: mlp(time_dim=7)),
+    ("nets.MLPEpsModel", "cond_dim", lambda: mlp(cond="energy", cond_dim=7)),
+    ("nets.MLPEpsModel", "energy_scale", lambda: mlp(cond="energy", energy_scale=NAN)),
+    ("nets.MLPEpsModel.forward", "x_t", lambda: mlp()(meta(4, 2), t4())),
+    ("nets.MLPEpsModel.forward", "x_t", lambda: mlp()(z(4, 3), t4())),
+    ("nets.MLPEpsModel.forward", "x_t", lambda: mlp()(z(4, 2, 1), t4())),
+    ("nets.MLPEpsModel.forward", "x_t", lambda: mlp()(full((4, 2), INF), t4())),
+    ("nets.MLPEpsModel.forward", "x_t", lambda: mlp()(labels(4)[:, None].expand(4, 2), t4())),
+    ("nets.MLPEpsModel.forward", "t", lambda: mlp()(z(4, 2), labels(3))),
+    ("nets.MLPEpsModel.forward", "t", lambda: mlp()(z(4, 2), z(4))),
+    ("nets.MLPEpsModel.forward", "t", lambda: mlp()(z(4, 2), t4(-1))),
+    ("nets.MLPEpsModel.forward", "cond", lambda: mlp()(z(4, 2), t4(), torch.ones(4))),
+    ("nets.MLPEpsModel.forward", "cond", lambda: mlp(cond="energy")(z(4, 2), t4(), meta(4))),
+    ("nets.MLPEpsModel.forward", "cond", lambda: mlp(cond="energy", null="zero")(z(4, 2), t4(), full((4,), NAN))),
+    ("nets.MLPEpsModel.forward", "cond", lambda: mlp(cond="label", num_classes=3)(z(4, 2), t4(), labels(4, 3))),
+    ("nets.NoiseAwareClassifier", "num_classes", lambda: nets.NoiseAwareClassifier(2, 1)),
+    ("nets.NoiseAwareClassifier.forward", "x_t", lambda: nets.NoiseAwareClassifier(2, 3)(meta(4, 2), t4())),
+    ("nets.NoiseAwareClassifier.forward", "t", lambda: nets.NoiseAwareClassifier(2, 3)(z(4, 2), t4(-1))),
+    ("nets.NoiseAwareClassifier.log_prob", "y", lambda: nets.NoiseAwareClassifier(2, 3).log_prob(z(4, 2), t4(), labels(4, 5))),
+    ("nets.NoiseAwareClassifier.log_prob", "y", lambda: nets.NoiseAwareClassifier(2, 3).log_prob(z(4, 2), t4(), z(4))),
+    ("nets.NoiseAwareRegressor", "energy_scale", lambda: nets.NoiseAwareRegressor(2, energy_scale=0.0)),
+    ("nets.NoiseAwareRegressor", "energy_shift", lambda: nets.NoiseAwareRegressor(2, energy_shift=NAN)),
+    ("nets.NoiseAwareRegressor.forward", "x_t", lambda: nets.NoiseAwareRegressor(2)(z(4, 3), t4())),
+    ("nets.NoiseAwareRegressor.forward", "x_t", lambda: nets.NoiseAwareRegressor(2)(meta(4, 2), t4())),
+    ("nets.NoiseAwareRegressor.log_prob", "E", lambda: nets.NoiseAwareRegressor(2).log_prob(z(4, 2), t4(), full((4,), NAN))),
+    ("nets.NoiseAwareRegressor.log_prob", "E", lambda: nets.NoiseAwareRegressor(2).log_prob(z(4, 2), t4(), z(3))),
+    ("nets.NULL_MODES", "null", lambda: mlp(cond="label", num_classes=3, null="mask")),
+    ("nets.COND_KINDS", "cond", lambda: mlp(cond="text")),
+    # -- training -------------------------------------------------------------------------------------
+    ("training.drop_condition", "p_uncond", lambda: training.drop_condition(labels(), 1.5, -1)),
+    ("training.drop_condition", "p_uncond", lambda: training.drop_condition(labels(), NAN, -1)),
+    ("training.drop_condition", "p_uncond", lambda: training.drop_condition(labels(), -0.1, -1)),
+    ("training.drop_condition", "cond", lambda: training.drop_condition([1, 2], 0.5, -1)),
+    ("training.drop_condition", "cond", lambda: training.drop_condition(torch.tensor(1), 0.5, -1)),
+    ("training.train_eps_model", "p_uncond", lambda: train(p_uncond=1.5)),
+    ("training.train_eps_model", "p_uncond", lambda: train(p_uncond=NAN)),
+    ("training.train_eps_model", "p_uncond", lambda: train(p_uncond=0.1, cond=None)),
+    ("training.train_eps_model", "model", lambda: train(model="net")),
+    ("training.train_eps_model", "schedule", lambda: train(schedule="linear")),
+    ("training.train_eps_model", "x0", lambda: train(x0=full((10, 2), NAN))),
+    ("training.train_eps_model", "x0", lambda: train(x0=z(10))),
+    ("training.train_eps_model", "x0", lambda: train(x0=labels(10)[:, None].expand(10, 2))),
+    ("training.train_eps_model", "cond", lambda: train(cond=labels(3))),
+    ("training.train_eps_model", "cond", lambda: train(cond=z(10))),
+    ("training.train_eps_model", "steps", lambda: train(steps=0)),
+    ("training.train_eps_model", "lr", lambda: train(lr=NAN)),
+    ("training.train_eps_model", "batch_size", lambda: train(batch_size=0)),
+    ("training.train_eps_model", "ema_decay", lambda: train(ema_decay=1.0)),
+    ("training.train_eps_model", "lr_decay", lambda: train(lr_decay="linear")),
+    ("training.train_predictor", "targets",
+     lambda: training.train_predictor(nets.NoiseAwareRegressor(2), z(10, 2), full((10,), NAN), S, steps=1, progress=False)),
+    ("training.train_predictor", "targets",
+     lambda: training.train_predictor(nets.NoiseAwareRegressor(2), z(10, 2), z(3), S, steps=1, progress=False)),
+    ("training.train_predictor", "predictor",
+     lambda: training.train_predictor(mlp(), z(10, 2), z(10), S, steps=1, progress=False)),
+    ("training.train_predictor", "weight_decay",
+     lambda: training.train_predictor(nets.NoiseAwareRegressor(2), z(10, 2), z(10), S, weight_decay=-1.0, steps=1,
+                                      progress=False)),
+    # -- systems --------------------------------------------------------------------------------------
+    ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(z(3, 3))),
+    ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(full((3, 2), NAN))),
+    ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(labels(3)[:, None].expand(3, 2))),
+    ("systems.MullerBrown.gradient", "x", lambda: systems.MullerBrown().gradient([[0.0, 0.0]])),
+    ("systems.MullerBrown.gradient", "x", lambda: systems.MullerBrown().gradient(labels(3)[:, None].expand(3, 2))),
+    ("systems.MullerBrown.grid", "resolution", lambda: systems.MullerBrown().grid(1)),
+    ("systems.MullerBrown.grid", "resolution", lambda: systems.MullerBrown().grid(2.5)),
+    ("systems.MullerBrown.basin", "steps", lambda: systems.MullerBrown().basin(z(4, 2), steps=0)),
+    ("systems.MullerBrown.basin", "step_size", lambda: systems.MullerBrown().basin(z(4, 2), step_size=NAN)),
+    ("systems.MullerBrown.basin", "x", lambda: systems.MullerBrown().basin(z(4))),
+    ("systems.BoltzmannData.standardize", "x", lambda: data().standardize(z(4, 3))),
+    ("systems.BoltzmannData.standardize", "x", lambda: data().standardize([[0.0, 0.0]])),
+    ("systems.BoltzmannData.unstandardize", "z", lambda: data().unstandardize(full((4, 2), NAN))),
+    ("systems.BoltzmannData.log_density", "x", lambda: data().log_density(z(4))),
+    ("systems.BoltzmannData.conditional_reference", "E_star", lambda: data().conditional_reference(NAN, 10)),
+    ("systems.BoltzmannData.conditional_reference", "delta", lambda: data().conditional_reference(-100.0, 10, delta=0.0)),
+    ("systems.BoltzmannData.conditional_reference", "n", lambda: data().conditional_reference(-100.0, 0)),
+    ("systems.boltzmann_dataset", "n_train", lambda: systems.boltzmann_dataset(0)),
+    ("systems.boltzmann_dataset", "n_test", lambda: systems.boltzmann_dataset(10, -1)),
+    ("systems.boltzmann_dataset", "temperatures", lambda: systems.boltzmann_dataset(10, 10, temperatures=5.0)),
+    ("systems.boltzmann_dataset", "temperatures", lambda: systems.boltzmann_dataset(10, 10, temperatures=(10.0, -1.0))),
+    ("systems.boltzmann_dataset", "temperatures", lambda: systems.boltzmann_dataset(10, 10, temperatures=(NAN,))),
+    ("systems.boltzmann_dataset", "resolution", lambda: systems.boltzmann_dataset(10, 10, resolution=5)),
+    # -- metrics --------------------------------------------------------------------------------------
+    ("metrics.energy_error", "energies", lambda: metrics.energy_error(torch.tensor([NAN]), 1.0)),
+    ("metrics.energy_error", "energies", lambda: metrics.energy_error(z(3, 2), 1.0)),
+    ("metrics.energy_error", "target", lambda: metrics.energy_error(z(3), INF)),
+    ("metrics.wasserstein_1d", "a", lambda: metrics.wasserstein_1d(torch.tensor([]), z(3))),
+    ("metrics.wasserstein_1d", "b", lambda: metrics.wasserstein_1d(z(3), [1.0, NAN])),
+    ("metrics.sliced_wasserstein", "x", lambda: metrics.sliced_wasserstein(full((3, 2), NAN), z(3, 2))),
+    ("metrics.sliced_wasserstein", "y", lambda: metrics.sliced_wasserstein(z(3, 2), z(3))),
+    ("metrics.sliced_wasserstein", "n_projections", lambda: metrics.sliced_wasserstein(z(3, 2), z(3, 2), n_projections=0)),
+    ("metrics.basin_occupancy", "basins", lambda: metrics.basin_occupancy(torch.tensor([0, 3]), 3)),
+    ("metrics.basin_occupancy", "basins", lambda: metrics.basin_occupancy(torch.zeros(4, 2, dtype=torch.long), 3)),
+    ("metrics.basin_occupancy", "n_basins", lambda: metrics.basin_occupancy(labels(), 0)),
+    ("metrics.classifier_accuracy", "classifier", lambda: metrics.classifier_accuracy("judge", z(4, 2), labels())),
+    ("metrics.classifier_accuracy", "labels", lambda: metrics.classifier_accuracy(lambda x: x, z(4, 2), labels(3))),
+    ("metrics.classifier_accuracy", "x", lambda: metrics.classifier_accuracy(lambda x: x, full((4, 2), NAN), labels())),
+    ("metrics.within_class_distance", "labels", lambda: metrics.within_class_distance(z(3, 2), labels(4), 2)),
+    ("metrics.within_class_distance", "num_classes", lambda: metrics.within_class_distance(z(4, 2), labels(), 0)),
+    ("metrics.within_class_distance", "x", lambda: metrics.within_class_distance(full((4, 2), NAN), labels(), 2)),
+    # -- grading: the bad input is the student's function, reported as "fail", never raised -------------
+    *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
+      for name in ("check_classifier_guided_eps", "check_shifted_mean", "check_grad_log_likelihood", "check_cfg",
+                   "check_drop_condition", "check_cfg_sampler")
+      for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
+    ("grading.check_energy_report", FAILS, lambda: grading.check_energy_report("report", {}, lambda x: x[:, 0], 1.0)),
+    ("grading.check_energy_report", FAILS,
+     lambda: grading.check_energy_report({g: {"energy_error": NAN, "spread": 1.0} for g in (1.0, 2.0, 3.0)},
+                                         {g: z(4, 2) for g in (1.0, 2.0, 3.0)}, lambda x: x[:, 0], 1.0)),
+    ("grading.check_energy_report", FAILS,
+     lambda: grading.check_energy_report({g: {"energy_error": 0.0, "spread": 0.0} for g in (1.0, 2.0, 3.0)},
+                                         {g: "samples" for g in (1.0, 2.0, 3.0)}, lambda x: x[:, 0], 1.0)),
+]
+
+
+def _names_the_argument(arg: str) -> str:
+    """A regular expression for the argument's name as a word of its own (``t``, not the t of ``x_t``)."""
+    return rf"(?<![\w]){re.escape(arg)}(?!\w)"
+
+
+@pytest.mark.parametrize("name, arg, call", ROWS,
+                         ids=[f"{name}-{'fails' if arg is FAILS else arg}" for name, arg, _ in ROWS])
+def test_bad_input_is_refused_naming_the_argument(name, arg, call, capsys):
+    if arg is FAILS:
+        result = call()
+        assert isinstance(result, grading.CheckResult) and result.status == "fail", result
+        assert "[FAIL]" in capsys.readouterr().out
+        return
+    with pytest.raises((ValueError, TypeError), match=_names_the_argument(arg)):
+        call()
+
+
+def _public_names():
+    """'module.name' for every name in a module's __all__ (but classes whose constructor takes no argument or
+    is the package's own business), and 'module.Class.method' for each public method with arguments
+    (``__call__`` included) that a public class defines itself."""
+    for module in MODULES:
+        short = module.__name__.rsplit(".", 1)[1]
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if not inspect.isclass(obj):
+                yield f"{short}.{name}"
+                continue
+            if inspect.signature(obj).parameters and f"{short}.{name}" not in BUILT_BY_THE_PACKAGE:
+                yield f"{short}.{name}"
+            for method, member in vars(obj).items():
+                if (method.startswith("_") and method != "__call__") or not inspect.isfunction(member):
+                    continue
+                if len(inspect.signature(member).parameters) > 1:
+                    yield f"{short}.{name}.{method}"
+
+
+def test_the_table_covers_every_public_name():
+    covered = {name for name, _, _ in ROWS}
+    missing = [name for name in _public_names() if name not in covered]
+    assert not missing, f"add rows for {missing} to ROWS in tests/test_bad_input.py"
+
+
+def test_every_row_names_a_public_name():
+    public = set(_public_names())
+    assert not [name for name, _, _ in ROWS if name not in public]
