@@ -169,9 +169,11 @@ def rendered(server, tmp_path_factory):
     exe = _chromium()
     base, _ = server
 
+    # one fresh profile per page, made here: tmp_path_factory is not safe to call from the worker threads
+    profiles = {page: tmp_path_factory.mktemp("profile") for page in PAGES}
+
     def dump(page):
-        profile = tmp_path_factory.mktemp("profile")
-        result = _run_chromium(exe, profile, "--dump-dom", base + f"{page}.html")
+        result = _run_chromium(exe, profiles[page], "--dump-dom", base + f"{page}.html")
         assert result.returncode == 0 and "<body" in result.stdout, f"{page}: chromium failed\n{result.stderr[-2000:]}"
         return Page(result.stdout)
 
