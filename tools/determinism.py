@@ -25,16 +25,11 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+sys.path.insert(0, str(pathlib.Path(__file__).parent))
+from execute_notebooks import notebooks  # noqa: E402  (the same notebook discovery as `make execute`)
+
 MARK = "# NBVAL_CHECK_OUTPUT"
 DIFF_LINES = 12
-
-
-def notebooks(paths):
-    for p in map(pathlib.Path, paths):
-        if p.is_dir():
-            yield from sorted(q for q in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts)
-        else:
-            yield p
 
 
 def text_output(cell) -> str:
