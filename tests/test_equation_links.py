@@ -9,13 +9,15 @@ Docstrings and comments cite the book's equations as "eq. (label)", "eq. ``label
 import io
 import json
 import pathlib
+import sys
 import re
 import tokenize
 
 import pytest
-import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from toc import toc_pages  # noqa: E402  (tools/toc.py: the pages of _toc.yml)
 LABEL = r"[A-Za-z][\w-]*"
 REF = re.compile(rf"``({LABEL})``|\(({LABEL})\)")
 CITE = re.compile(r"\b(?:eqs?\.|equations?)[\s#]*", re.IGNORECASE)
@@ -60,21 +62,9 @@ def _merge_comment_lines(chunks):
     return merged
 
 
-def _toc_files(node):
-    """Every page that _toc.yml lists (root, chapters, sections), without suffix."""
-    if isinstance(node, list):
-        for item in node:
-            yield from _toc_files(item)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("root", "file"):
-                yield (ROOT / value).with_suffix("")
-            else:
-                yield from _toc_files(value)
-
-
 def _book_files():
-    for entry in _toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text())):
+    for page in toc_pages(ROOT):
+        entry = ROOT / page
         for suffix in (".ipynb", ".md"):
             if entry.with_suffix(suffix).exists():
                 yield entry.with_suffix(suffix)

@@ -14,6 +14,7 @@ import http.server
 import json
 import os
 import pathlib
+import sys
 import posixpath
 import re
 import shutil
@@ -23,27 +24,15 @@ import threading
 import urllib.parse
 
 import pytest
-import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+from toc import toc_pages  # noqa: E402  (tools/toc.py: the pages of _toc.yml)
 SITE = ROOT / "_build" / "html"
 SCREENSHOT = ROOT / "_build" / "browser" / "chapter.png"
 
 
-def _toc_files(node):
-    """Every page that _toc.yml lists (root, chapters, sections), in order, without suffix."""
-    if isinstance(node, list):
-        for item in node:
-            yield from _toc_files(item)
-    elif isinstance(node, dict):
-        for key, value in node.items():
-            if key in ("root", "file"):
-                yield str(pathlib.PurePosixPath(value).with_suffix(""))
-            else:
-                yield from _toc_files(value)
-
-
-PAGES = list(dict.fromkeys(_toc_files(yaml.safe_load((ROOT / "_toc.yml").read_text()))))
+PAGES = toc_pages(ROOT)
 NOTEBOOK_CHAPTERS = [f for f in PAGES if (ROOT / f).with_suffix(".ipynb").exists()]
 
 # TeX that MathJax should have replaced: a control word, or a display-math delimiter
