@@ -102,7 +102,6 @@ ROWS = [
     ("schedules.NoiseSchedule.gather", "t", lambda: S.gather(S.alpha_bars, torch.tensor([1, 2, 3]), z(4, 2))),
     ("schedules.NoiseSchedule.check_t", "t", lambda: S.check_t(2.5)),
     ("schedules.NoiseSchedule.check_t", "t", lambda: S.check_t(torch.tensor([3, 12]))),
-    ("schedules.NoiseSchedule.to", "device", lambda: S.to("no-such-device")),
     ("schedules.linear_schedule", "T", lambda: schedules.linear_schedule(0)),
     ("schedules.linear_schedule", "beta_end", lambda: schedules.linear_schedule(10, beta_end=NAN)),
     ("schedules.linear_schedule", "beta_start", lambda: schedules.linear_schedule(10, beta_start=-0.1)),

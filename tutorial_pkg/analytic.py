@@ -7,7 +7,9 @@ posterior p(x_0 | E) are Gaussian mixtures too.
 
 Both can be wrapped as an ``eps_model(x_t, t, cond)``, so the samplers and guidance run on exact scores
 with no training. Derived in chapter 1 (eq. ``noised-mixture``) and chapter 3 (eq. ``bayes-score``).
-All arithmetic runs in float64; results come back in the dtype of ``x``.
+All arithmetic runs in float64 **on the CPU**, whatever the device of the input (MPS has no float64, and
+nothing float64 goes to an accelerator); results come back on the device and in the dtype of ``x``.
+These models are for checking and teaching, so the copy to the CPU and back is an acceptable cost.
 """
 
 from __future__ import annotations
@@ -33,9 +35,21 @@ def _as64(value) -> Tensor:
     return torch.as_tensor(value, dtype=torch.float64)
 
 
+def _cpu64(x: Tensor) -> Tensor:
+    """``x`` in float64 on the CPU, where every exact computation runs (differentiable)."""
+    return x.to(device="cpu", dtype=torch.float64)
+
+
+def _back(value: Tensor, like: Tensor) -> Tensor:
+    """A result computed on the CPU, returned on the device and in the dtype of ``like``."""
+    return value.to(device=like.device, dtype=like.dtype)
+
+
 def _alpha_bar(alpha_bar, x: Tensor) -> Tensor:
-    """alpha_bar as a float64 tensor of shape (B, 1, 1) or (1, 1, 1), checked to lie in (0, 1]."""
-    ab = torch.as_tensor(alpha_bar, dtype=torch.float64, device=x.device)
+    """alpha_bar as a float64 CPU tensor of shape (B, 1, 1) or (1, 1, 1), checked to lie in (0, 1]."""
+    if isinstance(alpha_bar, Tensor):
+        alpha_bar = _cpu64(alpha_bar)
+    ab = torch.as_tensor(alpha_bar, dtype=torch.float64)
     if ab.ndim > 1 or (ab.ndim == 1 and ab.numel() not in (1, x.shape[0])):
         raise ValueError(f"alpha_bar must be a number or a (B,) tensor, got shape {tuple(ab.shape)}")
     if not bool(torch.isfinite(ab).all()) or bool(((ab <= 0) | (ab > 1)).any()):
@@ -128,26 +142,25 @@ class GaussianMixture:
         _checks.tensor("x", x, ndim=2, floating=True)
         if x.shape[1] != self.D:
             raise ValueError(f"x must have shape (B, {self.D}), got {tuple(x.shape)}")
-        xd = x.to(torch.float64)
+        xd = _cpu64(x)
         ab = _alpha_bar(alpha_bar, xd)
-        dev = xd.device
-        log_n, scores = _component_terms(xd, self.means.to(dev), self._U.to(dev), self._lam.to(dev), ab)
-        return log_n + self.weights.to(dev).log(), scores
+        log_n, scores = _component_terms(xd, self.means, self._U, self._lam, ab)
+        return log_n + self.weights.log(), scores
 
     def component_log_prob(self, x: Tensor, alpha_bar=1.0) -> Tensor:
         """log q_t(x_t | k) for every component, ``(B, K)``."""
         log_joint, _ = self._terms(x, alpha_bar)
-        return (log_joint - self.weights.to(log_joint.device).log()).to(x.dtype)
+        return _back(log_joint - self.weights.log(), x)
 
     def log_prob(self, x: Tensor, alpha_bar=1.0) -> Tensor:
         """log q_t(x_t), ``(B,)``."""
         log_joint, _ = self._terms(x, alpha_bar)
-        return torch.logsumexp(log_joint, dim=1).to(x.dtype)
+        return _back(torch.logsumexp(log_joint, dim=1), x)
 
     def class_log_posterior(self, x: Tensor, alpha_bar=1.0) -> Tensor:
         """log p_t(k | x_t) for every class, ``(B, K)``: the exact noise-aware classifier."""
         log_joint, _ = self._terms(x, alpha_bar)
-        return torch.log_softmax(log_joint, dim=1).to(x.dtype)
+        return _back(torch.log_softmax(log_joint, dim=1), x)
 
     def class_posterior(self, x: Tensor, alpha_bar=1.0) -> Tensor:
         """p_t(k | x_t), ``(B, K)``."""
@@ -156,27 +169,27 @@ class GaussianMixture:
     def score(self, x: Tensor, alpha_bar=1.0) -> Tensor:
         """grad log q_t(x_t) = sum_k p_t(k | x_t) grad log q_t(x_t | k), ``(B, D)``."""
         log_joint, scores = self._terms(x, alpha_bar)
-        return torch.einsum("bk,bkd->bd", torch.softmax(log_joint, dim=1), scores).to(x.dtype)
+        return _back(torch.einsum("bk,bkd->bd", torch.softmax(log_joint, dim=1), scores), x)
 
     def conditional_score(self, x: Tensor, k, alpha_bar=1.0) -> Tensor:
         """grad log q_t(x_t | k) for class ``k`` (an int or a ``(B,)`` long tensor), ``(B, D)``."""
         _, scores = self._terms(x, alpha_bar)
-        k = self._check_labels(k, x.shape[0], scores.device)
-        return scores[torch.arange(x.shape[0], device=scores.device), k].to(x.dtype)
+        k = self._check_labels(k, x.shape[0])
+        return _back(scores[torch.arange(x.shape[0]), k], x)
 
-    def _check_labels(self, k, batch: int, device) -> Tensor:
-        k = torch.as_tensor(k, device=device)
+    def _check_labels(self, k, batch: int) -> Tensor:
+        k = torch.as_tensor(k).cpu()
         if k.is_floating_point():
             raise TypeError(f"class labels must be integers, got dtype {k.dtype}")
-        if k.numel() and (int(k.min()) < 0 or int(k.max()) >= self.K):
-            raise ValueError(f"class labels must lie in 0..{self.K - 1}, got {int(k.min())}..{int(k.max())}")
+        if k.numel() and (k.min().item() < 0 or k.max().item() >= self.K):
+            raise ValueError(f"class labels must lie in 0..{self.K - 1}, got {k.min().item()}..{k.max().item()}")
         return k.long().expand(batch) if k.ndim == 0 else k.long()
 
     def _score(self, x: Tensor, ab, cond) -> Tensor:
         """grad log q_t(x_t | cond): the class score, or the marginal score where cond is -1 or None."""
         if cond is None:
             return self.score(x, ab)
-        cond = torch.as_tensor(cond, device=x.device)
+        cond = torch.as_tensor(cond).cpu()
         cond = cond.expand(x.shape[0]) if cond.ndim == 0 else cond
         null = cond < 0
         if bool(null.all()):
@@ -193,15 +206,15 @@ class GaussianMixture:
     def classifier(self, schedule: NoiseSchedule) -> "ExactPredictor":
         """The exact noise-aware classifier p_t(k | x_t) as a predictor with ``log_prob(x_t, t, k)``."""
         return ExactPredictor(lambda x, ab, k: self.class_log_posterior(x, ab).gather(
-            1, self._check_labels(k, x.shape[0], x.device)[:, None])[:, 0], schedule)
+            1, self._check_labels(k, x.shape[0]).to(x.device)[:, None])[:, 0], schedule)
 
 
 def _schedule_alpha_bar(schedule: NoiseSchedule, t, x: Tensor) -> Tensor:
-    """alpha_bar_t in float64 on x's device: a 0-d tensor for an int t, shape (B,) for a tensor t."""
+    """alpha_bar_t in float64 on the CPU: a 0-d tensor for an int t, shape (B,) for a tensor t."""
     t = schedule.check_t(t)
     if isinstance(t, Tensor):
-        return schedule.alpha_bars.to(x.device)[t.to(x.device)]
-    return schedule.alpha_bars[t].to(x.device)
+        return schedule.alpha_bars[t.cpu()]
+    return schedule.alpha_bars[t]
 
 
 class ExactPredictor:
@@ -231,8 +244,8 @@ class ExactEpsModel:
 
     def __call__(self, x_t: Tensor, t, cond=None) -> Tensor:
         ab = _schedule_alpha_bar(self.schedule, t, x_t)
-        score = self.source._score(x_t.to(torch.float64), ab, cond)
-        return (-(1.0 - ab).sqrt().reshape(-1, 1) * score).to(x_t.dtype)
+        score = self.source._score(_cpu64(x_t), ab, cond)
+        return _back(-(1.0 - ab).sqrt().reshape(-1, 1) * score, x_t)
 
 
 class LinearGaussianLikelihood:
@@ -266,11 +279,11 @@ class LinearGaussianLikelihood:
     def sample(self, x0: Tensor, *, generator: Optional[torch.Generator] = None) -> Tensor:
         """Draw E | x_0 for every row of ``x0`` ``(B, D)``; returns ``(B,)`` in x0's dtype."""
         _checks.tensor("x0", x0, ndim=2, floating=True)
-        z = torch.randn(x0.shape[0], generator=generator, dtype=torch.float64).to(x0.device)
-        return (x0.to(torch.float64) @ self.h.to(x0.device) + self.b + self.tau * z).to(x0.dtype)
+        z = torch.randn(x0.shape[0], generator=generator, dtype=torch.float64)
+        return _back(_cpu64(x0) @ self.h + self.b + self.tau * z, x0)
 
-    def _check_E(self, E, batch: int, device) -> Tensor:
-        E = torch.as_tensor(E, dtype=torch.float64, device=device)
+    def _check_E(self, E, batch: int) -> Tensor:
+        E = _cpu64(E) if isinstance(E, Tensor) else torch.as_tensor(E, dtype=torch.float64)
         if E.ndim > 1 or (E.ndim == 1 and E.shape[0] != batch):
             raise ValueError(f"E must be a number or a ({batch},) tensor, got shape {tuple(E.shape)}")
         return E.expand(batch) if E.ndim == 0 else E
@@ -289,12 +302,11 @@ class LinearGaussianLikelihood:
         return GaussianMixture(log_w[0].exp(), means[0], self.posterior_covs)
 
     def _posterior_params(self, E: Tensor) -> tuple[Tensor, Tensor]:
-        dev = E.device
-        m, h = self.prior.means.to(dev), self.h.to(dev)
+        m, h = self.prior.means, self.h
         resid = E[:, None] - (m @ h + self.b)                           # (B, K)
-        pred_var = self._pred_var.to(dev)
-        means = m + self._Sh.to(dev) * (resid / pred_var)[..., None]    # (B, K, D)
-        log_w = self.prior.weights.to(dev).log() - 0.5 * (resid ** 2 / pred_var + pred_var.log())
+        pred_var = self._pred_var
+        means = m + self._Sh * (resid / pred_var)[..., None]            # (B, K, D)
+        log_w = self.prior.weights.log() - 0.5 * (resid ** 2 / pred_var + pred_var.log())
         return torch.log_softmax(log_w, dim=1), means
 
     def log_prob(self, E, x_t: Tensor, alpha_bar=1.0) -> Tensor:
@@ -304,13 +316,12 @@ class LinearGaussianLikelihood:
         m_{k|t}, C_{k|t} the mean and covariance of p(x_0 | x_t, k). Differentiable in x_t.
         """
         _checks.tensor("x_t", x_t, ndim=2, floating=True)
-        xd = x_t.to(torch.float64)
-        E = self._check_E(E, x_t.shape[0], xd.device)
+        xd = _cpu64(x_t)
+        E = self._check_E(E, x_t.shape[0])
         ab = _alpha_bar(alpha_bar, xd)
-        dev = xd.device
-        U, lam, m, h = self.prior._U.to(dev), self.prior._lam.to(dev), self.prior.means.to(dev), self.h.to(dev)
+        U, lam, m, h = self.prior._U, self.prior._lam, self.prior.means, self.h
         log_n, _ = _component_terms(xd, m, U, lam, ab)
-        log_post_k = torch.log_softmax(log_n + self.prior.weights.to(dev).log(), dim=1)     # (B, K)
+        log_post_k = torch.log_softmax(log_n + self.prior.weights.log(), dim=1)             # (B, K)
         v = ab * lam + (1.0 - ab)                                                           # (B|1, K, D)
         # E[x_0 | x_t, k] = m_k + S_k sqrt(ab) (ab S_k + (1 - ab) I)^{-1} (x_t - sqrt(ab) m_k)
         z = torch.einsum("bkd,kde->bke", xd[:, None, :] - ab.sqrt() * m, U)
@@ -320,30 +331,29 @@ class LinearGaussianLikelihood:
         var_E = (hU ** 2 * lam * (1.0 - ab) / v).sum(-1) + self.tau ** 2                    # (B|1, K)
         resid = E[:, None] - (mean0 @ h + self.b)
         log_n_E = -0.5 * (resid ** 2 / var_E + var_E.log() + math.log(2 * math.pi))
-        return torch.logsumexp(log_post_k + log_n_E, dim=1).to(x_t.dtype)
+        return _back(torch.logsumexp(log_post_k + log_n_E, dim=1), x_t)
 
     def grad_log_prob(self, E, x_t: Tensor, alpha_bar=1.0) -> Tensor:
         """grad_x log p_t(E | x_t) by autograd, ``(B, D)``."""
         with torch.enable_grad():
-            x = x_t.detach().to(torch.float64).requires_grad_(True)
+            x = _cpu64(x_t.detach()).requires_grad_(True)
             (g,) = torch.autograd.grad(self.log_prob(E, x, alpha_bar).sum(), x)
-        return g.to(x_t.dtype)
+        return _back(g, x_t)
 
     def _score(self, x: Tensor, ab, cond) -> Tensor:
         """grad log q_t(x_t | E) from the posterior mixture; NaN or None in ``cond`` = the prior."""
         if cond is None:
             return self.prior.score(x, ab)
-        xd = x.to(torch.float64)
-        E = self._check_E(cond, x.shape[0], xd.device)
+        xd = _cpu64(x)
+        E = self._check_E(cond, x.shape[0])
         null = torch.isnan(E)
         log_w, means = self._posterior_params(torch.where(null, torch.zeros_like(E), E))
         abt = _alpha_bar(ab, xd)
-        dev = xd.device
-        log_n, scores = _component_terms(xd, means, self._post_U.to(dev), self._post_lam.to(dev), abt)
+        log_n, scores = _component_terms(xd, means, self._post_U, self._post_lam, abt)
         score = torch.einsum("bk,bkd->bd", torch.softmax(log_n + log_w, dim=1), scores)
         if bool(null.any()):
             score = torch.where(null[:, None], self.prior.score(xd, ab), score)
-        return score.to(x.dtype)
+        return _back(score, x)
 
     def eps_model(self, schedule: NoiseSchedule) -> ExactEpsModel:
         """The exact eps of p_t(x_t | E): cond = E (float ``(B,)``), NaN or None = the prior."""

@@ -52,7 +52,8 @@ def _per_sample(name: str, value, like: Tensor, *, scale: bool = False) -> Union
         fits = False
     if not fits:
         raise ValueError(f"{name} has shape {tuple(value.shape)}, which does not broadcast to {tuple(like.shape)}")
-    return _f32(value.to(like.device))
+    # cast while moving: a float64 scale on the CPU never becomes a float64 tensor on an accelerator
+    return value.to(device=like.device, dtype=torch.promote_types(like.dtype, torch.float32))
 
 
 def cfg(eps_cond: Tensor, eps_uncond: Tensor, gamma) -> Tensor:

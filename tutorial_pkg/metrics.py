@@ -81,7 +81,7 @@ def basin_occupancy(basins: Tensor, n_basins: int) -> Tensor:
     n_basins = _checks.integer("n_basins", n_basins, low=1)
     if basins.numel() == 0:
         raise ValueError("basins must hold at least one sample")
-    if basins.is_floating_point() or int(basins.min()) < 0 or int(basins.max()) >= n_basins:
+    if basins.is_floating_point() or basins.min().item() < 0 or basins.max().item() >= n_basins:
         raise ValueError(f"basins must be integer indices in 0..{n_basins - 1}")
     return torch.bincount(basins.long().cpu(), minlength=n_basins).double() / basins.numel()
 

@@ -141,9 +141,9 @@ class ConditionEmbedding(nn.Module):
         if y.is_floating_point() or y.dtype == torch.bool:
             raise TypeError(f"cond must be a long tensor of class labels, got dtype {y.dtype}")
         low = -1 if self.null == "learned" else 0
-        if y.numel() and (int(y.min()) < low or int(y.max()) >= self.num_classes):
+        if y.numel() and (y.min().item() < low or y.max().item() >= self.num_classes):
             raise ValueError(f"cond labels must lie in {low}..{self.num_classes - 1} (null={self.null!r}), "
-                             f"got {int(y.min())}..{int(y.max())}")
+                             f"got {y.min().item()}..{y.max().item()}")
         return self.table(torch.where(y < 0, torch.full_like(y, self.num_classes), y))
 
 
@@ -174,8 +174,8 @@ def _check_xt(x_t: Tensor, t, data_dim: int, param: Tensor) -> Tensor:
         t = t.expand(x_t.shape[0])
     if t.shape != (x_t.shape[0],):
         raise ValueError(f"t must be an int or have shape ({x_t.shape[0]},), got {tuple(t.shape)}")
-    if t.numel() and int(t.min()) < 0:
-        raise ValueError(f"t must be >= 0, got {int(t.min())}")
+    if t.numel() and t.min().item() < 0:
+        raise ValueError(f"t must be >= 0, got {t.min().item()}")
     return t
 
 
@@ -279,7 +279,7 @@ class NoiseAwareClassifier(nn.Module):
         if y.is_floating_point():
             raise TypeError(f"y must be integer class labels, got dtype {y.dtype}")
         y = y.expand(x_t.shape[0]) if y.ndim == 0 else y
-        if y.shape != (x_t.shape[0],) or (y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes)):
+        if y.shape != (x_t.shape[0],) or (y.numel() and (y.min().item() < 0 or y.max().item() >= self.num_classes)):
             raise ValueError(f"y must hold {x_t.shape[0]} labels in 0..{self.num_classes - 1}")
         return torch.log_softmax(logits.float(), dim=-1).gather(1, y.long()[:, None])[:, 0]
 

@@ -26,7 +26,9 @@ __all__ = ["NoiseSchedule", "linear_schedule", "cosine_schedule", "make_schedule
 class NoiseSchedule:
     """A frozen noise schedule: ``betas``, ``alphas = 1 - betas``, ``alpha_bars = cumprod(alphas)``.
 
-    All three are float64 tensors of shape ``(T,)``. Methods take a timestep ``t`` that is an ``int``
+    All three are float64 tensors of shape ``(T,)`` that stay on the CPU: a schedule serves samples on any
+    device, and its methods cast a table to the sample's dtype while moving it to the sample's device, so
+    no float64 tensor lands on an accelerator (MPS has none). Methods take a timestep ``t`` that is an ``int``
     (the same step for the whole batch) or a long tensor of shape ``(B,)`` (one step per sample), and
     return tensors in the dtype and on the device of their tensor arguments.
     """
@@ -69,14 +71,6 @@ class NoiseSchedule:
         """The variance of q(x_{t-1} | x_t, x_0), eq. (posterior): ``beta_t (1 - ab_{t-1}) / (1 - ab_t)``."""
         return self.betas * (1.0 - self.alpha_bars_prev) / (1.0 - self.alpha_bars)
 
-    def to(self, device) -> "NoiseSchedule":
-        """A copy whose tensors live on ``device``."""
-        try:
-            device = torch.device(device)
-        except (RuntimeError, TypeError) as err:
-            raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda', got {device!r}") from err
-        return NoiseSchedule(self.betas.to(device))
-
     def __repr__(self) -> str:
         return (f"NoiseSchedule(T={self.T}, beta_0={self.betas[0].item():.3g}, "
                 f"beta_T-1={self.betas[-1].item():.3g}, alpha_bar_T-1={self.alpha_bars[-1].item():.3g})")
@@ -89,9 +83,9 @@ class NoiseSchedule:
                 raise TypeError(f"{name} must be an integer tensor, got dtype {t.dtype}")
             if t.ndim > 1:
                 raise ValueError(f"{name} must be an int or a tensor of shape (B,), got shape {tuple(t.shape)}")
-            if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.T):
+            if t.numel() and (t.min().item() < 0 or t.max().item() >= self.T):
                 raise ValueError(f"{name} must lie in 0..{self.T - 1}, got values in "
-                                 f"{int(t.min())}..{int(t.max())}")
+                                 f"{t.min().item()}..{t.max().item()}")
             return t
         t = _checks.integer(name, t)
         if not 0 <= t < self.T:
@@ -103,8 +97,9 @@ class NoiseSchedule:
         t = self.check_t(t)
         if isinstance(t, Tensor) and t.ndim == 1:
             _checks.batch("t", t, like.shape[0])
-            out = values.to(like.device)[t.to(like.device)]
-            return out.reshape(-1, *([1] * (like.ndim - 1))).to(like.dtype)
+            # cast while moving: a float64 table never lands on an accelerator (MPS has no float64)
+            out = values.to(device=like.device, dtype=like.dtype).index_select(0, t.to(like.device))
+            return out.reshape(-1, *([1] * (like.ndim - 1)))
         return values[int(t)].to(device=like.device, dtype=like.dtype)
 
     # -- the forward process, eq. (forward-marginal) -------------------------------------------

@@ -89,11 +89,12 @@ class MullerBrown:
         _checks.tensor("x", x, ndim=2, floating=True)
         steps = _checks.integer("steps", steps, low=1)
         step_size = _checks.real("step_size", step_size, low=0.0, low_open=True)
-        y = x.detach().to(torch.float64).clone()
+        # in float64 on the CPU: nothing float64 goes to an accelerator
+        y = x.detach().to(device="cpu", dtype=torch.float64)
         for _ in range(steps):
             g = self.gradient(y)
             y = y - step_size * g / g.norm(dim=1, keepdim=True).clamp(min=1.0)
-        return torch.cdist(y, self.minima.to(y.device)).argmin(1)
+        return torch.cdist(y, self.minima).argmin(1).to(x.device)
 
 
 def _grid_sample(points: Tensor, weights: Tensor, n: int, cell: tuple[float, float],
@@ -151,7 +152,7 @@ class BoltzmannData:
     def log_density(self, x: Tensor) -> Tensor:
         """Unnormalised log of the training density (the temperature mixture) at ``x``, ``(B,)``."""
         _points("x", x)
-        energies = self.system.energy(x.to(torch.float64))
+        energies = self.system.energy(x.to(device="cpu", dtype=torch.float64))
         lo = self.system.energy(self.system.minima).min()
         terms = torch.stack([-(energies - lo) / kT for kT in self.temperatures])
         return torch.logsumexp(terms, 0)

@@ -102,7 +102,7 @@ def _loop(model, loss_fn, *, steps, lr, weight_decay, ema_decay, progress, desc,
             bar.set_postfix(loss=f"{loss.item():.4f}")
     model.eval()
     out = ema.module.eval() if ema is not None else model
-    return TrainResult(out, torch.stack(losses).double().cpu().numpy())
+    return TrainResult(out, torch.stack(losses).cpu().double().numpy())
 
 
 def train_eps_model(model: nn.Module, x0: Tensor, schedule: NoiseSchedule, *, cond: Optional[Tensor] = None,
