@@ -5,9 +5,11 @@ Each entry is a **recipe**: the data, the network and the training call of the p
 records its SHA-256 in ``weights/SHA256SUMS``. :func:`load` checks the file against that hash before it
 opens it, and opens it with ``torch.load(..., weights_only=True)``, which refuses anything but tensors.
 
-A chapter calls ``zoo.load(NAME)``. It retrains instead of loading when the environment variable
-``TUTORIAL_PKG_RETRAIN=1`` is set, or when a GPU is available (on Colab the recipe takes a minute or two),
-and the returned ``source`` says which of the two happened.
+A chapter calls ``zoo.load(NAME)``. It loads the shipped weights on every device (CPU, CUDA, MPS: the files
+hold float32 tensors, mapped to the device when loaded), so a chapter prints the same numbers on Colab as in
+the book. It retrains only when asked: ``retrain=True``, or the environment variable ``TUTORIAL_PKG_RETRAIN=1``.
+The returned :class:`Loaded` says which of the two happened (``source``) and carries a one-line ``note``
+for the chapter to print.
 
 Usage::
 
@@ -31,6 +33,7 @@ from torch import nn
 
 from . import _checks, nets, training
 from .datasets import load_digits_split
+from .device import default_device
 from .schedules import linear_schedule
 from .systems import boltzmann_dataset
 
@@ -194,34 +197,43 @@ def build(name: str, *, steps: Optional[int] = None, out: Optional[pathlib.Path]
 
 
 class Loaded(NamedTuple):
-    """A model from the zoo and where it came from: ``"shipped"`` weights or ``"retrained"`` now."""
+    """A model from the zoo and where it came from: ``"shipped"`` weights or ``"retrained"`` now.
+
+    ``note`` is the line a chapter prints, e.g. ``"digits_eps: shipped weights (SHA-256 checked) on cpu"``.
+    """
 
     model: nn.Module
     source: str
+    note: str = ""
 
 
 def load(name: str, *, device=None, retrain: Optional[bool] = None, folder: Optional[pathlib.Path] = None,
          progress: bool = True) -> Loaded:
-    """The trained model of recipe ``name``, on ``device``.
+    """The trained model of recipe ``name``, on ``device`` (default: :func:`tutorial_pkg.default_device`).
 
-    ``retrain=None`` retrains when ``TUTORIAL_PKG_RETRAIN=1`` is set or a GPU is available, and loads the
-    shipped weights otherwise (after the SHA-256 check of :func:`verify`, with ``weights_only=True``).
+    Loads the shipped weights, on any device, after the SHA-256 check of :func:`verify` and with
+    ``weights_only=True``. ``retrain=True``, or ``retrain=None`` with ``TUTORIAL_PKG_RETRAIN=1`` in the
+    environment, runs the recipe instead (minutes on a CPU, and its numbers differ from the book's).
     """
     recipe = _recipe(name)
     if retrain is None:
-        retrain = os.environ.get(RETRAIN_ENV) == "1" or torch.cuda.is_available()
-    device = torch.device(device) if device is not None else torch.device("cpu")
+        retrain = os.environ.get(RETRAIN_ENV) == "1"
+    elif not isinstance(retrain, bool):
+        raise TypeError(f"retrain must be True, False or None, got {type(retrain).__name__} {retrain!r}")
+    device = default_device() if device is None else torch.device(device)
     model = recipe.make_model().to(device)
     if retrain:
+        why = "retrain=True" if os.environ.get(RETRAIN_ENV) != "1" else f"{RETRAIN_ENV}=1"
         model = recipe.train(model, recipe.steps, progress)
-        return Loaded(model.eval(), "retrained")
+        return Loaded(model.eval(), "retrained",
+                      f"{name}: retrained now ({recipe.steps} steps, {why}) on {device.type}")
     path = verify(name, folder=folder)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # a file that passes the hash but does not unpickle as tensors
         raise ValueError(f"could not load {path.name} with weights_only=True: {err}") from err
     model.load_state_dict(state)
-    return Loaded(model.eval(), "shipped")
+    return Loaded(model.eval(), "shipped", f"{name}: shipped weights (SHA-256 checked) on {device.type}")
 
 
 def main(argv=None) -> int:
