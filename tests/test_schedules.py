@@ -80,11 +80,12 @@ def test_gather_follows_the_input_dtype_and_shape(schedule):
     assert out.shape == (4, 1, 1) and out.dtype == torch.float32
 
 
-def test_schedule_is_frozen_and_moves():
+def test_schedule_is_frozen_and_keeps_its_float64_tables_on_the_cpu():
     s = linear_schedule(10)
     with pytest.raises(AttributeError):
         s.betas = torch.ones(3)
-    assert s.to("cpu").betas.device.type == "cpu"
+    assert s.betas.device.type == "cpu" and s.betas.dtype == torch.float64
+    assert not hasattr(s, "to")        # a schedule serves every device: it casts its tables as they move
 
 
 @pytest.mark.parametrize("call, match", [
