@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from tutorial_pkg import guidance, nets, sampling, zoo
+from tutorial_pkg import guidance, models, nets, sampling, zoo
 from tutorial_pkg.schedules import linear_schedule
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -32,16 +32,17 @@ GAMMA = 3.0
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class Autocast:
-    """An eps-model run under ``torch.autocast``: the network in low precision, its contract unchanged."""
+class Autocast(models.Wrapper):
+    """An eps-model run under ``torch.autocast``: the network in low precision, its contract (and its
+    ``null_value``, passed on by the wrapper) unchanged."""
 
     def __init__(self, net, device_type: str, dtype):
-        self.net, self.device_type, self.dtype = net, device_type, dtype
-        self.null_value = net.null_value
+        super().__init__(net, name="net")
+        self.device_type, self.dtype = device_type, dtype
 
     def __call__(self, x_t, t, cond):
         with torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None):
-            return self.net(x_t, t, cond)
+            return self.inner_model(x_t, t, cond)
 
 
 def book_nets(device) -> dict:

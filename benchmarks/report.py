@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 
 import torch
 
+from common import bound_text
 from timing import fmt_time
 
 PARTS = {1: "Sampler overhead", 2: "Classifier-free guidance", 3: "Classifier guidance",
@@ -71,7 +72,8 @@ def plot(path: pathlib.Path, results: list[dict], title: str) -> None:
     import matplotlib.pyplot as plt
 
     rows = results[::-1]
-    colours = {"PASS": "tab:green", "PASS (noise)": "tab:olive", "MISS": "tab:red", "info": "tab:gray"}
+    colours = {"PASS": "tab:green", "PASS (noise)": "tab:olive", "MISS": "tab:red", "NOISE": "tab:orange",
+               "info": "tab:gray"}
     fig, ax = plt.subplots(figsize=(9, 0.36 * len(rows) + 1.6))
     y = range(len(rows))
     ax.barh(y, [r["ratio"] for r in rows], color=[colours[r["verdict"]] for r in rows], alpha=0.8,
@@ -79,10 +81,12 @@ def plot(path: pathlib.Path, results: list[dict], title: str) -> None:
     for i, r in enumerate(rows):
         if r["target"] is not None:
             ax.plot([r["target"]] * 2, [i - 0.42, i + 0.42], color="black", lw=2)
+        if r.get("floor") is not None:
+            ax.plot([r["floor"]] * 2, [i - 0.42, i + 0.42], color="black", lw=1, ls="--")
     ax.axvline(1.0, color="black", lw=0.6, ls=":")
     ax.set_yticks(list(y), [f"{r['part']}. {short(r['label'])}" for r in rows], fontsize=8)
     ax.set_xlabel("ratio: median of the repeats, error bars the quartiles\n"
-                  "black tick: the target, which the ratio should not exceed", fontsize=8)
+                  "black tick: the target, which the ratio should not exceed; dashed: the physical floor", fontsize=8)
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +104,7 @@ def table(path: pathlib.Path, info: dict, results: list[dict]) -> None:
              "| | Measurement | Ratio (quartiles) | Target | Result | Times (median) |",
              "|---|---|---|---|---|---|"]
     for r in results:
-        target = f"≤ {r['target']:.2f}" if r["target"] is not None else ""
+        target = bound_text(r)
         times = "; ".join(f"{k} {fmt_time(v)}" for k, v in r["times_s"].items())
         note = f" ({r['note']})" if r["note"] else ""
         lines.append(f"| {r['part']} | {_cell(r['label'] + note)} | {r['ratio']:.2f} ({r['q25']:.2f}–{r['q75']:.2f}) "

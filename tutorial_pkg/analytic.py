@@ -24,8 +24,7 @@ from .schedules import NoiseSchedule
 
 Tensor = torch.Tensor
 
-__all__ = ["GaussianMixture", "LinearGaussianLikelihood", "ExactEpsModel", "ExactPredictor",
-           "gaussian_sampler_moments"]
+__all__ = ["GaussianMixture", "LinearGaussianLikelihood", "ExactEpsModel", "ExactX0Model", "ExactPredictor"]
 
 
 def _as64(value) -> Tensor:
@@ -139,7 +138,8 @@ class GaussianMixture:
 
     # -- the exact noisy quantities ---------------------------------------------------------------
     def _terms(self, x: Tensor, alpha_bar):
-        _checks.tensor("x", x, ndim=2, floating=True)
+        # shapes only: a sampler calls this at every step and names the step where the state became NaN
+        _checks.tensor("x", x, ndim=2, floating=True, finite=False)
         if x.shape[1] != self.D:
             raise ValueError(f"x must have shape (B, {self.D}), got {tuple(x.shape)}")
         xd = _cpu64(x)
@@ -177,12 +177,13 @@ class GaussianMixture:
         k = self._check_labels(k, x.shape[0])
         return _back(scores[torch.arange(x.shape[0]), k], x)
 
-    def _check_labels(self, k, batch: int) -> Tensor:
+    def _check_labels(self, k, batch: int, *, allow_null: bool = False) -> Tensor:
         k = torch.as_tensor(k).cpu()
         if k.is_floating_point():
             raise TypeError(f"class labels must be integers, got dtype {k.dtype}")
-        if k.numel() and (k.min().item() < 0 or k.max().item() >= self.K):
-            raise ValueError(f"class labels must lie in 0..{self.K - 1}, got {k.min().item()}..{k.max().item()}")
+        low = -1 if allow_null else 0
+        if k.numel() and (k.min().item() < low or k.max().item() >= self.K):
+            raise ValueError(f"class labels must lie in {low}..{self.K - 1}, got {k.min().item()}..{k.max().item()}")
         return k.long().expand(batch) if k.ndim == 0 else k.long()
 
     def _score(self, x: Tensor, ab, cond) -> Tensor:
@@ -199,9 +200,38 @@ class GaussianMixture:
             out = torch.where(null[:, None], self.score(x, ab), out)
         return out
 
+    def posterior_moments(self, x: Tensor, alpha_bar=1.0, cond=None) -> tuple[Tensor, Tensor]:
+        """Mean ``(B, D)`` and covariance ``(B, D, D)`` of p(x_0 | x_t = x), exactly, at noise level ``alpha_bar``.
+
+        Component k gives a Gaussian p(x_0 | x_t, k) with mean m_k + S_k sqrt(ab) (ab S_k + (1 - ab) I)^{-1}
+        (x_t - sqrt(ab) m_k) and covariance U diag(lam (1 - ab) / (ab lam + 1 - ab)) U^T; the mixture weighs
+        them by p_t(k | x_t) (all of them for ``cond`` None or -1, one class otherwise).
+        """
+        _checks.tensor("x", x, ndim=2, floating=True)
+        xd = _cpu64(x)
+        ab = _alpha_bar(alpha_bar, xd)
+        log_n, _ = _component_terms(xd, self.means, self._U, self._lam, ab)
+        v = ab * self._lam + (1.0 - ab)                                            # (B|1, K, D)
+        z = torch.einsum("bkd,kde->bke", xd[:, None, :] - ab.sqrt() * self.means, self._U)
+        means = self.means + torch.einsum("kde,bke->bkd", self._U, ab.sqrt() * self._lam * z / v)   # (B, K, D)
+        covs = torch.einsum("kde,bke,kfe->bkdf", self._U, (self._lam * (1.0 - ab) / v).expand(len(xd), -1, -1),
+                            self._U)                                                # (B, K, D, D)
+        w = torch.softmax(log_n + self.weights.log(), dim=1)                       # p_t(k | x_t)
+        if cond is not None:
+            k = self._check_labels(cond, len(xd), allow_null=True)
+            w = torch.where((k < 0)[:, None], w, torch.nn.functional.one_hot(k.clamp(min=0), self.K).double())
+        mean = torch.einsum("bk,bkd->bd", w, means)
+        second = torch.einsum("bk,bkdf->bdf", w, covs + means[..., :, None] * means[..., None, :])
+        cov = second - mean[:, :, None] * mean[:, None, :]
+        return _back(mean, x), _back(0.5 * (cov + cov.transpose(-1, -2)), x)
+
     def eps_model(self, schedule: NoiseSchedule) -> "ExactEpsModel":
         """The exact eps-model of this mixture under ``schedule``: cond = class label, -1 or None = marginal."""
         return ExactEpsModel(self, schedule)
+
+    def x0_model(self, schedule: NoiseSchedule) -> "ExactX0Model":
+        """The exact denoiser E[x_0 | x_t, cond] of this mixture, by Gaussian conditioning; see :class:`ExactX0Model`."""
+        return ExactX0Model(self, schedule)
 
     def classifier(self, schedule: NoiseSchedule) -> "ExactPredictor":
         """The exact noise-aware classifier p_t(k | x_t) as a predictor with ``log_prob(x_t, t, k)``."""
@@ -210,11 +240,10 @@ class GaussianMixture:
 
 
 def _schedule_alpha_bar(schedule: NoiseSchedule, t, x: Tensor) -> Tensor:
-    """alpha_bar_t in float64 on the CPU: a 0-d tensor for an int t, shape (B,) for a tensor t."""
-    t = schedule.check_t(t)
+    """alpha_bar_t in float64 on the CPU: 0-d for an int t, shape (B,) for a tensor t (the schedule's lookup)."""
     if isinstance(t, Tensor):
-        return schedule.alpha_bars[t.cpu()]
-    return schedule.alpha_bars[t]
+        t = t.cpu()
+    return schedule.alpha_bar(t, torch.empty(x.shape[0], dtype=torch.float64))
 
 
 class ExactPredictor:
@@ -245,7 +274,24 @@ class ExactEpsModel:
     def __call__(self, x_t: Tensor, t, cond=None) -> Tensor:
         ab = _schedule_alpha_bar(self.schedule, t, x_t)
         score = self.source._score(_cpu64(x_t), ab, cond)
-        return _back(-(1.0 - ab).sqrt().reshape(-1, 1) * score, x_t)
+        return _back(self.schedule.score_to_eps(score, t.cpu() if isinstance(t, Tensor) else t), x_t)
+
+
+class ExactX0Model:
+    """The exact denoiser ``x0_model(x_t, t, cond) = E[x_0 | x_t, cond]`` of a :class:`GaussianMixture`, from
+    the Gaussian conditioning of each component (not from the score): the independent side of Tweedie's
+    formula, eq. ``x0-from-eps`` of chapter 1. ``cond`` is a class label, or -1 / ``None`` for the marginal."""
+
+    def __init__(self, mixture: "GaussianMixture", schedule: NoiseSchedule):
+        self.mixture, self.schedule, self.null_value = mixture, schedule, -1
+
+    def __repr__(self) -> str:
+        return f"ExactX0Model({self.mixture!r}, T={self.schedule.T})"
+
+    def __call__(self, x_t: Tensor, t, cond=None) -> Tensor:
+        ab = _schedule_alpha_bar(self.schedule, t, x_t)
+        mean, _ = self.mixture.posterior_moments(_cpu64(x_t), ab, cond)
+        return _back(mean, x_t)
 
 
 class LinearGaussianLikelihood:
@@ -362,54 +408,3 @@ class LinearGaussianLikelihood:
     def predictor(self, schedule: NoiseSchedule) -> ExactPredictor:
         """The exact noise-aware regressor p_t(E | x_t) as a predictor with ``log_prob(x_t, t, E)``."""
         return ExactPredictor(lambda x, ab, E: self.log_prob(E, x, ab), schedule)
-
-
-def gaussian_sampler_moments(mean_c, var_c, schedule: NoiseSchedule, *, sampler: str = "ddpm",
-                             gamma: float = 1.0, mean_u=None, var_u=None, variance: str = "small",
-                             num_steps: Optional[int] = None, timesteps=None, eta: float = 0.0,
-                             init_mean=0.0, init_var=1.0) -> tuple[Tensor, Tensor]:
-    """The exact mean and variance of a DDPM or DDIM sampler's output for Gaussian data, with CFG.
-
-    With a conditional N(mean_c, var_c) and an unconditional N(mean_u, var_u) (per coordinate), the
-    exact eps of each is affine in x_t, eps(x) = a_t x + c_t with a_t = sqrt(1 - ab) / (ab var + 1 - ab)
-    and c_t = -a_t sqrt(ab) mean, and so is the guided gamma eps_c + (1 - gamma) eps_u. Every step
-    x' = c_x x + c_eps eps(x) + std z then maps N(M, V) to N(A M + B, A^2 V + std^2), with
-    A = c_x + c_eps a_t and B = c_eps c_t. Chapter 8, eq. (affine-recursion).
-
-    Returns (M, V) as float64 tensors of the broadcast shape of the inputs. ``gamma = 1`` needs no
-    unconditional model. ``num_steps``/``timesteps``/``eta`` select the DDIM steps as in ``ddim_sample``.
-    """
-    from .sampling import ddim_coefficients, ddim_timesteps, ddpm_coefficients
-
-    _checks.choice("sampler", sampler, ("ddpm", "ddim"))
-    _checks.choice("variance", variance, ("small", "large"))
-    gamma = _checks.real("gamma", gamma, low=0.0)
-    mean_c, var_c = _as64(mean_c), _as64(var_c)
-    if gamma != 1.0 and (mean_u is None or var_u is None):
-        raise ValueError(f"gamma={gamma} needs the unconditional mean_u and var_u")
-    mean_u = _as64(mean_u) if mean_u is not None else mean_c
-    var_u = _as64(var_u) if var_u is not None else var_c
-    for name, v in (("var_c", var_c), ("var_u", var_u)):
-        if bool((v <= 0).any()):
-            raise ValueError(f"{name} must be > 0")
-
-    def affine_eps(t):
-        ab = schedule.alpha_bars[t]
-        a_c = (1 - ab).sqrt() / (ab * var_c + 1 - ab)
-        a_u = (1 - ab).sqrt() / (ab * var_u + 1 - ab)
-        a = gamma * a_c + (1 - gamma) * a_u
-        c = -(gamma * a_c * mean_c + (1 - gamma) * a_u * mean_u) * ab.sqrt()
-        return a, c
-
-    M = torch.zeros_like(mean_c + mean_u) + _as64(init_mean)
-    V = torch.zeros_like(M) + _as64(init_var)
-    if sampler == "ddpm":
-        steps = [(t, ddpm_coefficients(schedule, t, variance)) for t in range(schedule.T - 1, -1, -1)]
-    else:
-        ts = list(timesteps) if timesteps is not None else ddim_timesteps(schedule.T, num_steps or 50)
-        steps = [(t, ddim_coefficients(schedule, t, tp, eta)) for t, tp in zip(ts, ts[1:] + [-1])]
-    for t, (c_x, c_eps, std) in steps:
-        a, c = affine_eps(t)
-        A, B = c_x + c_eps * a, c_eps * c
-        M, V = A * M + B, A ** 2 * V + std ** 2
-    return M, V

@@ -205,7 +205,10 @@ def check_drop_condition(fn: Callable, *, seed: int = 4) -> CheckResult:
     if abs(rate - p) > 5 * se:
         return _report(name, "fail", f"you dropped the condition in a share {rate:.2f} of the rows; expected about "
                                      f"p_uncond = {p}")
-    if bool(torch.equal(out, fn(cond.clone(), p, null, torch.Generator().manual_seed(seed + 1)))) is False:
+    again, failed = _call(name, fn, cond.clone(), p, null, torch.Generator().manual_seed(seed + 1))
+    if failed:
+        return failed
+    if not isinstance(again, Tensor) or not torch.equal(out, again):
         return _report(name, "fail", "use the generator you are given, so that the dropout is reproducible")
     return _report(name, "pass", f"drops {rate:.3f} of the rows (p_uncond = {p}) and keeps the others unchanged")
 
