@@ -81,6 +81,9 @@ def not_a_function(*args):
 ROWS = [
     # -- models ---------------------------------------------------------------------------------------
     ("models.Wrapper", "inner_model", lambda: models.Wrapper("a model")),
+    ("models.Counted", "inner_model", lambda: models.Counted(3)),
+    ("models.Counted.__call__", "x_t", lambda: models.Counted(exact()[0])(3.0, 1, None)),
+    ("models.Counted.log_prob", "x_t", lambda: models.Counted(exact()[1]).log_prob([[0.0, 0.0]], 1, labels(1))),
     ("models.null_value", "model", lambda: models.null_value()),
     ("models.null_rows", "null", lambda: models.null_rows(torch.zeros(2), z(4, 3))),
     ("models.is_null", "null", lambda: models.is_null(z(4, 3), torch.zeros(2))),
@@ -133,6 +136,8 @@ ROWS = [
     ("schedules.NoiseSchedule.alpha_bar", "t", lambda: S.alpha_bar(z(4), z(4, 2))),
     ("schedules.NoiseSchedule.alpha_bar", "t", lambda: S.alpha_bar(t4()[:3], z(4, 2))),
     ("schedules.NoiseSchedule.posterior_coefficients", "t", lambda: S.posterior_coefficients(12)),
+    ("schedules.NoiseSchedule.value", "name", lambda: S.value("sigmas", 1)),
+    ("schedules.NoiseSchedule.value", "t", lambda: S.value("betas", 1.5)),
     ("schedules.NoiseSchedule.eps_to_v", "eps", lambda: S.eps_to_v(z(4, 2), 1, z(4, 3))),
     ("schedules.NoiseSchedule.v_to_eps", "v", lambda: S.v_to_eps(z(4, 2), 1, meta(4, 2))),
     # -- sampling -------------------------------------------------------------------------------------

@@ -69,3 +69,11 @@ def test_checked_outputs_print_no_negative_zero(path):
             text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
             assert not re.search(r"(?<![\w.])-0(\.0*)?(?![\d.]*[1-9])(?=[\s,\]\)]|$)", text), \
                 f"{path.name} prints a negative zero in a checked cell: {text[:200]!r}"
+
+
+def test_the_readme_example_runs():
+    """The README's example (a stack of two wrappers) is code a newcomer copies: it must run as printed."""
+    code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["x"].shape == (1000, 2)

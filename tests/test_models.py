@@ -256,3 +256,11 @@ def test_check_drop_condition_calls_the_students_function_inside_its_guard_only(
 
     result = grading.check_drop_condition(twice_fails)
     assert result.status == "fail" and "RuntimeError" in result.message
+
+
+def test_a_variance_may_be_per_coordinate_but_a_scale_must_be_per_sample():
+    mean, grad = torch.zeros(1, 2), torch.ones(1, 2)
+    var = torch.tensor([0.3, 0.1])
+    assert torch.allclose(guidance.shifted_mean(mean, var, grad, 2.0), 2.0 * var[None])
+    with pytest.raises(ValueError, match="one value per sample"):
+        guidance.cfg(torch.zeros(4, 2), torch.zeros(4, 2), torch.ones(2))

@@ -82,7 +82,7 @@ def classifier_guided_eps(eps: Tensor, grad_log_p: Tensor, alpha_bar_t, scale) -
     scale = _checks.per_sample("scale", _check_scale("scale", scale), eps32)
     if not isinstance(alpha_bar_t, Tensor):
         alpha_bar_t = _checks.real("alpha_bar_t", alpha_bar_t, low=0.0, high=1.0, low_open=True)
-    root = (1.0 - _checks.per_sample("alpha_bar_t", alpha_bar_t, eps32)) ** 0.5
+    root = (1.0 - _checks.per_sample("alpha_bar_t", alpha_bar_t, eps32, scale=False)) ** 0.5
     return eps32 - scale * root * _f32(grad_log_p)
 
 
@@ -98,7 +98,7 @@ def shifted_mean(mean: Tensor, variance, grad_log_p: Tensor, scale) -> Tensor:
     scale = _checks.per_sample("scale", _check_scale("scale", scale), mean32)
     if not isinstance(variance, Tensor):
         variance = _checks.real("variance", variance, low=0.0)
-    return mean32 + scale * _checks.per_sample("variance", variance, mean32) * _f32(grad_log_p)
+    return mean32 + scale * _checks.per_sample("variance", variance, mean32, scale=False) * _f32(grad_log_p)
 
 
 def _log_prob_fn(predictor):

@@ -82,12 +82,17 @@ class Counted(Wrapper):
     def __repr__(self) -> str:
         return f"Counted({self.inner_model!r}, rows={self.rows})"
 
-    def __call__(self, x_t: Tensor, t, cond=None) -> Tensor:
+    def _count(self, x_t) -> None:
+        if not isinstance(x_t, Tensor):
+            raise TypeError(f"x_t must be a torch.Tensor, got {type(x_t).__name__}")
         self.rows, self.calls = self.rows + x_t.shape[0], self.calls + 1
+
+    def __call__(self, x_t: Tensor, t, cond=None) -> Tensor:
+        self._count(x_t)
         return self.inner_model(x_t, t, cond)
 
     def log_prob(self, x_t: Tensor, t, target) -> Tensor:
-        self.rows, self.calls = self.rows + x_t.shape[0], self.calls + 1
+        self._count(x_t)
         return self.inner_model.log_prob(x_t, t, target)
 
 

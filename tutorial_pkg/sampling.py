@@ -51,15 +51,14 @@ def ddpm_coefficients(schedule: NoiseSchedule, t: int, variance: str = "small") 
     c_eps = -beta_t / (sqrt(alpha_t) sqrt(1 - ab_t)), and std^2 = beta_tilde_t (``"small"``) or beta_t
     (``"large"``), with std = 0 at t = 0. Chapter 8 pushes a Gaussian through a sampler with the same map.
     """
-    t = _check_schedule(schedule).check_t(_checks.integer("t", t))
     _checks.choice("variance", variance, VARIANCES)
-    c_x0, c_xt, posterior_var = schedule.posterior_coefficients(t)
-    ab = schedule.alpha_bars[t].item()
+    c_x0, c_xt, posterior_var = _check_schedule(schedule).posterior_coefficients(t)
+    ab = schedule.value("alpha_bars", t)
     c_x = c_x0 / math.sqrt(ab) + c_xt
     c_eps = -c_x0 * math.sqrt((1.0 - ab) / ab)
     if t == 0:
         return c_x, c_eps, 0.0
-    var = max(posterior_var, 1e-20) if variance == "small" else schedule.betas[t].item()
+    var = max(posterior_var, 1e-20) if variance == "small" else schedule.value("betas", t)
     return c_x, c_eps, math.sqrt(var)
 
 
@@ -69,11 +68,10 @@ def ddim_coefficients(schedule: NoiseSchedule, t: int, t_prev: int, eta: float =
     c_x = sqrt(ab_prev / ab_t), c_eps = sqrt(1 - ab_prev - sigma^2) - sqrt(ab_prev (1 - ab_t) / ab_t),
     sigma = eta sqrt((1 - ab_prev) / (1 - ab_t) (1 - ab_t / ab_prev)); ``t_prev = -1`` has ab_prev = 1.
     """
-    t = _check_schedule(schedule).check_t(_checks.integer("t", t))
+    ab = _check_schedule(schedule).value("alpha_bars", t)
     t_prev = _checks.integer("t_prev", t_prev, low=-1, high=t - 1)
     eta = _checks.real("eta", eta, low=0.0)
-    ab = schedule.alpha_bars[t].item()
-    ab_prev = schedule.alpha_bars[t_prev].item() if t_prev >= 0 else 1.0
+    ab_prev = schedule.value("alpha_bars", t_prev) if t_prev >= 0 else 1.0
     sigma = eta * math.sqrt((1.0 - ab_prev) / (1.0 - ab) * (1.0 - ab / ab_prev))
     c_x = math.sqrt(ab_prev / ab)
     c_eps = math.sqrt(max(1.0 - ab_prev - sigma ** 2, 0.0)) - math.sqrt(ab_prev * (1.0 - ab) / ab)
@@ -201,23 +199,26 @@ class Trajectory:
 
 
 class _Guard:
-    """Watches a run without a host sync: the model's output shape (metadata), and the first step at which the
-    state stopped being finite, kept as a flag on the samples' device and read once, at the end."""
+    """Watches a run without a host sync: the model's output shape (metadata), and the sum of the state after
+    every step, kept on the samples' device and read once, at the end. A sum is finite exactly when no entry
+    is NaN or infinite (or so large that the state has diverged anyway), so the first step with a non-finite
+    sum is the first step at which the state stopped being finite."""
 
     def __init__(self, sampler: str, x: Tensor):
         self.sampler, self.shape = sampler, x.shape
-        self.first_bad = torch.full((), -1, dtype=torch.long, device=x.device)
+        self.sums, self.steps = [], []
 
     def step(self, t: int, eps: Tensor, x_next: Tensor) -> None:
         if not isinstance(eps, Tensor) or eps.shape != self.shape:
             got = tuple(eps.shape) if isinstance(eps, Tensor) else type(eps).__name__
             raise ValueError(f"eps_model returned {got} at t={t}, expected a tensor of shape {tuple(self.shape)}")
-        bad = ~torch.isfinite(x_next).all()
-        self.first_bad = torch.where(bad & (self.first_bad < 0), t, self.first_bad)
+        self.sums.append(x_next.sum())
+        self.steps.append(t)
 
     def check(self) -> None:
-        first = self.first_bad.item()
-        if first >= 0:
+        bad = ~torch.isfinite(torch.stack(self.sums))
+        if bad.any().item():
+            first = self.steps[int(bad.int().argmax().item())]
             raise FloatingPointError(f"{self.sampler}: the state became NaN or infinite at step t={first}; "
                                      "check the model's output and the guidance scale")
 
@@ -286,7 +287,7 @@ def ddpm_sample(eps_model: models.EpsModel, shape: Sequence[int], schedule: Nois
         x_next = c_x * x + c_eps * eps                                  # the posterior mean, eq. (ddpm-step)
         if std > 0:
             x_next = x_next + std * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x_next = x_next.to(x.dtype)
+        x_next = x_next if x_next.dtype == x.dtype else x_next.to(x.dtype)
         guard.step(t, eps, x_next)
         if callback is not None:
             callback(t, x_next, schedule.predict_x0(x, t, eps.to(x.dtype)))
@@ -319,7 +320,7 @@ def ddim_sample(eps_model: models.EpsModel, shape: Sequence[int], schedule: Nois
         x_next = c_x * x + c_eps * eps                   # x0_hat moved to the level of t_prev, eq. (ddim-step)
         if sigma > 0:
             x_next = x_next + sigma * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x_next = x_next.to(x.dtype)
+        x_next = x_next if x_next.dtype == x.dtype else x_next.to(x.dtype)
         guard.step(t, eps, x_next)
         if callback is not None:
             callback(t, x_next, schedule.predict_x0(x, t, eps.to(x.dtype)))

@@ -63,6 +63,8 @@ class NoiseSchedule:
         }
         object.__setattr__(self, "betas", betas)
         object.__setattr__(self, "_tables", tables)
+        # the same tables as Python floats (float64), read by the coefficients of a sampler's steps
+        object.__setattr__(self, "_floats", {name: tuple(table.tolist()) for name, table in tables.items()})
         object.__setattr__(self, "_on_device", {})       # (id of table, device, dtype) -> (table, cast copy)
 
     # -- the stored sequences ------------------------------------------------------------------
@@ -154,11 +156,19 @@ class NoiseSchedule:
         """``alpha_bar_t`` shaped to broadcast against ``like``: :meth:`gather` of ``alpha_bars``."""
         return self.gather(self.alpha_bars, t, like)
 
+    def value(self, name: str, t: int) -> float:
+        """One entry of a table as a Python float (float64): ``"betas"``, ``"alphas"``, ``"alpha_bars"``,
+        ``"alpha_bars_prev"``, ``"posterior_variances"``, ``"posterior_x0"`` or ``"posterior_xt"``."""
+        _checks.choice("name", name, self._floats)
+        t = _checks.integer("t", t)
+        if not 0 <= t < self.T:
+            raise ValueError(f"t must lie in 0..{self.T - 1}, got {t}")
+        return self._floats[name][t]
+
     def posterior_coefficients(self, t: int) -> tuple[float, float, float]:
         """``(c_x0, c_xt, variance)`` of q(x_{t-1} | x_t, x_0) = N(c_x0 x_0 + c_xt x_t, variance) at step ``t``,
         eq. (posterior), as Python floats (float64): what the DDPM step and its exact recursion are built from."""
-        t = self.check_t(t)
-        return tuple(self._tables[k][t].item() for k in ("posterior_x0", "posterior_xt", "posterior_variances"))
+        return tuple(self.value(k, t) for k in ("posterior_x0", "posterior_xt", "posterior_variances"))
 
     # -- the forward process, eq. (forward-marginal) -------------------------------------------
     def q_sample(self, x0: Tensor, t, eps: Tensor) -> Tensor:
