@@ -36,6 +36,8 @@ class Measurement:
 
     times: dict = field(default_factory=dict)
     ratios: dict = field(default_factory=dict)      # name -> (median, q25, q75)
+    least: dict = field(default_factory=dict)       # name -> the least time over the repeats
+    least_ratios: dict = field(default_factory=dict)  # name -> the ratio of the least times
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -62,8 +64,10 @@ def interleaved(parts: dict[str, tuple[Callable[[], object], int]], ratios: dict
     out = Measurement()
     for name in parts:
         out.times[name] = statistics.median(r[name] for r in per_repeat)
+        out.least[name] = min(r[name] for r in per_repeat)
     for name, ratio in ratios.items():
         out.ratios[name] = quartiles([ratio(r) for r in per_repeat])
+        out.least_ratios[name] = ratio(out.least)
     return out
 
 
