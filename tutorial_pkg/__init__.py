@@ -21,11 +21,25 @@ Modules, one idea each:
 * :mod:`~tutorial_pkg.device`: the device a chapter runs on.
 """
 
-from . import (analytic, datasets, grading, guidance, metrics, models, nets, reporting, sampling, schedules, systems,
-               training, zoo)
+import importlib
+
+from . import analytic, guidance, models, nets, sampling, schedules, training
 from .device import default_device
 
 __version__ = "0.1.0"
 
+# imported when first used, so that `python -m tutorial_pkg.zoo` runs a module not yet imported (PEP 562)
+_LAZY = ("datasets", "grading", "metrics", "reporting", "systems", "zoo")
+
 __all__ = ["analytic", "datasets", "grading", "guidance", "metrics", "models", "nets", "reporting", "sampling",
            "schedules", "systems", "training", "zoo", "default_device", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tutorial_pkg' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
