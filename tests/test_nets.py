@@ -111,3 +111,23 @@ def test_regressor_gradient_is_residual_over_variance_times_grad_f():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_a_heteroscedastic_regressor_gradient_has_the_spread_term():
+    """With sigma(x_t, t), grad log N(E; f, sigma^2) = (E - f)/sigma^2 grad f + ((E - f)^2/sigma^2 - 1) grad log sigma."""
+    from tutorial_pkg import guidance
+
+    torch.manual_seed(0)
+    reg = nets.NoiseAwareRegressor(2, spread="x_t", energy_shift=1.0, energy_scale=3.0).double()
+    x = torch.randn(16, 2, dtype=torch.float64, requires_grad=True)
+    E = torch.randn(16, dtype=torch.float64)
+    f, log_sigma = reg(x, 40)
+    (grad_f,) = torch.autograd.grad(f.sum(), x, retain_graph=True)
+    (grad_ls,) = torch.autograd.grad(log_sigma.sum(), x)
+    r = ((E - f) / log_sigma.exp()).detach()
+    by_formula = (r / log_sigma.exp().detach())[:, None] * grad_f + (r ** 2 - 1)[:, None] * grad_ls
+    assert torch.allclose(guidance.grad_log_likelihood(reg, x.detach(), 40, E), by_formula, atol=1e-10)
+    assert not torch.allclose(grad_ls, torch.zeros_like(grad_ls))      # the spread does depend on x_t
+    t_only = nets.NoiseAwareRegressor(2, spread="t").double()
+    (g_ls,) = torch.autograd.grad(t_only(x, 40)[1].sum(), x, allow_unused=True)
+    assert g_ls is None                                                  # sigma(t) does not see x_t at all

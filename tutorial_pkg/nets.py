@@ -341,34 +341,48 @@ class NoiseAwareClassifier(nn.Module):
 
 
 class NoiseAwareRegressor(nn.Module):
-    """A Gaussian regressor p_phi(E | x_t, t) = N(E; f(x_t, t), sigma(t)^2) (chapter 3, eq. ``regressor-grad``).
+    """A Gaussian regressor p_phi(E | x_t, t) = N(E; f(x_t, t), sigma^2) of a scalar energy E.
 
-    ``forward(x_t, t) -> (f, log_sigma)``, both ``(B,)``. The spread sigma depends on t only, so that
-    grad_x log p = (E - f) / sigma^2 * grad_x f exactly. ``energy_shift`` and ``energy_scale`` normalise
-    the target inside the network; ``f`` and ``sigma`` come back in the units of E.
+    ``forward(x_t, t) -> (f, log_sigma)``, both ``(B,)``, in the units of E (``energy_shift`` and
+    ``energy_scale`` normalise the target inside the network). The spread is
+
+    * ``spread="t"``: sigma(t), a function of the noise level only. Then grad_x log p = (E - f) / sigma^2 *
+      grad_x f, chapter 3, eq. ``regressor-grad``; exact for a linear-Gaussian likelihood.
+    * ``spread="x_t"``: sigma(x_t, t), heteroscedastic, from the same trunk as f. For a nonlinear energy the
+      uncertainty Var[E | x_t] ~ grad V^T Cov[x_0 | x_t] grad V changes by orders of magnitude at a fixed t
+      (steep walls against flat basins), and a spread of t alone is overconfident where the potential is steep.
+      The gradient gains the term ((E - f)^2 / sigma^2 - 1) grad_x log sigma. Chapter 6.
+
+    Both are trained by the Gaussian negative log-likelihood (``training.train_predictor``).
     """
 
     def __init__(self, data_dim: int, *, hidden: int = 64, depth: int = 2, time_dim: int = 32,
-                 energy_shift: float = 0.0, energy_scale: float = 1.0):
+                 energy_shift: float = 0.0, energy_scale: float = 1.0, spread: str = "t"):
         super().__init__()
         self.data_dim = _checks.integer("data_dim", data_dim, low=1)
         self.energy_shift = _checks.real("energy_shift", energy_shift)
         self.energy_scale = _checks.real("energy_scale", energy_scale, low=0.0, low_open=True)
+        self.spread = _checks.choice("spread", spread, ("t", "x_t"))
         self.time_embedding = SinusoidalEmbedding(_even_dim("time_dim", time_dim))
         self.embed = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.trunk = _Trunk(self.data_dim, 1, hidden, depth, hidden)
-        self.log_sigma = nn.Sequential(nn.Linear(time_dim, 32), nn.SiLU(), nn.Linear(32, 1))
+        self.trunk = _Trunk(self.data_dim, 1 if spread == "t" else 2, hidden, depth, hidden)
+        if spread == "t":
+            self.log_sigma = nn.Sequential(nn.Linear(time_dim, 32), nn.SiLU(), nn.Linear(32, 1))
 
     def forward(self, x_t: Tensor, t) -> tuple[Tensor, Tensor]:
         param = self.embed[0].weight
         t = _check_xt(x_t, t, self.data_dim, param)
         temb = self.time_embedding(t)
-        f = self.trunk(x_t.to(param.dtype), self.embed(temb))[:, 0]
-        log_sigma = self.log_sigma(temb)[:, 0]
-        return self.energy_shift + self.energy_scale * f, log_sigma + math.log(self.energy_scale)
+        out = self.trunk(x_t.to(param.dtype), self.embed(temb))
+        if self.spread == "t":
+            log_sigma = self.log_sigma(temb)[:, 0]
+        else:
+            # a floor of exp(-7) energy scales keeps the likelihood finite where the network is very sure
+            log_sigma = out[:, 1].clamp(min=-7.0)
+        return self.energy_shift + self.energy_scale * out[:, 0], log_sigma + math.log(self.energy_scale)
 
     def log_prob(self, x_t: Tensor, t, E: Tensor) -> Tensor:
-        """log N(E; f(x_t, t), sigma(t)^2), ``(B,)``."""
+        """log N(E; f(x_t, t), sigma^2), ``(B,)``, with sigma(t) or sigma(x_t, t) (``spread``)."""
         f, log_sigma = self.forward(x_t, t)
         E = torch.as_tensor(E, device=x_t.device, dtype=f.dtype)
         E = E.expand(x_t.shape[0]) if E.ndim == 0 else E
