@@ -29,6 +29,8 @@ def test_fmt_never_prints_a_negative_zero():
 def test_estimate_and_mean_and_se():
     assert reporting.estimate(0.7234, 0.031) == "0.72 ± 0.03"
     assert reporting.estimate(-0.0004, 0.012) == "0.000 ± 0.012"
+    assert reporting.estimate(0.2461, 0.0008, min_se=0.005) == "0.246 ± 0.001"   # no more digits than 0.005 gives
+    assert reporting.estimate(1.0, 0.0, min_se=0.005) == "1.000 ± 0.000"
     mean, se = reporting.mean_and_se([1.0, 2.0, 3.0])
     assert mean == 2.0 and se == pytest.approx(1 / math.sqrt(3))
     assert reporting.mean_and_se(np.array([0.5, 0.5]))[1] == 0.0

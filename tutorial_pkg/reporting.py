@@ -61,9 +61,15 @@ def fmt(value, decimals: int) -> str:
     return text[1:] if text.startswith("-") and float(text) == 0 else text
 
 
-def estimate(value, se) -> str:
-    """``'value ± se'``, both rounded to the decimals that ``se`` supports (:func:`decimals_for`)."""
-    d = decimals_for(se)
+def estimate(value, se, *, min_se: float = 0.0) -> str:
+    """``'value ± se'``, both rounded to the decimals that ``se`` supports (:func:`decimals_for`).
+
+    ``min_se`` caps the precision: a standard error below it (or zero) is printed to the decimals of ``min_se``,
+    so that a figure whose spread over a few seeds happens to be tiny is not printed to digits that another
+    machine changes.
+    """
+    se = _number("se", se)
+    d = decimals_for(max(se, _checks.real("min_se", min_se, low=0.0)))
     return f"{fmt(value, d)} ± {fmt(se, d)}"
 
 
