@@ -81,14 +81,14 @@ class MullerBrown:
         return pts, self.energy(pts), hx * hy
 
     def level_set_weights(self, E_star: float, *, resolution: int = 800) -> Tensor:
-        """The density of states of each basin on the level set V(x) = E*: the line integral of dl / |grad V|
+        """The density of states of each basin on the level set V(x) = E*: the line integral of dl / ``|grad V|``
         along the contour lines in the box that flow to each minimum, ``(3,)``, float64. Chapter 6.
 
-        A density that depends on x only through V(x), restricted to a thin band |V - E*| < delta, is uniform on
-        the band, and the band's width across the contour is 2 delta / |grad V|: so each ring's share of the band
+        A density that depends on x only through V(x), restricted to a thin band ``|V - E*| < delta``, is uniform on
+        the band, and the band's width across the contour is 2 delta / ``|grad V|``: so each ring's share of the band
         is its share of this line integral, whatever the temperatures. The contour lines come from
         ``contourpy`` (a matplotlib dependency) on a grid of ``resolution^2`` points; each segment is weighted by
-        its length over |grad V| at its midpoint and assigned to the basin of its midpoint.
+        its length over ``|grad V|`` at its midpoint and assigned to the basin of its midpoint.
         """
         import contourpy
 
