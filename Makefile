@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 MATHJAX_VERSION := 3.2.2
 MATHJAX := .mathjax/.installed-$(MATHJAX_VERSION)
 
-.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab test-portability test-gpu chromium execute determinism bench bench-notebooks clean
+.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab test-portability test-gpu chromium execute assignments determinism bench bench-notebooks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,6 +78,13 @@ test-gpu: setup
 # Re-execute every notebook in place and store its outputs (for authors, after changing a chapter).
 execute: setup
 	$(BIN)/python tools/execute_notebooks.py book instructor
+
+# The student notebooks of the assignments, made from the instructor's (instructor/solutions/, the only
+# hand-written source), then executed, so that their stored outputs are what a student sees first.
+# tests/test_assignments.py fails when a committed student notebook differs from what this makes.
+assignments: setup
+	$(BIN)/python tools/make_assignments.py
+	$(BIN)/python tools/execute_notebooks.py book/assignments
 
 # Execute every notebook three times, in memory, and report each NBVAL_CHECK_OUTPUT cell whose output differs
 # between runs or from the stored one. About three times the notebooks' run time: not part of `make test`.

@@ -52,6 +52,27 @@ def labels(n=4, value=0):
 
 
 @functools.lru_cache(maxsize=None)
+def muller_brown():
+    from tutorial_pkg import zoo
+    return (zoo.muller_brown_data(), zoo.load("muller_brown_cfg", device="cpu", progress=False).model,
+            zoo.load("muller_brown_regressor", device="cpu", progress=False).model)
+
+
+def energy_report(report, samples, **kwargs):
+    data, eps_model, _ = muller_brown()
+    setting = dict(data=data, eps_model=eps_model, schedule=schedules.linear_schedule(1000), target=-40.0,
+                   reference=data.conditional_reference(-40.0, 8, delta=0.5), seed=0, n=4)
+    return grading.check_energy_report(report, samples, **{**setting, **kwargs})
+
+
+def guided_report(report, samples, **kwargs):
+    data, eps_model, regressor = muller_brown()
+    setting = dict(data=data, eps_model=eps_model, regressor=regressor, schedule=schedules.linear_schedule(1000),
+                   target=-60.0, scale=1.0, seed=0)
+    return grading.check_guided_report(report, samples, **{**setting, **kwargs})
+
+
+@functools.lru_cache(maxsize=None)
 def exact():
     mixture = GaussianMixture([0.5, 0.5], [[-1.0, 0.0], [1.0, 0.0]], [[[0.2, 0.0], [0.0, 0.2]]] * 2)
     return mixture.eps_model(S), mixture.classifier(S)
@@ -400,6 +421,11 @@ ROWS = [
     ("metrics.within_class_distance", "labels", lambda: metrics.within_class_distance(z(3, 2), labels(4), 2)),
     ("metrics.within_class_distance", "num_classes", lambda: metrics.within_class_distance(z(4, 2), labels(), 0)),
     ("metrics.within_class_distance", "x", lambda: metrics.within_class_distance(full((4, 2), NAN), labels(), 2)),
+    ("metrics.z_scores", "regressor", lambda: metrics.z_scores("regressor", z(4, 2), 0, z(4))),
+    ("metrics.z_scores", "E", lambda: metrics.z_scores(lambda x, t: (z(4), z(4)), z(4, 2), 0, z(3))),
+    ("metrics.coverage", "z", lambda: metrics.coverage(z(4, 2), 0.95)),
+    ("metrics.coverage", "level", lambda: metrics.coverage(z(4), 1.5)),
+    ("metrics.coverage", "level", lambda: metrics.coverage(z(4), NAN)),
     # -- reporting ------------------------------------------------------------------------------------
     ("reporting.significant", "digits", lambda: reporting.significant(1.0, 0)),
     ("reporting.significant", "value", lambda: reporting.significant("1.0")),
@@ -412,13 +438,33 @@ ROWS = [
       for name in ("check_classifier_guided_eps", "check_shifted_mean", "check_grad_log_likelihood", "check_cfg",
                    "check_drop_condition", "check_cfg_sampler")
       for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
-    ("grading.check_energy_report", FAILS, lambda: grading.check_energy_report("report", {}, lambda x: x[:, 0], 1.0)),
+    *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
+      for name in ("check_gaussian_nll", "check_z_scores", "check_coverage")
+      for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
+    # the student's report and samples: a "fail" report
+    ("grading.check_energy_report", FAILS, lambda: energy_report("report", {})),
     ("grading.check_energy_report", FAILS,
-     lambda: grading.check_energy_report({g: {"energy_error": NAN, "spread": 1.0} for g in (1.0, 2.0, 3.0)},
-                                         {g: z(4, 2) for g in (1.0, 2.0, 3.0)}, lambda x: x[:, 0], 1.0)),
+     lambda: energy_report({g: {"energy_error": NAN, "sliced_w1": 1.0} for g in (1.0, 2.0, 3.0)},
+                           {g: z(4, 2) for g in (1.0, 2.0, 3.0)})),
     ("grading.check_energy_report", FAILS,
-     lambda: grading.check_energy_report({g: {"energy_error": 0.0, "spread": 0.0} for g in (1.0, 2.0, 3.0)},
-                                         {g: "samples" for g in (1.0, 2.0, 3.0)}, lambda x: x[:, 0], 1.0)),
+     lambda: energy_report({g: {"energy_error": 0.0, "sliced_w1": 0.0} for g in (1.0, 2.0, 3.0)},
+                           {g: "samples" for g in (1.0, 2.0, 3.0)})),
+    ("grading.check_energy_report", FAILS,
+     lambda: energy_report({g: {"energy_error": 0.0, "sliced_w1": 0.0} for g in (1.0, 2.0, 3.0)},
+                           {g: full((4, 2), NAN) for g in (1.0, 2.0, 3.0)})),
+    ("grading.check_guided_report", FAILS, lambda: guided_report({"energy_error": 0.0}, "samples")),
+    ("grading.check_guided_report", FAILS, lambda: guided_report({"energy_error": 0.0}, full((4, 2), INF))),
+    ("grading.check_guided_report", FAILS, lambda: guided_report("report", z(4, 2))),
+    # the notebook's own arguments: an error that names them
+    ("grading.check_energy_report", "data", lambda: energy_report(None, None, data="data")),
+    ("grading.check_energy_report", "eps_model", lambda: energy_report(None, None, eps_model=lambda x, t, c: x)),
+    ("grading.check_energy_report", "schedule", lambda: energy_report(None, None, schedule="linear")),
+    ("grading.check_energy_report", "schedule", lambda: energy_report(None, None, schedule=S)),
+    ("grading.check_energy_report", "target", lambda: energy_report(None, None, target=NAN)),
+    ("grading.check_energy_report", "n", lambda: energy_report(None, None, n=0)),
+    ("grading.check_guided_report", "regressor", lambda: guided_report(None, None, regressor="regressor")),
+    ("grading.check_guided_report", "scale", lambda: guided_report(None, None, scale=-1.0)),
+    ("grading.check_guided_report", "target", lambda: guided_report(None, None, target="E")),
 ]
 
 

@@ -35,6 +35,7 @@ import sys
 import sysconfig
 import tempfile
 import time
+import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 FOLDERS = ("book", "instructor")
@@ -49,6 +50,7 @@ PORTABLE = (
     "a1_classifier_guidance.ipynb",
     "a2_classifier_free_guidance.ipynb",
     "a3_energy_target.ipynb",
+    "a4_calibrated_regressor.ipynb",
 )
 
 # The conftest of the folder the notebooks run in: it sets each notebook's CPU kernel set in the
@@ -106,6 +108,11 @@ def main(argv=None) -> int:
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         step("wheel", [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", tmp / "dist", src])
         (wheel,) = (tmp / "dist").glob("tutorial_pkg-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            stray = [n for n in archive.namelist() if not n.startswith(("tutorial_pkg/", "tutorial_pkg-"))
+                     or n.endswith(".ipynb")]
+        if stray:  # the instructor's solutions, or any notebook, must not ship with the package
+            sys.exit(f"colab path: the wheel holds files outside the package: {stray[:5]}")
 
         venv = tmp / "venv"
         python = venv / "bin" / "python"
