@@ -391,7 +391,7 @@ def _as_number(value) -> Optional[float]:
     return value if value is not None and math.isfinite(value) else None
 
 
-def _check_samples(name: str, samples: dict, data, *, n: int) -> Optional[CheckResult]:
+def _check_samples(name: str, samples: dict, data, *, n: int, label=lambda key: f"samples[{key}]") -> Optional[CheckResult]:
     """Shape, finiteness and the box of the Müller-Brown potential: configurations, not standardised z."""
     if not isinstance(samples, dict) or not samples:
         return _report(name, "fail", "samples must be a non-empty dict keyed by the scale")
@@ -400,14 +400,14 @@ def _check_samples(name: str, samples: dict, data, *, n: int) -> Optional[CheckR
     for scale, x in samples.items():
         if not isinstance(x, Tensor) or x.shape != (n, 2):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-            return _report(name, "fail", f"samples[{scale}] must be a ({n}, 2) tensor of configurations, got {got}")
+            return _report(name, "fail", f"{label(scale)} must be a ({n}, 2) tensor of configurations, got {got}")
         if not bool(torch.isfinite(x).all()):
-            return _report(name, "fail", f"samples[{scale}] holds NaN or infinite values")
+            return _report(name, "fail", f"{label(scale)} holds NaN or infinite values")
         if _inside(x) < 0.95:
             if _inside(data.unstandardize(x.detach().cpu().double())) >= 0.95:
-                return _report(name, "fail", f"samples[{scale}] look like the network's standardised coordinates z: "
+                return _report(name, "fail", f"{label(scale)} look like the network's standardised coordinates z: "
                                              "map them back with data.unstandardize(z) before you report them")
-            return _report(name, "fail", f"only {_inside(x):.0%} of samples[{scale}] lie in the potential's box "
+            return _report(name, "fail", f"only {_inside(x):.0%} of {label(scale)} lie in the potential's box "
                                          f"{data.system.box}: report configurations x")
     return None
 
@@ -580,7 +580,7 @@ def check_guided_report(report: dict, samples: Tensor, *, data, eps_model, regre
         got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
         return _report(name, "fail", f"samples must be an (n, 2) tensor of configurations, got {got}")
     n = samples.shape[0]
-    failed = _check_samples(name, {scale: samples}, data, n=n)
+    failed = _check_samples(name, {scale: samples}, data, n=n, label=lambda key: "samples")
     if failed:
         return failed
     if not isinstance(report, dict) or "energy_error" not in report:
