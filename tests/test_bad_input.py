@@ -17,9 +17,11 @@ import pytest
 import torch
 
 from tutorial_pkg import grading, guidance, metrics, models, nets, reporting, sampling, schedules, systems, training
+from tutorial_pkg import variants
 from tutorial_pkg.analytic import GaussianMixture
 
 MODULES = (models, schedules, sampling, guidance, nets, training, systems, metrics, reporting, grading)
+MODULES += (variants,)
 # classes that the package builds and returns, never from a user's arguments: their constructors need no row
 # (their methods with arguments do)
 BUILT_BY_THE_PACKAGE = {"training.TrainResult", "metrics.EnergyError", "grading.CheckResult", "systems.BoltzmannData",
@@ -465,6 +467,51 @@ ROWS = [
     ("grading.check_guided_report", "regressor", lambda: guided_report(None, None, regressor="regressor")),
     ("grading.check_guided_report", "scale", lambda: guided_report(None, None, scale=-1.0)),
     ("grading.check_guided_report", "target", lambda: guided_report(None, None, target="E")),
+    # chapter 9b: the newer CFG variants
+    ("sampling.gaussian_sampler_moments", "gamma",
+     lambda: sampling.gaussian_sampler_moments(0.0, 1.0, S, gamma=lambda t: -1.0, mean_u=0.0, var_u=1.0)),
+    ("variants.QUANTITIES", "quantity", lambda: variants.guide_in(lambda c, u: c, z(4, 2), z(4, 2), z(4, 2), 3, S, quantity="x1")),
+    ("variants.guide_in", "rule", lambda: variants.guide_in(3, z(4, 2), z(4, 2), z(4, 2), 3, S, quantity="eps")),
+    ("variants.guide_in", "rule", lambda: variants.guide_in(lambda c, u: c[:, 0], z(4, 2), z(4, 2), z(4, 2), 3, S, quantity="eps")),
+    ("variants.guide_in", "schedule", lambda: variants.guide_in(lambda c, u: c, z(4, 2), z(4, 2), z(4, 2), 3, None, quantity="x0")),
+    ("variants.guide_in", "eps_uncond", lambda: variants.guide_in(lambda c, u: c, z(4, 2), meta(4, 2), z(4, 2), 3, S, quantity="eps")),
+    ("variants.guide_in", "x_t", lambda: variants.guide_in(lambda c, u: c, z(4, 2), z(4, 2), meta(4, 2), 3, S, quantity="eps")),
+    ("variants.cfgpp_scale", "lam", lambda: variants.cfgpp_scale(S, 5, 3, -1.0)),
+    ("variants.cfgpp_scale", "t_prev", lambda: variants.cfgpp_scale(S, 5, 7, 0.5)),
+    ("variants.cfgpp_scale", "eta", lambda: variants.cfgpp_scale(S, 5, 3, 0.5, eta=NAN)),
+    ("variants.CFGPlusPlusModel", "lam", lambda: variants.CFGPlusPlusModel(exact()[0], NAN, S, num_steps=5)),
+    ("variants.CFGPlusPlusModel", "num_steps", lambda: variants.CFGPlusPlusModel(exact()[0], 0.5, S, num_steps=20)),
+    ("variants.CFGPlusPlusModel.scale_at", "t", lambda: variants.CFGPlusPlusModel(exact()[0], 0.5, S, num_steps=5).scale_at(3)),
+    ("variants.CFGPlusPlusModel.scale_at", "t", lambda: variants.CFGPlusPlusModel(exact()[0], 0.5, S, num_steps=5).scale_at(2.5)),
+    ("variants.cfgpp_model", "eta", lambda: variants.cfgpp_model(exact()[0], 0.5, S, num_steps=5, eta=-1.0)),
+    ("variants.cfgpp_model", "spacing", lambda: variants.cfgpp_model(exact()[0], 0.5, S, num_steps=5, spacing="middle")),
+    ("variants.cfgpp_model", "t", lambda: variants.cfgpp_model(exact()[0], 0.5, S, num_steps=5)(z(4, 2), 6, labels())),
+    ("variants.cfgpp_model", "t", lambda: variants.cfgpp_model(exact()[0], 0.5, S, num_steps=5)(z(4, 2), t4(8), labels())),
+    ("variants.apg", "pred_uncond", lambda: variants.apg(z(4, 2), meta(4, 2), 2.0)),
+    ("variants.apg", "pred_cond", lambda: variants.apg(z(4), z(4), 2.0)),
+    ("variants.apg", "form", lambda: variants.apg(z(4, 2), z(4, 2), 2.0, form="original")),
+    ("variants.apg", "norm_threshold", lambda: variants.apg(z(4, 2), z(4, 2), 2.0, norm_threshold=-1.0)),
+    ("variants.apg", "eta", lambda: variants.apg(z(4, 2), z(4, 2), 2.0, eta=NAN)),
+    ("variants.apg", "gamma", lambda: variants.apg(z(4, 2), z(4, 2), -1.0)),
+    ("variants.APGModel", "momentum", lambda: variants.APGModel(exact()[0], 2.0, momentum=1.0, quantity="eps")),
+    ("variants.APGModel", "quantity", lambda: variants.APGModel(exact()[0], 2.0, quantity="x1")),
+    ("variants.APGModel", "schedule", lambda: variants.APGModel(exact()[0], 2.0, quantity="x0")),
+    ("variants.APGModel", "gamma", lambda: variants.APGModel(exact()[0], NAN, quantity="eps")),
+    ("variants.APGModel.__call__", "cond", lambda: variants.APGModel(exact()[0], 2.0, quantity="eps")(z(4, 2), 5, None)),
+    ("variants.APGModel.__call__", "t",
+     lambda: variants.APGModel(exact()[0], 2.0, momentum=-0.5, quantity="eps")(z(4, 2), t4(5), labels())),
+    ("variants.apg_model", "eps_model", lambda: variants.apg_model("model", 2.0, null=-1, quantity="eps")),
+    ("variants.apg_model", "form", lambda: variants.apg_model(exact()[0], 2.0, form="x", quantity="eps")),
+    ("variants.zero_star_scale", "pred_uncond", lambda: variants.zero_star_scale(z(4, 2), meta(4, 2))),
+    ("variants.zero_star_scale", "pred_cond", lambda: variants.zero_star_scale(labels(4), labels(4))),
+    ("variants.cfg_zero_star", "gamma", lambda: variants.cfg_zero_star(z(4, 2), z(4, 2), NAN)),
+    ("variants.cfg_zero_star", "pred_uncond", lambda: variants.cfg_zero_star(z(4, 2), z(4, 3), 2.0)),
+    ("variants.CFGZeroStarModel", "zero_init_steps", lambda: variants.CFGZeroStarModel(exact()[0], 2.0, zero_init_steps=-1, quantity="eps")),
+    ("variants.CFGZeroStarModel", "optimized_scale", lambda: variants.CFGZeroStarModel(exact()[0], 2.0, optimized_scale="yes", quantity="eps")),
+    ("variants.CFGZeroStarModel", "schedule", lambda: variants.CFGZeroStarModel(exact()[0], 2.0)),
+    ("variants.CFGZeroStarModel.__call__", "t", lambda: variants.CFGZeroStarModel(exact()[0], 2.0, quantity="eps")(z(4, 2), t4(5), labels())),
+    ("variants.CFGZeroStarModel.__call__", "cond", lambda: variants.CFGZeroStarModel(exact()[0], 2.0, quantity="eps")(z(4, 2), 5, None)),
+    ("variants.cfg_zero_star_model", "gamma", lambda: variants.cfg_zero_star_model(exact()[0], -1.0, quantity="eps")),
 ]
 
 

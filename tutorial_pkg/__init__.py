@@ -9,6 +9,7 @@ Modules, one idea each:
   (chapters 1, 8).
 * :mod:`~tutorial_pkg.guidance`: classifier guidance and classifier-free guidance as model wrappers
   (chapters 3-5, 8).
+* :mod:`~tutorial_pkg.variants`: newer CFG variants as wrappers: CFG++, APG, CFG-Zero* (chapter 9b).
 * :mod:`~tutorial_pkg.analytic`: exact Gaussian mixtures and a linear-Gaussian likelihood.
 * :mod:`~tutorial_pkg.nets`: the conditional eps-model and the noise-aware predictors.
 * :mod:`~tutorial_pkg.training`: denoising training with condition dropout; predictor training.
@@ -24,6 +25,7 @@ Modules, one idea each:
 import importlib
 
 from . import analytic, guidance, models, nets, sampling, schedules, training
+from . import variants
 from .device import default_device
 
 __version__ = "0.1.0"
@@ -33,6 +35,7 @@ _LAZY = ("datasets", "grading", "metrics", "reporting", "systems", "zoo")
 
 __all__ = ["analytic", "datasets", "grading", "guidance", "metrics", "models", "nets", "reporting", "sampling",
            "schedules", "systems", "training", "zoo", "default_device", "__version__"]
+__all__ += ["variants"]
 
 
 def __getattr__(name: str):

@@ -331,7 +331,8 @@ def ddim_sample(eps_model: models.EpsModel, shape: Sequence[int], schedule: Nois
 
 # -- the exact output of a sampler for Gaussian data, eq. (affine-recursion) -------------------------------
 def gaussian_sampler_moments(mean_c, var_c, schedule: NoiseSchedule, *, sampler: str = "ddpm",
-                             gamma: float = 1.0, mean_u=None, var_u=None, variance: str = "small",
+                             gamma: float | Callable[[int], float] = 1.0, mean_u=None, var_u=None,
+                             variance: str = "small",
                              num_steps: Optional[int] = None, timesteps=None, spacing: str = "leading",
                              eta: float = 0.0, init_mean=0.0, init_var=1.0) -> tuple[Tensor, Tensor]:
     """The exact mean and variance of a DDPM or DDIM sampler's output for Gaussian data, with CFG.
@@ -344,15 +345,19 @@ def gaussian_sampler_moments(mean_c, var_c, schedule: NoiseSchedule, *, sampler:
 
     The steps are those the samplers visit (:func:`sampler_steps`, with the same checks), and the step
     maps are theirs (:func:`ddpm_coefficients`, :func:`ddim_coefficients`). Returns (M, V) as float64
-    tensors of the broadcast shape of the inputs. ``gamma = 1`` needs no unconditional model.
+    tensors of the broadcast shape of the inputs. ``gamma = 1`` needs no unconditional model. ``gamma`` may
+    also be a function ``gamma(t)`` of the package step, a number for each step (a guidance interval, or the
+    per-step scale of CFG++, chapter 9b): the guided eps is still affine at every step.
     """
     as64 = lambda v: torch.as_tensor(v, dtype=torch.float64)
-    gamma = _checks.real("gamma", gamma, low=0.0)
+    per_step = callable(gamma)
+    gamma = gamma if per_step else _checks.real("gamma", gamma, low=0.0)
     _checks.choice("variance", variance, VARIANCES)
     steps = sampler_steps(schedule, sampler=sampler, num_steps=num_steps, timesteps=timesteps, spacing=spacing)
     mean_c, var_c = as64(mean_c), as64(var_c)
-    if gamma != 1.0 and (mean_u is None or var_u is None):
-        raise ValueError(f"gamma={gamma} needs the unconditional mean_u and var_u")
+    if (per_step or gamma != 1.0) and (mean_u is None or var_u is None):
+        raise ValueError(f"gamma={'a schedule gamma(t)' if per_step else gamma} needs the unconditional mean_u "
+                         "and var_u")
     mean_u = as64(mean_u) if mean_u is not None else mean_c
     var_u = as64(var_u) if var_u is not None else var_c
     for name, v in (("var_c", var_c), ("var_u", var_u)):
@@ -364,11 +369,12 @@ def gaussian_sampler_moments(mean_c, var_c, schedule: NoiseSchedule, *, sampler:
     for t, t_prev in steps:
         c_x, c_eps, std = (ddpm_coefficients(schedule, t, variance) if sampler == "ddpm"
                            else ddim_coefficients(schedule, t, t_prev, eta))
+        gamma_t = _checks.real("gamma(t)", gamma(t), low=0.0) if per_step else gamma
         ab = schedule.alpha_bars[t]
         a_c = (1 - ab).sqrt() / (ab * var_c + 1 - ab)
         a_u = (1 - ab).sqrt() / (ab * var_u + 1 - ab)
-        a = gamma * a_c + (1 - gamma) * a_u                                   # the guided eps, a x + c
-        c = -(gamma * a_c * mean_c + (1 - gamma) * a_u * mean_u) * ab.sqrt()
+        a = gamma_t * a_c + (1 - gamma_t) * a_u                               # the guided eps, a x + c
+        c = -(gamma_t * a_c * mean_c + (1 - gamma_t) * a_u * mean_u) * ab.sqrt()
         A, B = c_x + c_eps * a, c_eps * c
         M, V = A * M + B, A ** 2 * V + std ** 2
     return M, V
