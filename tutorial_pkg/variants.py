@@ -284,8 +284,8 @@ def apg_model(eps_model, gamma: Scale, *, eta: float = 0.0, norm_threshold: Opti
 
 # -- CFG-Zero* (Fan et al. 2025), eqs. (cfg-zero-star) and (zero-init) ----------------------------------
 def zero_star_scale(pred_cond: Tensor, pred_uncond: Tensor) -> Tensor:
-    """CFG-Zero*'s alpha* = <c, u> / (|u|^2 + 1e-8) per sample, shape ``(B, 1, ..., 1)``: the alpha that
-    minimises |c - alpha u|^2 (Fan et al. 2025, eq. 7), summed over all dimensions but the batch.
+    """CFG-Zero*'s ``alpha* = <c, u> / (||u||^2 + 1e-8)`` per sample, shape ``(B, 1, ..., 1)``: the alpha that
+    minimises ``||c - alpha u||^2`` (Fan et al. 2025, eq. 7), summed over all dimensions but the batch.
     Chapter 9b, eq. (cfg-zero-star)."""
     c, u = _pair(pred_cond, pred_uncond)
     return _alpha_star(c, u)
