@@ -202,4 +202,20 @@ def test_counted_counts_the_backward_passes_of_classifier_guidance():
 def test_wrappers_stack_and_pass_on_the_null_value():
     prior, _, A, sigma_y, _ = linear_gaussian()
     model = tweedie.mmps_model(models.Counted(prior.eps_model(S)), A, sigma_y, S)
-    assert models.null_value(model) == -1 and "MMPSModel" in repr(model)
+    assert models.null_value(model) is None and "MMPSModel" in repr(model)
+    conditional = tweedie.mmps_model(models.Counted(prior.eps_model(S)), A, sigma_y, S, model_cond=True)
+    assert models.null_value(conditional) == -1
+
+
+def test_a_guidance_interval_skips_the_backward_pass_outside_it():
+    gm = mixture()
+    counted = models.Counted(gm.eps_model(S))
+    interval = guidance.guidance_interval(1.0, 0, 400, outside=0.0)
+    model = tweedie.energy_guided_model(counted, _energy, S, 0.3, scale=interval)
+    x, E = points(4), torch.zeros(4, dtype=f64)
+    torch.testing.assert_close(model(x, 700, E), gm.eps_model(S)(x, 700, None))
+    torch.testing.assert_close(model(x, 300, E), tweedie.energy_guided_model(gm.eps_model(S), _energy, S, 0.3)(x, 300, E))
+    assert (counted.calls, counted.backward_calls) == (2, 1)
+    per_row = model(x, torch.tensor([700, 300, 700, 300]), E)      # a tensor t: a scale per row
+    torch.testing.assert_close(per_row[1::2], model(x, 300, E)[1::2])
+    torch.testing.assert_close(per_row[::2], gm.eps_model(S)(x, 700, None)[::2])

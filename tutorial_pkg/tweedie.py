@@ -22,7 +22,7 @@ from typing import Callable, Optional
 
 import torch
 
-from . import _checks, models, sampling
+from . import _checks, guidance, models, sampling
 from .schedules import NoiseSchedule
 
 Tensor = torch.Tensor
@@ -79,14 +79,46 @@ def posterior_covariance(eps_model, x_t: Tensor, t, cond, schedule: NoiseSchedul
     return x0, factor * 0.5 * (J + J.transpose(1, 2))
 
 
-def _guide(eps: Tensor, grad: Tensor, t, schedule: NoiseSchedule, scale: float) -> Tensor:
+def _guide(eps: Tensor, grad: Tensor, t, schedule: NoiseSchedule, scale) -> Tensor:
     """eps - scale sqrt(1 - ab_t) grad: a likelihood score in eps form (chapter 3, eq. ``guided-eps``)."""
     dtype = _checks.compute_dtype(eps)
     eps, grad = eps.to(dtype), grad.to(dtype)
+    scale = _checks.per_sample("scale", guidance._at(scale, t), eps)
     return eps - scale * (1 - schedule.alpha_bar(t, eps)).sqrt() * grad
 
 
-class DPSModel(models.Wrapper):
+class _ThroughX0(models.Wrapper):
+    """What DPS and MMPS share: the eps-model sees ``cond`` only with ``model_cond=True``, and then its null
+    condition and its condition check are passed on; a scale (a number or a schedule ``scale(t)``, such as
+    :func:`tutorial_pkg.guidance.guidance_interval` with ``outside=0``) that is 0 at a step skips the
+    backward pass there."""
+
+    def _setup(self, schedule, scale, model_cond) -> None:
+        if not isinstance(model_cond, bool):
+            raise TypeError(f"model_cond must be True or False, got {type(model_cond).__name__} {model_cond!r}")
+        self.schedule, self.scale = _schedule(schedule), guidance._check_scale("scale", scale)
+        self.model_cond = model_cond
+
+    @property
+    def null_value(self):
+        return models.null_value(self.inner_model) if self.model_cond else None
+
+    def check_condition(self, cond) -> None:
+        """The eps-model checks the condition only if it sees it."""
+        inner = getattr(self.inner_model, "check_condition", None)
+        if self.model_cond and callable(inner):
+            inner(cond)
+
+    def _unguided(self, x_t: Tensor, t, cond):
+        """The eps-model's output where the scale at ``t`` is 0, else ``None``."""
+        scale = guidance._at(self.scale, t)
+        if isinstance(scale, Tensor) or scale != 0:
+            return None
+        with torch.no_grad():
+            return self.inner_model(x_t, t, cond if self.model_cond else None)
+
+
+class DPSModel(_ThroughX0):
     """Diffusion posterior sampling (Chung et al. 2023) in eps form: the clean log-likelihood at x0_hat.
 
     ``eps - scale sqrt(1 - ab_t) J^T grad_{x_0} log p(y | x_0)|_{x0_hat}``, chapter 9, eqs. (clean-gradient) and
@@ -98,20 +130,20 @@ class DPSModel(models.Wrapper):
     """
 
     def __init__(self, eps_model, log_likelihood: Callable[[Tensor, Tensor], Tensor], schedule: NoiseSchedule, *,
-                 scale: float = 1.0, model_cond: bool = False):
+                 scale: guidance.Scale = 1.0, model_cond: bool = False):
         super().__init__(eps_model, name="eps_model")
         _callable("log_likelihood", log_likelihood)
-        if not isinstance(model_cond, bool):
-            raise TypeError(f"model_cond must be True or False, got {type(model_cond).__name__} {model_cond!r}")
-        self.log_likelihood, self.schedule = log_likelihood, _schedule(schedule)
-        self.scale, self.model_cond = _checks.real("scale", scale, low=0.0), model_cond
+        self.log_likelihood = log_likelihood
+        self._setup(schedule, scale, model_cond)
 
     def __repr__(self) -> str:
-        return f"DPSModel(scale={self.scale}, model_cond={self.model_cond})"
+        return f"DPSModel(scale={self.scale!r}, model_cond={self.model_cond})"
 
     def __call__(self, x_t: Tensor, t, cond) -> Tensor:
         if cond is None:
             raise ValueError("cond must be given: the observation that the likelihood scores")
+        if (eps := self._unguided(x_t, t, cond)) is not None:
+            return eps
         eps, x0, vjp = tweedie_vjp(self.inner_model, x_t, t, cond if self.model_cond else None, self.schedule)
         with torch.enable_grad():
             x0 = x0.requires_grad_(True)
@@ -119,13 +151,13 @@ class DPSModel(models.Wrapper):
         return _guide(eps, vjp(g0), t, self.schedule, self.scale)                 # J^T g0, eq. (clean-gradient)
 
 
-def dps_model(eps_model, log_likelihood, schedule: NoiseSchedule, *, scale: float = 1.0,
+def dps_model(eps_model, log_likelihood, schedule: NoiseSchedule, *, scale: guidance.Scale = 1.0,
               model_cond: bool = False) -> DPSModel:
     """Wrap ``eps_model`` with DPS guidance by a clean ``log_likelihood(x0, cond)``; see :class:`DPSModel`."""
     return DPSModel(eps_model, log_likelihood, schedule, scale=scale, model_cond=model_cond)
 
 
-class MMPSModel(models.Wrapper):
+class MMPSModel(_ThroughX0):
     """Moment-matching posterior sampling (Rozet et al. 2024): p(y | x_t) ~ N(y; f(x0_hat), sigma_y^2 I + F Sigma F^T).
 
     ``observe`` is a matrix A ``(dy, D)`` (y = A x_0 + n) or a callable ``f(x0) -> (B, dy)`` or ``(B,)``, linearised
@@ -136,7 +168,7 @@ class MMPSModel(models.Wrapper):
     forward and dy backward passes of the eps-model (the paper solves C v = r by conjugate gradients instead).
     """
 
-    def __init__(self, eps_model, observe, sigma_y: float, schedule: NoiseSchedule, *, scale: float = 1.0,
+    def __init__(self, eps_model, observe, sigma_y: float, schedule: NoiseSchedule, *, scale: guidance.Scale = 1.0,
                  model_cond: bool = False):
         super().__init__(eps_model, name="eps_model")
         if isinstance(observe, Tensor):
@@ -144,18 +176,17 @@ class MMPSModel(models.Wrapper):
             A = observe
             observe = lambda x0, A=A: x0 @ A.to(device=x0.device, dtype=x0.dtype).T
         _callable("observe", observe)
-        if not isinstance(model_cond, bool):
-            raise TypeError(f"model_cond must be True or False, got {type(model_cond).__name__} {model_cond!r}")
-        self.observe, self.schedule = observe, _schedule(schedule)
-        self.sigma_y = _checks.real("sigma_y", sigma_y, low=0.0, low_open=True)
-        self.scale, self.model_cond = _checks.real("scale", scale, low=0.0), model_cond
+        self.observe, self.sigma_y = observe, _checks.real("sigma_y", sigma_y, low=0.0, low_open=True)
+        self._setup(schedule, scale, model_cond)
 
     def __repr__(self) -> str:
-        return f"MMPSModel(sigma_y={self.sigma_y}, scale={self.scale}, model_cond={self.model_cond})"
+        return f"MMPSModel(sigma_y={self.sigma_y}, scale={self.scale!r}, model_cond={self.model_cond})"
 
     def __call__(self, x_t: Tensor, t, cond) -> Tensor:
         if cond is None:
             raise ValueError("cond must be given: the observation y")
+        if (eps := self._unguided(x_t, t, cond)) is not None:
+            return eps
         eps, x0, vjp = tweedie_vjp(self.inner_model, x_t, t, cond if self.model_cond else None, self.schedule)
         with torch.enable_grad():
             x0 = x0.requires_grad_(True)
@@ -176,14 +207,14 @@ class MMPSModel(models.Wrapper):
         return _guide(eps, torch.einsum("bid,bi->bd", W, v), t, self.schedule, self.scale)
 
 
-def mmps_model(eps_model, observe, sigma_y: float, schedule: NoiseSchedule, *, scale: float = 1.0,
+def mmps_model(eps_model, observe, sigma_y: float, schedule: NoiseSchedule, *, scale: guidance.Scale = 1.0,
                model_cond: bool = False) -> MMPSModel:
     """Wrap ``eps_model`` with MMPS guidance for y = f(x_0) + N(0, sigma_y^2 I); see :class:`MMPSModel`."""
     return MMPSModel(eps_model, observe, sigma_y, schedule, scale=scale, model_cond=model_cond)
 
 
 def energy_guided_model(eps_model, energy: Callable[[Tensor], Tensor], schedule: NoiseSchedule, tau: float, *,
-                        covariance: bool = True, scale: float = 1.0, model_cond: bool = False) -> models.Wrapper:
+                        covariance: bool = True, scale: guidance.Scale = 1.0, model_cond: bool = False) -> models.Wrapper:
     """Guidance by an energy function itself, through x0_hat, with no trained predictor. Chapter 9, eqs.
     (energy-band) and (energy-mmps).
 
@@ -201,7 +232,10 @@ def energy_guided_model(eps_model, energy: Callable[[Tensor], Tensor], schedule:
         covariance: ``True`` (MMPS, Rozet et al. 2024): the band's variance is tau^2 + grad V^T Sigma grad V,
             with Sigma = Cov[x_0 | x_t] from the denoiser's Jacobian (chapter 6's Var[E | x_t], to first
             order), held constant in x_t. ``False`` (DPS, Chung et al. 2023): tau^2 alone.
-        scale: multiplies the likelihood's score (1 takes it at face value).
+        scale: multiplies the likelihood's score (1 takes it at face value): a number, or a schedule such as
+            ``guidance.guidance_interval(1.0, 0, t_max, outside=0.0)``, which guides only at the steps where
+            the network's Tweedie covariance can be trusted and skips the backward pass elsewhere (chapter 9).
+        model_cond: pass E* to the eps-model as its condition (default: its unconditional branch).
 
     The step is eps - scale sqrt(1 - ab_t) J^T grad V (E* - V(x0_hat)) / s^2, with s^2 the band's variance.
     Cost per step: one forward and one backward pass of the eps-model, and one of V (both methods).
