@@ -532,7 +532,7 @@ def check_z_scores(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
 
 def check_coverage(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
     """Assignment 4: ``fn(z, level)``, the share of z-scores inside the central interval that holds ``level`` of a
-    standard normal (|z| < 1.96 for level 0.95)."""
+    standard normal (``|z| < 1.96`` for level 0.95)."""
     name = "coverage"
     g = _generator(seed)
     z = 1.3 * torch.randn(5000, generator=g, dtype=torch.float64)
