@@ -9,6 +9,8 @@ Modules, one idea each:
   (chapters 1, 8).
 * :mod:`~tutorial_pkg.guidance`: classifier guidance and classifier-free guidance as model wrappers
   (chapters 3-5, 8).
+* :mod:`~tutorial_pkg.tweedie`: Tweedie's x0_hat and its Jacobian; guidance through x0_hat by a clean
+  likelihood or an energy function (DPS, MMPS), and exact sampler moments for affine guidance (chapter 9).
 * :mod:`~tutorial_pkg.variants`: newer CFG variants as wrappers: CFG++, APG, CFG-Zero* (chapter 9b).
 * :mod:`~tutorial_pkg.analytic`: exact Gaussian mixtures and a linear-Gaussian likelihood.
 * :mod:`~tutorial_pkg.nets`: the conditional eps-model and the noise-aware predictors.
@@ -24,18 +26,16 @@ Modules, one idea each:
 
 import importlib
 
-from . import analytic, guidance, models, nets, sampling, schedules, training
-from . import variants
+from . import analytic, guidance, models, nets, sampling, schedules, training, variants
 from .device import default_device
 
 __version__ = "0.1.0"
 
 # imported when first used, so that `python -m tutorial_pkg.zoo` runs a module not yet imported (PEP 562)
-_LAZY = ("datasets", "grading", "metrics", "reporting", "systems", "zoo")
+_LAZY = ("datasets", "grading", "metrics", "reporting", "systems", "tweedie", "zoo")
 
 __all__ = ["analytic", "datasets", "grading", "guidance", "metrics", "models", "nets", "reporting", "sampling",
-           "schedules", "systems", "training", "zoo", "default_device", "__version__"]
-__all__ += ["variants"]
+           "schedules", "systems", "training", "tweedie", "variants", "zoo", "default_device", "__version__"]
 
 
 def __getattr__(name: str):
