@@ -10,6 +10,7 @@ Modules, one idea each:
 * :mod:`~tutorial_pkg.guidance`: classifier guidance and classifier-free guidance as model wrappers
   (chapters 3-5, 8).
 * :mod:`~tutorial_pkg.analytic`: exact Gaussian mixtures and a linear-Gaussian likelihood.
+* :mod:`~tutorial_pkg.smc`: sequential Monte Carlo (Feynman-Kac correctors) for the tilted target (chapter 10).
 * :mod:`~tutorial_pkg.nets`: the conditional eps-model and the noise-aware predictors.
 * :mod:`~tutorial_pkg.training`: denoising training with condition dropout; predictor training.
 * :mod:`~tutorial_pkg.systems`: physical systems with exact references (chapter 6).
@@ -29,10 +30,10 @@ from .device import default_device
 __version__ = "0.1.0"
 
 # imported when first used, so that `python -m tutorial_pkg.zoo` runs a module not yet imported (PEP 562)
-_LAZY = ("datasets", "grading", "metrics", "reporting", "systems", "zoo")
+_LAZY = ("datasets", "grading", "metrics", "reporting", "smc", "systems", "zoo")
 
 __all__ = ["analytic", "datasets", "grading", "guidance", "metrics", "models", "nets", "reporting", "sampling",
-           "schedules", "systems", "training", "zoo", "default_device", "__version__"]
+           "schedules", "smc", "systems", "training", "zoo", "default_device", "__version__"]
 
 
 def __getattr__(name: str):
