@@ -17,15 +17,15 @@ import pytest
 import torch
 
 from tutorial_pkg import grading, guidance, metrics, models, nets, reporting, sampling, schedules, systems, training
-from tutorial_pkg import tweedie, variants
+from tutorial_pkg import smc, tweedie, variants
 from tutorial_pkg.analytic import GaussianMixture
 
 MODULES = (models, schedules, sampling, guidance, nets, training, systems, metrics, reporting, grading, variants,
-           tweedie)
+           tweedie, smc)
 # classes that the package builds and returns, never from a user's arguments: their constructors need no row
 # (their methods with arguments do)
 BUILT_BY_THE_PACKAGE = {"training.TrainResult", "metrics.EnergyError", "grading.CheckResult", "systems.BoltzmannData",
-                        "models.EpsModel"}
+                        "models.EpsModel", "smc.SMCResult"}
 
 NAN, INF = float("nan"), float("inf")
 FAILS = object()  # expected outcome of a grading row: a "fail" report, no exception
@@ -274,6 +274,31 @@ ROWS = [
     ("guidance.convert_scale", "to", lambda: guidance.convert_scale(1.0, from_="w", to="omega")),
     ("guidance.convert_scale", "value", lambda: guidance.convert_scale(NAN, from_="gamma", to="w")),
     ("guidance.convert_scale", "value", lambda: guidance.convert_scale(-3.0, from_="w", to="gamma")),
+    # smc: the sampler of the tilted target (chapter 10)
+    ("smc.guidance_terms", "guided_model", lambda: smc.guidance_terms(exact()[0], z(4, 2), 3, labels())),
+    ("smc.guidance_terms", "guided_model",
+     lambda: smc.guidance_terms(guidance.cfg_model(exact()[0], guidance.guidance_interval(2.0, 2, 5)), z(4, 2), 3, labels())),
+    ("smc.guidance_terms", "x_t", lambda: smc.guidance_terms(guidance.cfg_model(exact()[0], 2.0), full((4, 2), NAN), 3, labels())),
+    ("smc.guidance_terms", "t", lambda: smc.guidance_terms(guidance.cfg_model(exact()[0], 2.0), z(4, 2), 2.5, labels())),
+    ("smc.log_weight_factor", "schedule", lambda: smc.log_weight_factor("linear", 3, 2.0)),
+    ("smc.log_weight_factor", "t_prev", lambda: smc.log_weight_factor(S, 3, 2.0, t_prev=5)),
+    ("smc.log_weight_factor", "gamma", lambda: smc.log_weight_factor(S, 3, NAN)),
+    ("smc.effective_sample_size", "log_weights", lambda: smc.effective_sample_size(z(2, 3, 4))),
+    ("smc.effective_sample_size", "log_weights", lambda: smc.effective_sample_size(full((4,), NAN))),
+    ("smc.systematic_resample", "log_weights", lambda: smc.systematic_resample([0.0, 1.0])),
+    ("smc.systematic_resample", "generator", lambda: smc.systematic_resample(meta(4), generator=torch.Generator())),
+    ("smc.smc_sample", "guided_model", lambda: smc.smc_sample(exact()[0], (4, 2), S, cond=1)),
+    ("smc.smc_sample", "guided_model",
+     lambda: smc.smc_sample(guidance.cfg_model(exact()[0], 2.0, rescale=0.5), (4, 2), S, cond=1)),
+    ("smc.smc_sample", "shape", lambda: smc.smc_sample(guidance.cfg_model(exact()[0], 2.0), (0, 2), S, cond=1)),
+    ("smc.smc_sample", "groups", lambda: smc.smc_sample(guidance.cfg_model(exact()[0], 2.0), (4, 2), S, cond=1, groups=3)),
+    ("smc.smc_sample", "ess_threshold",
+     lambda: smc.smc_sample(guidance.cfg_model(exact()[0], 2.0), (4, 2), S, cond=1, ess_threshold=1.5)),
+    ("smc.smc_sample", "cond", lambda: smc.smc_sample(guidance.cfg_model(exact()[0], 2.0), (4, 2), S, cond=None)),
+    ("smc.smc_sample", "cond", lambda: smc.smc_sample(guidance.cfg_model(exact()[0], 2.0), (4, 2), S, cond=labels(5))),
+    ("smc.smc_sample", "schedule", lambda: smc.smc_sample(guidance.cfg_model(exact()[0], 2.0), (4, 2), "linear", cond=1)),
+    ("smc.smc_sample", "num_steps",
+     lambda: smc.smc_sample(guidance.cfg_model(exact()[0], 2.0), (4, 2), S, cond=1, num_steps=20)),
     ("guidance.SCALE_CONVENTIONS", "from_", lambda: guidance.convert_scale(1.0, from_="s", to="gamma")),
     ("guidance.rescale_cfg", "phi", lambda: guidance.rescale_cfg(z(4, 2), z(4, 2), 1.5)),
     ("guidance.rescale_cfg", "phi", lambda: guidance.rescale_cfg(z(4, 2), z(4, 2), NAN)),

@@ -13,6 +13,7 @@ Modules, one idea each:
   likelihood or an energy function (DPS, MMPS), and exact sampler moments for affine guidance (chapter 9).
 * :mod:`~tutorial_pkg.variants`: newer CFG variants as wrappers: CFG++, APG, CFG-Zero* (chapter 9b).
 * :mod:`~tutorial_pkg.analytic`: exact Gaussian mixtures and a linear-Gaussian likelihood.
+* :mod:`~tutorial_pkg.smc`: sequential Monte Carlo (Feynman-Kac correctors) for the tilted target (chapter 10).
 * :mod:`~tutorial_pkg.nets`: the conditional eps-model and the noise-aware predictors.
 * :mod:`~tutorial_pkg.training`: denoising training with condition dropout; predictor training.
 * :mod:`~tutorial_pkg.systems`: physical systems with exact references (chapter 6).
@@ -32,10 +33,10 @@ from .device import default_device
 __version__ = "0.1.0"
 
 # imported when first used, so that `python -m tutorial_pkg.zoo` runs a module not yet imported (PEP 562)
-_LAZY = ("datasets", "grading", "metrics", "reporting", "systems", "tweedie", "zoo")
+_LAZY = ("datasets", "grading", "metrics", "reporting", "smc", "systems", "tweedie", "zoo")
 
 __all__ = ["analytic", "datasets", "grading", "guidance", "metrics", "models", "nets", "reporting", "sampling",
-           "schedules", "systems", "training", "tweedie", "variants", "zoo", "default_device", "__version__"]
+           "schedules", "smc", "systems", "training", "tweedie", "variants", "zoo", "default_device", "__version__"]
 
 
 def __getattr__(name: str):
