@@ -131,10 +131,24 @@ def _run_chromium(exe, profile, *args):
 
 
 @pytest.fixture(scope="module")
-def server():
-    """The built site on 127.0.0.1; records every request it could not answer."""
+def site(tmp_path_factory):
+    """A copy of the built site whose pages with math carry the width probe (below), so that one Chromium run
+    per page serves every test."""
     if not (SITE / "index.html").exists():
         pytest.fail("no built book: run `make test-book` first", pytrace=False)
+    copy = tmp_path_factory.mktemp("probed") / "html"
+    shutil.copytree(SITE, copy)
+    for page in PAGES:
+        if _static(_html_file(page)).math:
+            path = copy / f"{page}.html"
+            path.write_text(path.read_text(encoding="utf-8").replace("</body>", WIDTH_PROBE + "</body>"),
+                            encoding="utf-8")
+    return copy
+
+
+@pytest.fixture(scope="module")
+def server(site):
+    """The site on 127.0.0.1; records every request it could not answer."""
     failed = []
 
     class Handler(http.server.SimpleHTTPRequestHandler):
@@ -146,7 +160,7 @@ def server():
         def log_message(self, *args):
             pass
 
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(SITE)))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(site)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}/", failed
     httpd.shutdown()
@@ -155,7 +169,8 @@ def server():
 
 @pytest.fixture(scope="module")
 def rendered(server, tmp_path_factory):
-    """Each page's DOM after Chromium has run its scripts (MathJax included), two pages at a time."""
+    """Each page's DOM after Chromium has run its scripts (MathJax included), two pages at a time, in a
+    laptop-sized window; a page with math also reports its display equations' widths (``Page.widths``)."""
     exe = _chromium()
     base, _ = server
 
@@ -163,9 +178,13 @@ def rendered(server, tmp_path_factory):
     profiles = {page: tmp_path_factory.mktemp("profile") for page in PAGES}
 
     def dump(page):
-        result = _run_chromium(exe, profiles[page], "--dump-dom", base + f"{page}.html")
+        result = _run_chromium(exe, profiles[page], f"--window-size={READING_WINDOW}", "--dump-dom",
+                               base + f"{page}.html")
         assert result.returncode == 0 and "<body" in result.stdout, f"{page}: chromium failed\n{result.stderr[-2000:]}"
-        return Page(result.stdout)
+        rendered = Page(result.stdout)                   # the probe's <pre> is hidden text to the parser
+        found = WIDTHS.search(result.stdout)
+        rendered.widths = json.loads(html.unescape(found.group(1))) if found else None
+        return rendered
 
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
         return dict(zip(PAGES, pool.map(dump, PAGES)))
@@ -269,33 +288,12 @@ READING_WINDOW = "1280,1600"          # a laptop screen: the book's text column 
 
 
 @pytest.fixture(scope="module")
-def display_widths(tmp_path_factory):
+def display_widths(rendered):
     """Each math page's display equations, rendered in a laptop-sized window: [{width, column, tex}]."""
-    exe = _chromium()
-    site = tmp_path_factory.mktemp("probed") / "html"
-    shutil.copytree(SITE, site)
     pages = [page for page in PAGES if _static(_html_file(page)).math]
-    for page in pages:
-        path = site / f"{page}.html"
-        path.write_text(path.read_text(encoding="utf-8").replace("</body>", WIDTH_PROBE + "</body>"), encoding="utf-8")
-    profiles = {page: tmp_path_factory.mktemp("profile") for page in pages}
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
-        type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}), directory=str(site)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}/"
-
-    def measure(page):
-        result = _run_chromium(exe, profiles[page], f"--window-size={READING_WINDOW}", "--dump-dom", base + f"{page}.html")
-        found = WIDTHS.search(result.stdout)
-        assert found, f"{page}: the width probe did not report\n{result.stderr[-1000:]}"
-        return json.loads(html.unescape(found.group(1)))
-
-    try:
-        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-            return dict(zip(pages, pool.map(measure, pages)))
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    silent = [page for page in pages if rendered[page].widths is None]
+    assert not silent, f"the width probe did not report on {silent}"
+    return {page: rendered[page].widths for page in pages}
 
 
 def test_display_math_fits_the_text_column(display_widths):
