@@ -19,7 +19,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import pathlib
 import sys
@@ -29,7 +28,8 @@ from typing import Callable, NamedTuple, Optional
 import torch
 from torch import nn
 
-from . import _checks, nets, training
+from . import _checks, _hashes, nets, training
+from ._hashes import sha256
 from .datasets import load_digits_split
 from .schedules import linear_schedule
 from .systems import boltzmann_dataset
@@ -130,29 +130,6 @@ RECIPES = {r.name: r for r in [
 
 
 # -- files and hashes --------------------------------------------------------------------------------
-def sha256(path: pathlib.Path) -> str:
-    """The SHA-256 of a file, as hex."""
-    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
-
-
-def _read_sums(folder: pathlib.Path) -> dict[str, str]:
-    sums = folder / "SHA256SUMS"
-    if not sums.exists():
-        return {}
-    out = {}
-    for line in sums.read_text().splitlines():
-        if line.strip():
-            digest, filename = line.split()
-            out[filename.lstrip("*")] = digest
-    return out
-
-
-def _write_sum(folder: pathlib.Path, filename: str, digest: str) -> None:
-    sums = _read_sums(folder)
-    sums[filename] = digest
-    (folder / "SHA256SUMS").write_text("".join(f"{d}  {f}\n" for f, d in sorted(sums.items())))
-
-
 def _recipe(name: str) -> Recipe:
     _checks.choice("name", name, RECIPES)
     return RECIPES[name]
@@ -163,19 +140,9 @@ def verify(name: str, *, folder: Optional[pathlib.Path] = None) -> pathlib.Path:
     _recipe(name)
     folder = pathlib.Path(folder) if folder is not None else WEIGHTS_DIR
     path = folder / f"{name}.pt"
-    expected = _read_sums(folder).get(path.name)
-    if expected is None:
-        raise ValueError(f"no SHA-256 is recorded for {path.name}; build it with "
-                         f"`python -m tutorial_pkg.zoo build {name}`")
-    if not path.exists():
-        raise ValueError(f"the weights file {path.name} is missing; build it with "
-                         f"`python -m tutorial_pkg.zoo build {name}`")
-    actual = sha256(path)
-    if actual != expected:
-        raise ValueError(f"the weights file {path.name} does not match its recorded SHA-256 (expected {expected[:12]}..., "
-                         f"got {actual[:12]}...): it was changed, truncated or corrupted. Refusing to load it; rebuild "
-                         f"with `python -m tutorial_pkg.zoo build {name}` or retrain with {RETRAIN_ENV}=1")
-    return path
+    return _hashes.check(path, kind="the weights file", remedy=f"build it with `python -m tutorial_pkg.zoo build {name}`",
+                         remedy_if_changed=f"rebuild with `python -m tutorial_pkg.zoo build {name}` or retrain with "
+                                           f"{RETRAIN_ENV}=1")
 
 
 def build(name: str, *, steps: Optional[int] = None, out: Optional[pathlib.Path] = None,
@@ -189,7 +156,7 @@ def build(name: str, *, steps: Optional[int] = None, out: Optional[pathlib.Path]
     model = recipe.train(recipe.make_model(), steps, progress)
     path = out / f"{name}.pt"
     torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, path)
-    _write_sum(out, path.name, sha256(path))
+    _hashes.write_sum(out, path.name, sha256(path))
     return path
 
 
