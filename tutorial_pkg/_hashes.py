@@ -52,5 +52,6 @@ def check(path: pathlib.Path, *, kind: str, remedy: str, remedy_if_changed: str 
     actual = sha256(path)
     if actual != expected:
         raise ValueError(f"{kind} {path.name} does not match its recorded SHA-256 (expected {expected[:12]}..., "
-                         f"got {actual[:12]}...): it was changed, truncated or corrupted. Refusing to load it; {remedy_if_changed or remedy}")
+                         f"got {actual[:12]}...): it was changed, truncated or corrupted. Refusing to load it; "
+                         f"{remedy_if_changed or remedy}")
     return path
