@@ -1,7 +1,7 @@
 # Two commands for a fresh machine:
 #   make book   set up .venv and build the HTML book from the committed notebook outputs
-#   make test   set up .venv and run every test: pytest, nbval on every notebook, the strict book build,
-#               the built pages in headless Chromium, the notebooks against the wheel in a fresh venv
+#   make test   set up .venv and run every test: pytest, the strict book build, the built pages in headless
+#               Chromium, and nbval on every notebook, executed once, from the wheel in a fresh venv
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 MATHJAX_VERSION := 3.2.2
 MATHJAX := .mathjax/.installed-$(MATHJAX_VERSION)
 
-.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab chromium execute determinism bench bench-notebooks clean
+.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab test-portability test-gpu chromium execute assignments determinism bench bench-notebooks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,9 +42,10 @@ book: setup
 test-package: setup
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 tests/
 
-# Two notebooks run at once on two cores: one thread each, as when their outputs were stored
-# (make execute), so that thread scheduling neither slows them down nor changes their numbers.
-# tools/offline on PYTHONPATH refuses every network connection but the loopback, in every kernel.
+# The quick loop for authors, against the editable install: every notebook under nbval. Two notebooks run
+# at once on two cores, one thread each, as when their outputs were stored (make execute). make test runs
+# the notebooks once, in test-colab, instead. tools/offline on PYTHONPATH refuses every network
+# connection but the loopback, in every kernel.
 test-notebooks: setup
 	OMP_NUM_THREADS=1 PYTHONPATH=$(CURDIR)/tools/offline $(BIN)/python -m pytest --nbval-lax --nbval-current-env -n 2 --dist loadscope book/ instructor/ --durations=0
 
@@ -55,16 +56,35 @@ test-book: setup
 test-browser: test-book chromium
 	$(BIN)/python -m pytest tests_browser/
 
-# The Colab path: the wheel, installed (not editable) in a fresh venv, executes each notebook copied
-# alone into an empty folder; the first cell finds tutorial_pkg and installs nothing.
+# The notebooks of make test, executed once: the wheel, installed (not editable) in a fresh venv, runs
+# each notebook copied alone into an empty folder (the Colab path); the first cell finds tutorial_pkg and
+# installs nothing. Part of the notebooks run under PyTorch's portable CPU kernels (tools/colab_path.py).
 test-colab: setup
 	$(BIN)/python tools/colab_path.py
 
-test: test-package test-notebooks test-book test-browser test-colab
+test: test-package test-book test-browser test-colab
+
+# Every notebook under nbval with the native and the portable CPU kernels (ATEN_CPU_CAPABILITY=default),
+# with one and with two threads: the checked outputs must not depend on the machine. About four times
+# the notebooks' run time, so not part of make test.
+test-portability: setup
+	$(BIN)/python tools/portability.py
+
+# On a machine with a CUDA GPU: every notebook on the GPU (asserts must hold; outputs are not compared),
+# then benchmarks/gpu.sh; writes benchmarks/results/gpu.json and the GPU table of book/costs.md.
+test-gpu: setup
+	$(BIN)/python tools/gpu_check.py
 
 # Re-execute every notebook in place and store its outputs (for authors, after changing a chapter).
 execute: setup
 	$(BIN)/python tools/execute_notebooks.py book instructor
+
+# The student notebooks of the assignments, made from the instructor's (instructor/solutions/, the only
+# hand-written source), then executed, so that their stored outputs are what a student sees first.
+# tests/test_assignments.py fails when a committed student notebook differs from what this makes.
+assignments: setup
+	$(BIN)/python tools/make_assignments.py
+	$(BIN)/python tools/execute_notebooks.py book/assignments
 
 # Execute every notebook three times, in memory, and report each NBVAL_CHECK_OUTPUT cell whose output differs
 # between runs or from the stored one. About three times the notebooks' run time: not part of `make test`.

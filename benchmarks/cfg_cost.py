@@ -17,6 +17,10 @@ from timing import calls_for, interleaved
 
 SAMPLER_TARGET = 1.6
 GAMMA = 3.0
+# a guidance interval (Kynkäänniemi et al. 2024, chapter 8): CFG for package steps 100..600 only
+INTERVAL = (100, 600)
+INTERVAL_BATCH = 4096       # large enough that a network of chapter 6's size costs nearly twice at 2B rows
+INTERVAL_TOLERANCE = 0.05
 
 
 def _cond(net, batch: int) -> torch.Tensor:
@@ -81,4 +85,37 @@ def run(*, batch: int = 256, repeats: int = 5) -> list[dict]:
                                  m, "cfg/cond", target=SAMPLER_TARGET,
                                  note=f"position between the floors 1.0 (latency-bound) and 2.0 (compute-bound): "
                                       f"{100 * (ratio - 1):.0f} %"))
+    out.append(_interval(repeats))
     return out
+
+
+def _interval(repeats: int) -> dict:
+    """CFG inside a guidance interval against conditional sampling: a step outside the interval evaluates the
+    conditional branch only, so the run should cost (1 + share of steps inside) times the conditional run,
+    where CFG itself costs twice (a compute-bound network)."""
+    schedule, batch = common.schedule(), INTERVAL_BATCH
+    size = "ch. 6 MLP (hidden 128, depth 3)"
+    net = common.eps_net(size, cond="energy")
+    cond = _cond(net, batch)
+    steps = sampling.ddim_timesteps(common.T, common.DDIM_STEPS)
+    share = sum(INTERVAL[0] <= t <= INTERVAL[1] for t in steps) / len(steps)
+    models = {"conditional only": net, "CFG in the interval": guidance.cfg_model(net, guidance.guidance_interval(GAMMA, *INTERVAL)),
+              "CFG at every step": guidance.cfg_model(net, GAMMA)}
+
+    def sample(model):
+        return lambda: sampling.ddim_sample(model, (batch, 2), schedule, num_steps=common.DDIM_STEPS, cond=cond,
+                                            generator=common.generator())
+
+    m = interleaved({name: (sample(model), 1) for name, model in models.items()},
+                    {"interval/cond": lambda r: r["CFG in the interval"] / r["conditional only"],
+                     "full/cond": lambda r: r["CFG at every step"] / r["conditional only"]}, repeats=repeats)
+    # the steps outside cost one conditional step each, those inside one CFG step: (1 - share) + share * full,
+    # which is 1 + share when a CFG step costs exactly two conditional ones
+    full = m.ratios["full/cond"][0]
+    expected = 1 + share * (full - 1)
+    return common.result(2, "cfg/interval", f"DDIM {common.DDIM_STEPS} steps, CFG in steps {INTERVAL[0]}-{INTERVAL[1]} / "
+                                            f"conditional only, {size}, batch {batch}", m, "interval/cond",
+                         target=expected * (1 + INTERVAL_TOLERANCE), floor=expected * (1 - INTERVAL_TOLERANCE),
+                         note=f"{share:.0%} of the steps inside, where CFG costs {full:.2f} x a conditional step (measured "
+                              f"in this run): target 1 + {share:.2f} x {full - 1:.2f} = {expected:.2f} within "
+                              f"{INTERVAL_TOLERANCE:.0%} (1 + {share:.2f} = {1 + share:.2f} for a CFG step of exactly 2 x)")

@@ -37,17 +37,25 @@ def generator(seed: int = 0) -> torch.Generator:
 
 
 def result(part: int, key: str, label: str, m: Measurement, ratio: str, *, target: Optional[float] = None,
-           note: str = "", times: Optional[dict] = None) -> dict:
-    """One row of the report: a ratio (median and quartiles over repeats), its target and verdict, the times."""
+           floor: Optional[float] = None, note: str = "", times: Optional[dict] = None) -> dict:
+    """One row of the report: a ratio (median and quartiles over repeats), its target (an upper bound) and its
+    physical floor (a lower bound, below which a ratio is noise), the verdict, and the times."""
     median, q25, q75 = m.ratios[ratio]
     return {"part": part, "key": key, "label": label, "ratio": median, "q25": q25, "q75": q75,
-            "target": target, "verdict": verdict(m.ratios[ratio], target),
+            "target": target, "floor": floor, "verdict": verdict(m.ratios[ratio], target, floor),
             "times_s": dict(times if times is not None else m.times), "note": note}
+
+
+def bound_text(r: dict) -> str:
+    """The target column: '≤ 1.05', or '1.44–1.60' with a floor."""
+    if r["target"] is None:
+        return ""
+    return f"{r['floor']:.2f}–{r['target']:.2f}" if r.get("floor") is not None else f"≤ {r['target']:.2f}"
 
 
 def show(r: dict) -> None:
     """Print one result: ratio with quartiles, target and verdict, then the absolute times."""
-    target = f"target <= {r['target']:.2f}  {r['verdict']}" if r["target"] is not None else ""
+    target = f"target {bound_text(r)}  {r['verdict']}" if r["target"] is not None else ""
     print(f"  {r['label']}: ratio {r['ratio']:.3f} (quartiles {r['q25']:.3f}-{r['q75']:.3f})  {target}")
     print("      " + ", ".join(f"{k} {fmt_time(v)}" for k, v in r["times_s"].items()))
     if r["note"]:

@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from tutorial_pkg import guidance, nets, sampling, zoo
+from tutorial_pkg import guidance, models, nets, sampling, zoo
 from tutorial_pkg.schedules import linear_schedule
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -32,16 +32,17 @@ GAMMA = 3.0
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-class Autocast:
-    """An eps-model run under ``torch.autocast``: the network in low precision, its contract unchanged."""
+class Autocast(models.Wrapper):
+    """An eps-model run under ``torch.autocast``: the network in low precision, its contract (and its
+    ``null_value``, passed on by the wrapper) unchanged."""
 
     def __init__(self, net, device_type: str, dtype):
-        self.net, self.device_type, self.dtype = net, device_type, dtype
-        self.null_value = net.null_value
+        super().__init__(net, name="net")
+        self.device_type, self.dtype = device_type, dtype
 
     def __call__(self, x_t, t, cond):
         with torch.autocast(self.device_type, dtype=self.dtype, enabled=self.dtype is not None):
-            return self.net(x_t, t, cond)
+            return self.inner_model(x_t, t, cond)
 
 
 def book_nets(device) -> dict:
@@ -91,6 +92,8 @@ def main(argv=None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time the nets under torch.compile")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cuda", help="cuda (default); cpu only as a smoke test of this script")
+    parser.add_argument("--out", type=pathlib.Path, default=HERE / "results" / "gpu_throughput.json",
+                        help="where to write the results (default benchmarks/results/gpu_throughput.json)")
     args = parser.parse_args(argv)
 
     device = torch.device(args.device)
@@ -131,12 +134,12 @@ def main(argv=None) -> int:
             print(f"  {mode:<34} CFG {t_cfg * 1e3:8.1f} ms = {row['cfg_samples_per_s']:10.0f} samples/s; "
                   f"conditional only {t_cond * 1e3:7.1f} ms; CFG / conditional {row['cfg_over_cond']:.2f}  ({precision})")
     if device.type == "cuda":
-        out = HERE / "results" / "gpu.json"
+        out = args.out
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"device": name, "torch": torch.__version__, "cuda": torch.version.cuda,
                                    "batch": args.batch, "steps": args.steps, "gamma": GAMMA, "results": rows},
                                   indent=2) + "\n")
-        print(f"\nwrote {out.relative_to(HERE.parent)}")
+        print(f"\nwrote {out}")
     return 0
 
 

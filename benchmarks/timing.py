@@ -36,6 +36,8 @@ class Measurement:
 
     times: dict = field(default_factory=dict)
     ratios: dict = field(default_factory=dict)      # name -> (median, q25, q75)
+    least: dict = field(default_factory=dict)       # name -> the least time over the repeats
+    least_ratios: dict = field(default_factory=dict)  # name -> the ratio of the least times
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -62,16 +64,25 @@ def interleaved(parts: dict[str, tuple[Callable[[], object], int]], ratios: dict
     out = Measurement()
     for name in parts:
         out.times[name] = statistics.median(r[name] for r in per_repeat)
+        out.least[name] = min(r[name] for r in per_repeat)
     for name, ratio in ratios.items():
         out.ratios[name] = quartiles([ratio(r) for r in per_repeat])
+        out.least_ratios[name] = ratio(out.least)
     return out
 
 
-def verdict(ratio: tuple[float, float, float], target: Optional[float]) -> str:
-    """PASS when the median ratio meets the target, 'PASS (noise)' when only its lower quartile does."""
+def verdict(ratio: tuple[float, float, float], target: Optional[float], floor: Optional[float] = None) -> str:
+    """PASS when the median ratio meets the target, 'PASS (noise)' when only its lower quartile does.
+
+    ``floor`` is the physical lower bound of the ratio (1.0 for a loop that cannot cost less than the network
+    it calls). A median below it is not a better result but measurement noise: the verdict is 'NOISE', and the
+    comparison says nothing until it is measured again on a quieter machine.
+    """
     if target is None:
         return "info"
     median, q25, _ = ratio
+    if floor is not None and median < floor:
+        return "NOISE"
     if median <= target:
         return "PASS"
     return "PASS (noise)" if q25 <= target else "MISS"

@@ -3,7 +3,8 @@ import math
 import pytest
 import torch
 
-from tutorial_pkg.analytic import GaussianMixture, LinearGaussianLikelihood, gaussian_sampler_moments
+from tutorial_pkg.analytic import GaussianMixture, LinearGaussianLikelihood
+from tutorial_pkg.sampling import gaussian_sampler_moments
 from tutorial_pkg.schedules import cosine_schedule
 
 

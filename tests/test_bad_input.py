@@ -17,15 +17,16 @@ import re
 import pytest
 import torch
 
-from tutorial_pkg import grading, guidance, metrics, nets, sampling, schedules, systems, training
+from tutorial_pkg import grading, guidance, metrics, models, nets, reporting, sampling, schedules, systems, training
 from tutorial_pkg.analytic import GaussianMixture
 from tutorial_pkg.systems import alanine_md, internal_coordinates
 
-MODULES = (schedules, sampling, guidance, nets, training, systems, internal_coordinates, alanine_md, metrics, grading)
+MODULES = (models, schedules, sampling, guidance, nets, training, systems, internal_coordinates, alanine_md, metrics,
+           reporting, grading)
 # classes that the package builds and returns, never from a user's arguments: their constructors need no row
 # (their methods with arguments do)
 BUILT_BY_THE_PACKAGE = {"training.TrainResult", "metrics.EnergyError", "grading.CheckResult", "systems.BoltzmannData",
-                        "systems.MDData", "alanine_md.MDData", "internal_coordinates.InternalFeatures"}
+                        "models.EpsModel", "systems.MDData", "alanine_md.MDData", "internal_coordinates.InternalFeatures"}
 
 NAN, INF = float("nan"), float("inf")
 FAILS = object()  # expected outcome of a grading row: a "fail" report, no exception
@@ -51,6 +52,27 @@ def t4(value=0):
 
 def labels(n=4, value=0):
     return torch.full((n,), value, dtype=torch.long)
+
+
+@functools.lru_cache(maxsize=None)
+def muller_brown():
+    from tutorial_pkg import zoo
+    return (zoo.muller_brown_data(), zoo.load("muller_brown_cfg", device="cpu", progress=False).model,
+            zoo.load("muller_brown_regressor", device="cpu", progress=False).model)
+
+
+def energy_report(report, samples, **kwargs):
+    data, eps_model, _ = muller_brown()
+    setting = dict(data=data, eps_model=eps_model, schedule=schedules.linear_schedule(1000), target=-40.0,
+                   reference=data.conditional_reference(-40.0, 8, delta=0.5), seed=0, n=4)
+    return grading.check_energy_report(report, samples, **{**setting, **kwargs})
+
+
+def guided_report(report, samples, **kwargs):
+    data, eps_model, regressor = muller_brown()
+    setting = dict(data=data, eps_model=eps_model, regressor=regressor, schedule=schedules.linear_schedule(1000),
+                   target=-60.0, scale=1.0, seed=0)
+    return grading.check_guided_report(report, samples, **{**setting, **kwargs})
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,6 +120,30 @@ def not_a_function(*args):
 
 # (public name, the argument the error must name, or FAILS for a grading check, the call)
 ROWS = [
+    # -- models ---------------------------------------------------------------------------------------
+    ("models.Wrapper", "inner_model", lambda: models.Wrapper("a model")),
+    ("models.Counted", "inner_model", lambda: models.Counted(3)),
+    ("models.Counted.__call__", "x_t", lambda: models.Counted(exact()[0])(3.0, 1, None)),
+    ("models.Counted.log_prob", "x_t", lambda: models.Counted(exact()[1]).log_prob([[0.0, 0.0]], 1, labels(1))),
+    ("models.null_value", "model", lambda: models.null_value()),
+    ("models.null_rows", "null", lambda: models.null_rows(torch.zeros(2), z(4, 3))),
+    ("models.is_null", "null", lambda: models.is_null(z(4, 3), torch.zeros(2))),
+    ("models.wrapped_models", "model", lambda: list(models.wrapped_models())),
+    ("models.check_sampler", "eps_model",
+     lambda: models.check_sampler(guidance.classifier_guided_model(exact()[0], exact()[1], S, 1.0, form="mean"),
+                                  "ddpm", "large")),
+    ("models.check_sampler", "eps_model",
+     lambda: models.check_sampler(guidance.classifier_guided_model(exact()[0], exact()[1], S, 1.0, form="mean"), "ddim")),
+    ("models.check_condition", "cond", lambda: models.check_condition(exact()[0], labels(3), 4)),
+    ("models.PREDICTIONS", "prediction", lambda: models.as_eps_model(exact()[0], S, "velocity")),
+    ("models.as_eps_model", "prediction", lambda: models.as_eps_model(exact()[0], S, "noise")),
+    ("models.as_prediction", "prediction", lambda: models.as_prediction(exact()[0], S, "x_0")),
+    ("models.EpsFromPrediction", "model", lambda: models.EpsFromPrediction(None, S, "x0")),
+    ("models.EpsFromPrediction.__call__", "x0", lambda: models.EpsFromPrediction(lambda x, t, c: x[:, :1], S, "x0")(
+        z(4, 2), 1, None)),
+    ("models.PredictionFromEps", "prediction", lambda: models.PredictionFromEps(exact()[0], S, "x1")),
+    ("models.PredictionFromEps.__call__", "eps", lambda: models.PredictionFromEps(lambda x, t, c: x[:, :1], S, "x0")(
+        z(4, 2), 1, None)),
     # -- schedules ------------------------------------------------------------------------------------
     ("schedules.NoiseSchedule", "betas", lambda: schedules.NoiseSchedule(torch.tensor([0.1, 1.5]))),
     ("schedules.NoiseSchedule", "betas", lambda: schedules.NoiseSchedule(torch.tensor([[0.1, 0.2]]))),
@@ -107,22 +153,17 @@ ROWS = [
     ("schedules.NoiseSchedule.q_sample", "eps", lambda: S.q_sample(z(4, 2), 1, z(4, 3))),
     ("schedules.NoiseSchedule.q_sample", "t", lambda: S.q_sample(z(4, 2), 10, z(4, 2))),
     ("schedules.NoiseSchedule.q_sample", "t", lambda: S.q_sample(z(4, 2), -1, z(4, 2))),
-    ("schedules.NoiseSchedule.q_sample", "x0", lambda: S.q_sample(full((4, 2), NAN), 1, z(4, 2))),
     ("schedules.NoiseSchedule.predict_x0", "eps", lambda: S.predict_x0(z(4, 2), 1, meta(4, 2))),
-    ("schedules.NoiseSchedule.predict_x0", "x_t", lambda: S.predict_x0(full((4, 2), INF), 1, z(4, 2))),
     ("schedules.NoiseSchedule.predict_eps", "x0", lambda: S.predict_eps(z(4, 2), 1, meta(4, 2))),
     ("schedules.NoiseSchedule.predict_eps", "t", lambda: S.predict_eps(z(4, 2), torch.tensor([1, 2, 3]), z(4, 2))),
     ("schedules.NoiseSchedule.posterior_mean_variance", "x0", lambda: S.posterior_mean_variance(meta(4, 2), z(4, 2), 1)),
     ("schedules.NoiseSchedule.posterior_mean_variance", "x0", lambda: S.posterior_mean_variance(z(4, 3), z(4, 2), 1)),
     ("schedules.NoiseSchedule.posterior_mean_variance", "t", lambda: S.posterior_mean_variance(z(4, 2), z(4, 2), 10)),
-    ("schedules.NoiseSchedule.eps_to_score", "eps", lambda: S.eps_to_score(full((4, 2), INF), 1)),
     ("schedules.NoiseSchedule.eps_to_score", "t", lambda: S.eps_to_score(z(4, 2), torch.tensor([1.0, 2.0, 3.0, 4.0]))),
-    ("schedules.NoiseSchedule.score_to_eps", "score", lambda: S.score_to_eps(full((4, 2), NAN), 1)),
     ("schedules.NoiseSchedule.score_to_eps", "t", lambda: S.score_to_eps(z(4, 2), torch.tensor([[1, 2]]))),
     ("schedules.NoiseSchedule.gather", "t", lambda: S.gather(S.alpha_bars, torch.tensor([1, 2, 3]), z(4, 2))),
     ("schedules.NoiseSchedule.check_t", "t", lambda: S.check_t(2.5)),
     ("schedules.NoiseSchedule.check_t", "t", lambda: S.check_t(torch.tensor([3, 12]))),
-    ("schedules.NoiseSchedule.to", "device", lambda: S.to("no-such-device")),
     ("schedules.linear_schedule", "T", lambda: schedules.linear_schedule(0)),
     ("schedules.linear_schedule", "beta_end", lambda: schedules.linear_schedule(10, beta_end=NAN)),
     ("schedules.linear_schedule", "beta_start", lambda: schedules.linear_schedule(10, beta_start=-0.1)),
@@ -132,6 +173,14 @@ ROWS = [
     ("schedules.make_schedule", "name", lambda: schedules.make_schedule("quadratic", 10)),
     ("schedules.make_schedule", "s", lambda: schedules.make_schedule("linear", 10, s=0.008)),
     ("schedules.SCHEDULES", "name", lambda: schedules.make_schedule("sigmoid", 10)),
+    ("schedules.NoiseSchedule.alpha_bar", "t", lambda: S.alpha_bar(10, z(4, 2))),
+    ("schedules.NoiseSchedule.alpha_bar", "t", lambda: S.alpha_bar(z(4), z(4, 2))),
+    ("schedules.NoiseSchedule.alpha_bar", "t", lambda: S.alpha_bar(t4()[:3], z(4, 2))),
+    ("schedules.NoiseSchedule.posterior_coefficients", "t", lambda: S.posterior_coefficients(12)),
+    ("schedules.NoiseSchedule.value", "name", lambda: S.value("sigmas", 1)),
+    ("schedules.NoiseSchedule.value", "t", lambda: S.value("betas", 1.5)),
+    ("schedules.NoiseSchedule.eps_to_v", "eps", lambda: S.eps_to_v(z(4, 2), 1, z(4, 3))),
+    ("schedules.NoiseSchedule.v_to_eps", "v", lambda: S.v_to_eps(z(4, 2), 1, meta(4, 2))),
     # -- sampling -------------------------------------------------------------------------------------
     ("sampling.ddpm_step", "eps", lambda: sampling.ddpm_step(meta(4, 2), z(4, 2), 5, S, noise=z(4, 2))),
     ("sampling.ddpm_step", "noise", lambda: sampling.ddpm_step(z(4, 2), z(4, 2), 5, S, noise=meta(4, 2))),
@@ -168,15 +217,30 @@ ROWS = [
     ("sampling.Trajectory", "keep_x0", lambda: sampling.Trajectory(keep_x0="yes")),
     ("sampling.Trajectory.__call__", "x", lambda: sampling.Trajectory()(3, None, None)),
     ("sampling.VARIANCES", "variance", lambda: sampling.ddpm_sample(exact()[0], (4, 2), S, variance="medium")),
+    ("sampling.SPACINGS", "spacing", lambda: sampling.ddim_timesteps(10, 5, spacing="uniform")),
+    ("sampling.sampler_steps", "sampler", lambda: sampling.sampler_steps(S, sampler="euler")),
+    ("sampling.sampler_steps", "num_steps", lambda: sampling.sampler_steps(S, sampler="ddpm", num_steps=5)),
+    ("sampling.sampler_steps", "timesteps", lambda: sampling.sampler_steps(S, sampler="ddim", timesteps=[2, 5])),
+    ("sampling.sampler_steps", "timesteps",
+     lambda: sampling.sampler_steps(S, sampler="ddim", timesteps=[5, 2], num_steps=2)),
+    ("sampling.sampler_steps", "schedule", lambda: sampling.sampler_steps("linear", sampler="ddim")),
+    ("sampling.gaussian_sampler_moments", "gamma", lambda: sampling.gaussian_sampler_moments(0.0, 1.0, S, gamma=2.0)),
+    ("sampling.gaussian_sampler_moments", "timesteps",
+     lambda: sampling.gaussian_sampler_moments(0.0, 1.0, S, sampler="ddim", timesteps=[1, 8])),
+    ("sampling.gaussian_sampler_moments", "num_steps",
+     lambda: sampling.gaussian_sampler_moments(0.0, 1.0, S, sampler="ddpm", num_steps=5)),
+    ("sampling.gaussian_sampler_moments", "var_c", lambda: sampling.gaussian_sampler_moments(0.0, -1.0, S)),
+    ("sampling.ddim_sample", "cond", lambda: sampling.ddim_sample(mlp(cond="label", num_classes=3), (4, 2), S,
+                                                                  num_steps=2, cond=labels(4, 3))),
+    ("sampling.ddim_sample", "cond", lambda: sampling.ddim_sample(mlp(cond="label", num_classes=3), (4, 2), S,
+                                                                  num_steps=2, cond=labels(5))),
     # -- guidance -------------------------------------------------------------------------------------
     ("guidance.cfg", "eps_uncond", lambda: guidance.cfg(z(4, 2), meta(4, 2), 2.0)),
     ("guidance.cfg", "eps_uncond", lambda: guidance.cfg(z(4, 2), z(4, 1), 2.0)),
     ("guidance.cfg", "eps_cond", lambda: guidance.cfg(labels(4), labels(4), 2.0)),
-    ("guidance.cfg", "eps_cond", lambda: guidance.cfg(full((4, 2), NAN), z(4, 2), 2.0)),
     ("guidance.cfg", "gamma", lambda: guidance.cfg(z(4, 2), z(4, 2), NAN)),
     ("guidance.cfg", "gamma", lambda: guidance.cfg(z(4, 2), z(4, 2), -1.0)),
     ("guidance.cfg", "gamma", lambda: guidance.cfg(z(4, 2), z(4, 2), torch.ones(2))),      # one per coordinate
-    ("guidance.cfg", "gamma", lambda: guidance.cfg(z(4, 2), z(4, 2), torch.tensor([1.0, NAN, 1.0, 1.0]))),
     ("guidance.classifier_guided_eps", "grad_log_p", lambda: guidance.classifier_guided_eps(z(4, 2), meta(4, 2), 0.5, 1.0)),
     ("guidance.classifier_guided_eps", "scale", lambda: guidance.classifier_guided_eps(z(4, 2), z(4, 2), 0.5, INF)),
     ("guidance.classifier_guided_eps", "scale", lambda: guidance.classifier_guided_eps(z(4, 2), z(4, 2), 0.5, -1.0)),
@@ -192,7 +256,6 @@ ROWS = [
     ("guidance.grad_log_likelihood", "predictor", lambda: guidance.grad_log_likelihood(3, z(4, 2), t4(), None)),
     ("guidance.grad_log_likelihood", "predictor",
      lambda: guidance.grad_log_likelihood(lambda x, t, y: x, z(4, 2), t4(), None)),
-    ("guidance.grad_log_likelihood", "x_t", lambda: guidance.grad_log_likelihood(exact()[1], full((4, 2), NAN), t4(), labels())),
     ("guidance.cfg_model", "eps_model", lambda: guidance.cfg_model("model", 2.0, null=-1)),
     ("guidance.cfg_model", "gamma", lambda: guidance.cfg_model(exact()[0], NAN)),
     ("guidance.cfg_model", "null", lambda: guidance.cfg_model(lambda x, t, c: x, 2.0)),
@@ -215,7 +278,16 @@ ROWS = [
     ("guidance.ClassifierGuidedModel.__call__", "cond",
      lambda: guidance.ClassifierGuidedModel(exact()[0], exact()[1], S, 1.0)(z(4, 2), t4(), None)),
     ("guidance.ClassifierGuidedModel.__call__", "t",
-     lambda: guidance.ClassifierGuidedModel(exact()[0], exact()[1], S, 1.0)(z(4, 2), t4(10), labels())),
+     lambda: guidance.ClassifierGuidedModel(exact()[0], exact()[1], S, 1.0)(z(4, 2), z(4), labels())),
+    ("guidance.ClassifierGuidedModel.check_condition", "E",
+     lambda: guidance.ClassifierGuidedModel(exact()[0], nets.NoiseAwareRegressor(2), S, 1.0).check_condition(
+         labels(3, 7))),
+    ("guidance.ClassifierGuidedModel", "model_cond",
+     lambda: guidance.ClassifierGuidedModel(exact()[0], exact()[1], S, 1.0, model_cond="yes")),
+    ("guidance.GuidanceInterval", "t_high", lambda: guidance.GuidanceInterval(2.0, 500, 100)),
+    ("guidance.GuidanceInterval", "outside", lambda: guidance.GuidanceInterval(2.0, 100, 500, outside=NAN)),
+    ("guidance.GuidanceInterval.inside", "t", lambda: guidance.GuidanceInterval(2.0, 1, 5).inside(2.5)),
+    ("guidance.GuidanceInterval.__call__", "t", lambda: guidance.GuidanceInterval(2.0, 1, 5)(z(4))),
     ("guidance.convert_scale", "from_", lambda: guidance.convert_scale(1.0, from_="cfg", to="w")),
     ("guidance.convert_scale", "to", lambda: guidance.convert_scale(1.0, from_="w", to="omega")),
     ("guidance.convert_scale", "value", lambda: guidance.convert_scale(NAN, from_="gamma", to="w")),
@@ -224,7 +296,6 @@ ROWS = [
     ("guidance.rescale_cfg", "phi", lambda: guidance.rescale_cfg(z(4, 2), z(4, 2), 1.5)),
     ("guidance.rescale_cfg", "phi", lambda: guidance.rescale_cfg(z(4, 2), z(4, 2), NAN)),
     ("guidance.rescale_cfg", "eps_cond", lambda: guidance.rescale_cfg(z(4, 2), meta(4, 2), 0.5)),
-    ("guidance.rescale_cfg", "eps_guided", lambda: guidance.rescale_cfg(full((4, 2), INF), z(4, 2), 0.5)),
     ("guidance.rescale_cfg", "eps_guided", lambda: guidance.rescale_cfg(z(4, 1), z(4, 1), 0.5)),  # no std of one value
     ("guidance.guidance_interval", "gamma", lambda: guidance.guidance_interval(-1.0, 0, 5)),
     ("guidance.guidance_interval", "gamma", lambda: guidance.guidance_interval(NAN, 0, 5)),
@@ -249,7 +320,14 @@ ROWS = [
     ("nets.ConditionEmbedding.forward", "cond",
      lambda: nets.ConditionEmbedding("label", 8, num_classes=3)(meta(4, dtype=torch.long), 4, "cpu")),
     ("nets.ConditionEmbedding.forward", "cond", lambda: nets.ConditionEmbedding("label", 8, num_classes=3)(z(4), 4, "cpu")),
-    ("nets.ConditionEmbedding.forward", "cond", lambda: nets.ConditionEmbedding("energy", 8)(full((4,), INF), 4, "cpu")),
+    ("nets.ConditionEmbedding.forward", "cond", lambda: nets.ConditionEmbedding("vector", 8, features=3)(z(4, 2), 4, "cpu")),
+    ("nets.ConditionEmbedding", "features", lambda: nets.ConditionEmbedding("vector", 8)),
+    ("nets.ConditionEmbedding.check_condition", "cond",
+     lambda: nets.ConditionEmbedding("energy", 8).check_condition(full((4,), INF))),
+    ("nets.ConditionEmbedding.check_condition", "cond",
+     lambda: nets.ConditionEmbedding("label", 8, num_classes=3).check_condition(labels(4, 3))),
+    ("nets.ConditionEmbedding.check_condition", "cond",
+     lambda: nets.ConditionEmbedding("vector", 8, features=2).check_condition(torch.tensor([[NAN, 1.0]]))),
     ("nets.MLPEpsModel", "cond", lambda: mlp(cond="spin")),
     ("nets.MLPEpsModel", "null", lambda: mlp(cond="energy", null="none")),
     ("nets.MLPEpsModel", "num_classes", lambda: mlp(cond="label")),
@@ -259,25 +337,29 @@ ROWS = [
     ("nets.MLPEpsModel.forward", "x_t", lambda: mlp()(meta(4, 2), t4())),
     ("nets.MLPEpsModel.forward", "x_t", lambda: mlp()(z(4, 3), t4())),
     ("nets.MLPEpsModel.forward", "x_t", lambda: mlp()(z(4, 2, 1), t4())),
-    ("nets.MLPEpsModel.forward", "x_t", lambda: mlp()(full((4, 2), INF), t4())),
     ("nets.MLPEpsModel.forward", "x_t", lambda: mlp()(labels(4)[:, None].expand(4, 2), t4())),
     ("nets.MLPEpsModel.forward", "t", lambda: mlp()(z(4, 2), labels(3))),
     ("nets.MLPEpsModel.forward", "t", lambda: mlp()(z(4, 2), z(4))),
-    ("nets.MLPEpsModel.forward", "t", lambda: mlp()(z(4, 2), t4(-1))),
     ("nets.MLPEpsModel.forward", "cond", lambda: mlp()(z(4, 2), t4(), torch.ones(4))),
     ("nets.MLPEpsModel.forward", "cond", lambda: mlp(cond="energy")(z(4, 2), t4(), meta(4))),
-    ("nets.MLPEpsModel.forward", "cond", lambda: mlp(cond="energy", null="zero")(z(4, 2), t4(), full((4,), NAN))),
-    ("nets.MLPEpsModel.forward", "cond", lambda: mlp(cond="label", num_classes=3)(z(4, 2), t4(), labels(4, 3))),
+    ("nets.MLPEpsModel.forward", "cond", lambda: mlp(cond="label", num_classes=3)(z(4, 2), t4(), z(4))),
+    ("nets.MLPEpsModel.check_condition", "cond",
+     lambda: mlp(cond="energy", null="zero").check_condition(full((4,), NAN))),
+    ("nets.MLPEpsModel.check_condition", "cond", lambda: mlp(cond="label", num_classes=3).check_condition(labels(4, 3))),
+    ("nets.MLPEpsModel.check_condition", "cond", lambda: mlp().check_condition(labels(4))),
     ("nets.NoiseAwareClassifier", "num_classes", lambda: nets.NoiseAwareClassifier(2, 1)),
     ("nets.NoiseAwareClassifier.forward", "x_t", lambda: nets.NoiseAwareClassifier(2, 3)(meta(4, 2), t4())),
-    ("nets.NoiseAwareClassifier.forward", "t", lambda: nets.NoiseAwareClassifier(2, 3)(z(4, 2), t4(-1))),
-    ("nets.NoiseAwareClassifier.log_prob", "y", lambda: nets.NoiseAwareClassifier(2, 3).log_prob(z(4, 2), t4(), labels(4, 5))),
+    ("nets.NoiseAwareClassifier.forward", "t", lambda: nets.NoiseAwareClassifier(2, 3)(z(4, 2), z(4))),
+    ("nets.NoiseAwareClassifier.check_target", "y", lambda: nets.NoiseAwareClassifier(2, 3).check_target(labels(4, 5))),
+    ("nets.NoiseAwareClassifier.check_target", "y", lambda: nets.NoiseAwareClassifier(2, 3).check_target(z(4))),
     ("nets.NoiseAwareClassifier.log_prob", "y", lambda: nets.NoiseAwareClassifier(2, 3).log_prob(z(4, 2), t4(), z(4))),
     ("nets.NoiseAwareRegressor", "energy_scale", lambda: nets.NoiseAwareRegressor(2, energy_scale=0.0)),
+    ("nets.NoiseAwareRegressor", "spread", lambda: nets.NoiseAwareRegressor(2, spread="x")),
     ("nets.NoiseAwareRegressor", "energy_shift", lambda: nets.NoiseAwareRegressor(2, energy_shift=NAN)),
     ("nets.NoiseAwareRegressor.forward", "x_t", lambda: nets.NoiseAwareRegressor(2)(z(4, 3), t4())),
     ("nets.NoiseAwareRegressor.forward", "x_t", lambda: nets.NoiseAwareRegressor(2)(meta(4, 2), t4())),
-    ("nets.NoiseAwareRegressor.log_prob", "E", lambda: nets.NoiseAwareRegressor(2).log_prob(z(4, 2), t4(), full((4,), NAN))),
+    ("nets.NoiseAwareRegressor.check_target", "E", lambda: nets.NoiseAwareRegressor(2).check_target(full((4,), NAN))),
+    ("nets.NoiseAwareRegressor.check_target", "E", lambda: nets.NoiseAwareRegressor(2).check_target(labels(4))),
     ("nets.NoiseAwareRegressor.log_prob", "E", lambda: nets.NoiseAwareRegressor(2).log_prob(z(4, 2), t4(), z(3))),
     ("nets.NULL_MODES", "null", lambda: mlp(cond="label", num_classes=3, null="mask")),
     ("nets.COND_KINDS", "cond", lambda: mlp(cond="text")),
@@ -366,6 +448,12 @@ ROWS = [
     ("systems.MullerBrown.basin", "step_size", lambda: systems.MullerBrown().basin(z(4, 2), step_size=NAN)),
     ("systems.MullerBrown.basin", "x", lambda: systems.MullerBrown().basin(z(4))),
     ("systems.BoltzmannData.standardize", "x", lambda: data().standardize(z(4, 3))),
+    ("systems.BoltzmannData.in_band", "E", lambda: data().in_band("energies")),
+    ("systems.MullerBrown.level_set_weights", "E_star", lambda: systems.MullerBrown().level_set_weights(NAN)),
+    ("systems.MullerBrown.level_set_weights", "E_star", lambda: systems.MullerBrown().level_set_weights(1e9)),
+    ("systems.MullerBrown.level_set_weights", "resolution", lambda: systems.MullerBrown().level_set_weights(-60.0, resolution=3)),
+    ("systems.boltzmann_dataset", "heldout_band",
+     lambda: systems.boltzmann_dataset(10, 10, resolution=20, heldout_band=(-90.0, -100.0))),
     ("systems.BoltzmannData.standardize", "x", lambda: data().standardize([[0.0, 0.0]])),
     ("systems.BoltzmannData.unstandardize", "z", lambda: data().unstandardize(full((4, 2), NAN))),
     ("systems.BoltzmannData.log_density", "x", lambda: data().log_density(z(4))),
@@ -396,18 +484,50 @@ ROWS = [
     ("metrics.within_class_distance", "labels", lambda: metrics.within_class_distance(z(3, 2), labels(4), 2)),
     ("metrics.within_class_distance", "num_classes", lambda: metrics.within_class_distance(z(4, 2), labels(), 0)),
     ("metrics.within_class_distance", "x", lambda: metrics.within_class_distance(full((4, 2), NAN), labels(), 2)),
+    ("metrics.z_scores", "regressor", lambda: metrics.z_scores("regressor", z(4, 2), 0, z(4))),
+    ("metrics.z_scores", "E", lambda: metrics.z_scores(lambda x, t: (z(4), z(4)), z(4, 2), 0, z(3))),
+    ("metrics.coverage", "z", lambda: metrics.coverage(z(4, 2), 0.95)),
+    ("metrics.coverage", "level", lambda: metrics.coverage(z(4), 1.5)),
+    ("metrics.coverage", "level", lambda: metrics.coverage(z(4), NAN)),
+    # -- reporting ------------------------------------------------------------------------------------
+    ("reporting.significant", "digits", lambda: reporting.significant(1.0, 0)),
+    ("reporting.significant", "value", lambda: reporting.significant("1.0")),
+    ("reporting.decimals_for", "se", lambda: reporting.decimals_for(-1.0)),
+    ("reporting.fmt", "decimals", lambda: reporting.fmt(1.0, -1)),
+    ("reporting.estimate", "se", lambda: reporting.estimate(1.0, 0.0)),
+    ("reporting.mean_and_se", "values", lambda: reporting.mean_and_se([1.0])),
     # -- grading: the bad input is the student's function, reported as "fail", never raised -------------
     *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
       for name in ("check_classifier_guided_eps", "check_shifted_mean", "check_grad_log_likelihood", "check_cfg",
                    "check_drop_condition", "check_cfg_sampler")
       for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
-    ("grading.check_energy_report", FAILS, lambda: grading.check_energy_report("report", {}, lambda x: x[:, 0], 1.0)),
+    *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
+      for name in ("check_gaussian_nll", "check_z_scores", "check_coverage")
+      for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
+    # the student's report and samples: a "fail" report
+    ("grading.check_energy_report", FAILS, lambda: energy_report("report", {})),
     ("grading.check_energy_report", FAILS,
-     lambda: grading.check_energy_report({g: {"energy_error": NAN, "spread": 1.0} for g in (1.0, 2.0, 3.0)},
-                                         {g: z(4, 2) for g in (1.0, 2.0, 3.0)}, lambda x: x[:, 0], 1.0)),
+     lambda: energy_report({g: {"energy_error": NAN, "sliced_w1": 1.0} for g in (1.0, 2.0, 3.0)},
+                           {g: z(4, 2) for g in (1.0, 2.0, 3.0)})),
     ("grading.check_energy_report", FAILS,
-     lambda: grading.check_energy_report({g: {"energy_error": 0.0, "spread": 0.0} for g in (1.0, 2.0, 3.0)},
-                                         {g: "samples" for g in (1.0, 2.0, 3.0)}, lambda x: x[:, 0], 1.0)),
+     lambda: energy_report({g: {"energy_error": 0.0, "sliced_w1": 0.0} for g in (1.0, 2.0, 3.0)},
+                           {g: "samples" for g in (1.0, 2.0, 3.0)})),
+    ("grading.check_energy_report", FAILS,
+     lambda: energy_report({g: {"energy_error": 0.0, "sliced_w1": 0.0} for g in (1.0, 2.0, 3.0)},
+                           {g: full((4, 2), NAN) for g in (1.0, 2.0, 3.0)})),
+    ("grading.check_guided_report", FAILS, lambda: guided_report({"energy_error": 0.0}, "samples")),
+    ("grading.check_guided_report", FAILS, lambda: guided_report({"energy_error": 0.0}, full((4, 2), INF))),
+    ("grading.check_guided_report", FAILS, lambda: guided_report("report", z(4, 2))),
+    # the notebook's own arguments: an error that names them
+    ("grading.check_energy_report", "data", lambda: energy_report(None, None, data="data")),
+    ("grading.check_energy_report", "eps_model", lambda: energy_report(None, None, eps_model=lambda x, t, c: x)),
+    ("grading.check_energy_report", "schedule", lambda: energy_report(None, None, schedule="linear")),
+    ("grading.check_energy_report", "schedule", lambda: energy_report(None, None, schedule=S)),
+    ("grading.check_energy_report", "target", lambda: energy_report(None, None, target=NAN)),
+    ("grading.check_energy_report", "n", lambda: energy_report(None, None, n=0)),
+    ("grading.check_guided_report", "regressor", lambda: guided_report(None, None, regressor="regressor")),
+    ("grading.check_guided_report", "scale", lambda: guided_report(None, None, scale=-1.0)),
+    ("grading.check_guided_report", "target", lambda: guided_report(None, None, target="E")),
 ]
 
 
@@ -448,8 +568,12 @@ def _public_names():
                     yield f"{short}.{name}.{method}"
 
 
+# the contract's own call signatures: a protocol and an abstract base, with nothing to refuse
+ABSTRACT = {"models.EpsModel.__call__", "models.Wrapper.__call__"}
+
+
 def test_the_table_covers_every_public_name():
-    covered = {name for name, _, _ in ROWS}
+    covered = {name for name, _, _ in ROWS} | ABSTRACT
     missing = [name for name in _public_names() if name not in covered]
     assert not missing, f"add rows for {missing} to ROWS in tests/test_bad_input.py"
 
@@ -457,3 +581,4 @@ def test_the_table_covers_every_public_name():
 def test_every_row_names_a_public_name():
     public = set(_public_names())
     assert not [name for name, _, _ in ROWS if name not in public]
+    assert ABSTRACT <= public

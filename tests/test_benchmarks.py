@@ -50,11 +50,19 @@ def test_interleaved_ratios_are_medians_of_per_repeat_ratios():
 def test_report_writes_json_plot_table_and_book_copy(tmp_path):
     info = {"date": "2026-01-01 00:00 UTC", "command": "make bench", "machine": report.machine(1), "seconds": 1.0}
     results = [{"part": 1, "key": "k", "label": "DDIM 50 steps, book MLP (hidden 64, depth 2), batch 8", "ratio": 1.05,
-                "q25": 1.0, "q75": 1.1, "target": 1.1, "verdict": "PASS", "times_s": {"forward": 1e-3}, "note": "a | b"}]
+                "q25": 1.0, "q75": 1.1, "target": 1.1, "floor": 1.0, "verdict": "PASS", "times_s": {"forward": 1e-3},
+                "note": "a | b; predicts 1 + loop / forward = 1.020"},
+               {"part": 1, "key": "k2", "label": "DDPM 1000 steps, book MLP (hidden 64, depth 2), batch 8",
+                "ratio": 0.97, "q25": 0.95, "q75": 1.0, "target": 1.1, "floor": 1.0, "verdict": "NOISE",
+                "times_s": {"forward": 1e-3}, "note": "predicts 1 + loop / forward = 1.030"}]
     report.write_all(results, info, out_dir=tmp_path / "results", book_dir=tmp_path / "book")
     table = (tmp_path / "book" / "costs_table.md").read_text().splitlines()
     assert "`make bench`" in table[0] and "2026-01-01" in table[0]
-    assert table[-1].startswith("| 1 | DDIM 50 steps") and "a \\| b" in table[-1] and "1.00 ms" in table[-1]
+    assert table[-2].startswith("| 1 | DDIM 50 steps") and "a \\| b" in table[-2] and "1.00 ms" in table[-2]
+    assert "| 1.00–1.10 | NOISE |" in table[-1]
+    reading = (tmp_path / "book" / "costs_reading.md").read_text()
+    # the conclusions follow the table: the ratio below its floor is called noise, with the loop's prediction
+    assert "1 PASS, 1 NOISE" in reading and "below the physical floor" in reading and "1.020 to 1.030" in reading
     assert (tmp_path / "results" / "cpu.json").exists()
     assert (tmp_path / "book" / "costs.png").read_bytes() == (tmp_path / "results" / "cpu.png").read_bytes()
 

@@ -43,3 +43,37 @@ def test_notebook_is_committed_with_outputs_and_no_errors(path):
 def test_notebook_is_in_the_table_of_contents(path):
     toc = (ROOT / "_toc.yml").read_text()
     assert str(path.relative_to(ROOT).with_suffix("")) in toc
+
+
+ALL_NOTEBOOKS = NOTEBOOKS + sorted((ROOT / "instructor").rglob("*.ipynb"))
+ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_stored_outputs_hold_no_memory_address(path):
+    """An address such as <torch._C.Generator at 0x7f...> differs from run to run and machine to machine."""
+    for c in _code_cells(path):
+        for out in c.get("outputs", []):
+            text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
+            match = ADDRESS.search(text)
+            assert match is None, f"{path.name} stores the memory address {match.group()} in an output"
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_checked_outputs_print_no_negative_zero(path):
+    """-0.0 and 0.0 are the same number, printed with either sign depending on rounding on the machine."""
+    for c in _code_cells(path):
+        if "NBVAL_CHECK_OUTPUT" not in "".join(c["source"]):
+            continue
+        for out in c.get("outputs", []):
+            text = "".join(out.get("text", "")) + "".join(out.get("data", {}).get("text/plain", ""))
+            assert not re.search(r"(?<![\w.])-0(\.0*)?(?![\d.]*[1-9])(?=[\s,\]\)]|$)", text), \
+                f"{path.name} prints a negative zero in a checked cell: {text[:200]!r}"
+
+
+def test_the_readme_example_runs():
+    """The README's example (a stack of two wrappers) is code a newcomer copies: it must run as printed."""
+    code = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    namespace = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert namespace["x"].shape == (1000, 2)

@@ -1,12 +1,16 @@
-"""The assignment checks: a correct solution passes, typical wrong ones fail with the right hint, a missing
-implementation is reported without raising, and no report prints the reference."""
+"""The assignment checks: a correct solution passes; each typical wrong one fails with its hint; a solution that
+calls the package's reference is refused; a missing implementation reports TODO without raising; an answer
+stored from an earlier run fails, because the inputs are new at every call."""
 
+import functools
 import math
 
 import pytest
 import torch
 
-from tutorial_pkg import grading, guidance, sampling
+from tutorial_pkg import grading, guidance, metrics, nets, sampling, training, zoo
+from tutorial_pkg.guidance import cfg as cfg_imported_by_name
+from tutorial_pkg.schedules import linear_schedule
 
 
 def _todo(*args):
@@ -37,10 +41,12 @@ def drop(cond, p, null, generator):
     return torch.where(mask, torch.full_like(cond, null), cond)
 
 
-def cfg_sampler(model, x_T, cond, gamma, schedule, num_steps):
+def cfg_sampler(model, x_T, cond, gamma, schedule, num_steps, *, stop_short=False):
     x = x_T
     steps = sampling.ddim_timesteps(schedule.T, num_steps)
     for t, t_prev in zip(steps, steps[1:] + [-1]):
+        if stop_short and t_prev < 0:
+            break
         tt = torch.full((x.shape[0],), t)
         eps = cfg(model(x, tt, cond), model(x, tt, None), gamma)
         ab = schedule.alpha_bars[t]
@@ -50,6 +56,21 @@ def cfg_sampler(model, x_T, cond, gamma, schedule, num_steps):
     return x
 
 
+def nll(f, log_sigma, E):
+    return 0.5 * ((E - f) / log_sigma.exp()) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)
+
+
+def z_scores(regressor, x_t, t, E):
+    with torch.no_grad():
+        f, log_sigma = regressor(x_t, t)
+    return (E - f) / log_sigma.exp()
+
+
+def coverage(z, level):
+    q = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor((1 + level) / 2)).item()
+    return (z.abs() < q).double().mean().item()
+
+
 CORRECT = [
     (grading.check_classifier_guided_eps, guided_eps),
     (grading.check_shifted_mean, shifted),
@@ -57,45 +78,206 @@ CORRECT = [
     (grading.check_cfg, cfg),
     (grading.check_drop_condition, drop),
     (grading.check_cfg_sampler, cfg_sampler),
+    (grading.check_gaussian_nll, nll),
+    (grading.check_z_scores, z_scores),
+    (grading.check_coverage, coverage),
 ]
+ids = lambda f: getattr(f, "__name__", "")
 
 
-@pytest.mark.parametrize("check, solution", CORRECT, ids=lambda f: getattr(f, "__name__", ""))
+@pytest.mark.parametrize("check, solution", CORRECT, ids=ids)
 def test_a_correct_solution_passes(check, solution, capsys):
     result = check(solution)
     assert result.passed, result.message
     assert "[PASS]" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("check", [c for c, _ in CORRECT], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("check", [c for c, _ in CORRECT], ids=ids)
 def test_a_missing_implementation_is_reported_without_raising(check, capsys):
     result = check(_todo)
     assert result.status == "not implemented"
-    assert "not implemented yet" in capsys.readouterr().out
+    assert "[TODO]" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("check, wrong, hint", [
-    (grading.check_classifier_guided_eps, lambda e, g, ab, s: e + s * torch.sqrt(1 - ab) * g, "sign"),
+# -- the reference refuses to run inside the student's function ---------------------------------------------
+def sampler_with_the_package_cfg(model, x_T, cond, gamma, schedule, num_steps):
+    """A loop of one's own, but with the package's CFG combination inside."""
+    cfg_of_the_package = lambda m, x, t, c: guidance.cfg(m(x, t, c), m(x, t, None), gamma)
+    return cfg_sampler(lambda x, t, c: cfg_of_the_package(model, x, t, c) if c is not None else 0 * x, x_T, cond,
+                       1.0, schedule, num_steps)
+
+
+class _Fixed(nets.NoiseAwareRegressor):
+    """A regressor whose forward returns given (f, log_sigma): its log_prob is the package's likelihood."""
+
+    def __init__(self, f, log_sigma):
+        super().__init__(1)
+        self.fixed = (f, log_sigma)
+
+    def forward(self, x_t, t):
+        return self.fixed
+
+
+def nll_from_the_package(f, log_sigma, E):
+    return -_Fixed(f, log_sigma).log_prob(torch.zeros(len(f), 1), 0, E)
+
+
+REFERENCE_CALLS = [
+    (grading.check_classifier_guided_eps, lambda e, g, ab, s: guidance.classifier_guided_eps(e, g, ab, s),
+     "tutorial_pkg.guidance.classifier_guided_eps"),
+    (grading.check_shifted_mean, lambda m, v, g, s: guidance.shifted_mean(m, v, g, s), "guidance.shifted_mean"),
+    (grading.check_grad_log_likelihood, lambda p, x, t, y: guidance.grad_log_likelihood(p, x, t, y),
+     "guidance.grad_log_likelihood"),
+    (grading.check_cfg, lambda c, u, g: guidance.cfg(c, u, g), "tutorial_pkg.guidance.cfg: write the combination"),
+    (grading.check_cfg, lambda c, u, g: cfg_imported_by_name(c, u, g), "tutorial_pkg.guidance.cfg"),
+    (grading.check_drop_condition, lambda c, p, null, g: training.drop_condition(c, p, null, generator=g),
+     "training.drop_condition"),
+    (grading.check_cfg_sampler,
+     lambda m, x, c, gamma, s, n: sampling.ddim_sample(guidance.cfg_model(m, gamma), x.shape, s, num_steps=n, cond=c,
+                                                       x_T=x, dtype=torch.float64), "tutorial_pkg.sampling.ddim_sample"),
+    (grading.check_cfg_sampler, lambda m, x, c, gamma, s, n: sampler_with_the_package_cfg(m, x, c, gamma, s, n),
+     "tutorial_pkg.guidance.cfg"),
+    (grading.check_gaussian_nll, lambda f, ls, E: nll_from_the_package(f, ls, E), "NoiseAwareRegressor.log_prob"),
+    (grading.check_z_scores, lambda r, x, t, E: metrics.z_scores(r, x, t, E), "tutorial_pkg.metrics.z_scores"),
+    (grading.check_coverage, lambda z, level: metrics.coverage(z, level), "tutorial_pkg.metrics.coverage"),
+]
+
+
+@pytest.mark.parametrize("check, calls_reference, names", REFERENCE_CALLS, ids=lambda v: getattr(v, "__name__", ""))
+def test_a_solution_that_calls_the_reference_is_refused(check, calls_reference, names, capsys):
+    result = check(calls_reference)
+    assert result.status == "fail"
+    assert result.message.startswith("this check does not accept a call of") and names in result.message, result.message
+    assert "does not accept" in capsys.readouterr().out
+
+
+def test_the_reference_works_again_after_the_check():
+    grading.check_cfg(lambda c, u, g: guidance.cfg(c, u, g))
+    assert torch.equal(guidance.cfg(torch.ones(2), torch.zeros(2), 3.0), torch.full((2,), 3.0))
+    assert torch.equal(cfg_imported_by_name(torch.ones(2), torch.zeros(2), 2.0), torch.full((2,), 2.0))
+    grading.check_z_scores(lambda r, x, t, E: metrics.z_scores(r, x, t, E))
+    assert metrics.coverage(torch.zeros(3), 0.5) == 1.0
+
+
+def test_a_refused_function_may_have_a_closure_or_call_super():
+    class Base:
+        def f(self):
+            return 1
+
+    class Child(Base):
+        def f(self):  # the __class__ cell of super() is a free variable
+            return super().f() + 1
+
+    offset = 3
+    closure = lambda x: x + offset
+    with grading._refusing({Child.f: "no Child.f", closure: "no closure"}):
+        with pytest.raises(PermissionError, match="no Child.f"):
+            Child().f()
+        with pytest.raises(PermissionError, match="no closure"):
+            closure(1)
+    assert Child().f() == 2 and closure(1) == 4
+
+
+def test_a_refusal_is_lifted_when_the_student_function_raises():
+    def crashes(c, u, g):
+        raise RuntimeError("boom")
+
+    assert "raised RuntimeError: boom" in grading.check_cfg(crashes).message
+    assert guidance.cfg(torch.ones(1), torch.zeros(1), 2.0).item() == 2.0
+
+
+# -- new inputs at every call: a stored answer fails --------------------------------------------------------
+@pytest.mark.parametrize("check, solution", CORRECT, ids=ids)
+def test_an_answer_stored_from_an_earlier_run_fails(check, solution):
+    stored = []
+
+    def record(*args):
+        stored.append(solution(*args))
+        return stored[-1]
+
+    assert check(record, seed=1).passed
+    replay = iter(stored)
+    result = check(lambda *args: next(replay, stored[0]), seed=2)
+    assert result.status == "fail", result.message
+
+
+@pytest.mark.parametrize("check, solution", CORRECT, ids=ids)
+def test_unseeded_checks_draw_new_inputs(check, solution):
+    seen = []
+
+    def record(*args):
+        seen.append([a.clone() for a in args if isinstance(a, torch.Tensor)])
+        return solution(*args)
+
+    check(record)
+    check(record)
+    first, last = seen[0], seen[-1]
+    assert any(not torch.equal(a, b) for a, b in zip(first, last))
+
+
+# -- typical wrong solutions fail with their hint -----------------------------------------------------------
+def _dropout_of_rows(rows):
+    def wrong(c, p, null, g):
+        out = c.clone()
+        out[rows(c, p)] = null
+        return out
+    return wrong
+
+
+WRONG = [
+    (grading.check_classifier_guided_eps, lambda e, g, ab, s: e + s * torch.sqrt(1 - ab) * g, "check the sign"),
     (grading.check_classifier_guided_eps, lambda e, g, ab, s: e - s * (1 - ab) * g, "sqrt(1 - alpha_bar), not"),
-    (grading.check_classifier_guided_eps, lambda e, g, ab, s: e - s * g, "factor sqrt(1 - alpha_bar)"),
-    (grading.check_shifted_mean, lambda m, v, g, s: m - s * v * g, "sign"),
-    (grading.check_shifted_mean, lambda m, v, g, s: m + s * v.sqrt() * g, "variance"),
-    (grading.check_grad_log_likelihood,
-     lambda p, x, t, y: torch.autograd.grad(p.log_prob(x.detach().requires_grad_(True), t, y).mean(),
-                                            x, allow_unused=True)[0], None),
+    (grading.check_classifier_guided_eps, lambda e, g, ab, s: e - s * g, "needs the factor sqrt(1 - alpha_bar)"),
+    (grading.check_classifier_guided_eps, lambda e, g, ab, s: s * (e - torch.sqrt(1 - ab) * g), "gradient term only"),
+    (grading.check_classifier_guided_eps, lambda e, g, ab, s: e - s * ab.sqrt() * g, "not sqrt(alpha_bar)"),
+    (grading.check_shifted_mean, lambda m, v, g, s: m - s * v * g, "check the sign"),
+    (grading.check_shifted_mean, lambda m, v, g, s: m + s * v.sqrt() * g, "not the standard deviation"),
+    (grading.check_shifted_mean, lambda m, v, g, s: m + s * g, "needs the variance"),
+    (grading.check_grad_log_likelihood, lambda p, x, t, y: -grad_log_p(p, x, t, y), "not of -log p"),
     (grading.check_cfg, lambda c, u, gamma: (1 + gamma) * c - gamma * u, "off by one"),
     (grading.check_cfg, lambda c, u, gamma: gamma * u + (1 - gamma) * c, "swapped"),
+    (grading.check_cfg, lambda c, u, gamma: gamma * c + (gamma - 1) * u, "negative for gamma > 1"),
+    (grading.check_cfg, lambda c, u, gamma: c + u, "differ from the reference"),
     (grading.check_drop_condition,
      lambda c, p, null, g: torch.where(torch.rand(c.shape[0], generator=g) < 1 - p, torch.full_like(c, null), c),
      "probability of *dropping*"),
+    # not random: the first p_uncond share of the rows, every time
+    (grading.check_drop_condition, _dropout_of_rows(lambda c, p: slice(0, int(p * len(c)))), "same rows"),
+    # random, but from the global generator instead of the one given
+    (grading.check_drop_condition,
+     lambda c, p, null, g: torch.where(torch.rand(c.shape[0]) < p, torch.full_like(c, null), c), "use the generator"),
+    # the lecture's 0 in place of the null
+    (grading.check_drop_condition,
+     lambda c, p, null, g: torch.where(torch.rand(c.shape[0], generator=g) < p, torch.zeros_like(c), c),
+     "null condition null = -1, not 0"),
+    (grading.check_drop_condition,
+     lambda c, p, null, g: torch.where(torch.rand(c.shape[0], generator=g) < p, torch.full_like(c, null), c + 1),
+     "keep their own condition"),
     (grading.check_cfg_sampler, lambda m, x, c, gamma, s, n: cfg_sampler(m, x, c, 1.0, s, n), "unguided"),
     (grading.check_cfg_sampler, lambda m, x, c, gamma, s, n: cfg_sampler(m, x, c, gamma + 1, s, n), "off by one"),
-])
-def test_typical_wrong_solutions_fail_with_a_hint(check, wrong, hint):
+    (grading.check_cfg_sampler, functools.partial(cfg_sampler, stop_short=True), "jump to alpha_bar = 1"),
+    (grading.check_gaussian_nll, lambda f, ls, E: 0.5 * ((E - f) / ls.exp()) ** 2 + 0.5 * math.log(2 * math.pi),
+     "infinite spread"),
+    (grading.check_gaussian_nll, lambda f, ls, E: -nll(f, ls, E), "check the sign"),
+    (grading.check_gaussian_nll, lambda f, ls, E: 0.5 * ((E - f) / ls.exp()) ** 2 + ls, "constant 0.5 log(2 pi)"),
+    (grading.check_z_scores, lambda r, x, t, E: (E - r(x, t)[0]) / (2 * r(x, t)[1]).exp(), "not by the variance"),
+    (grading.check_z_scores, lambda r, x, t, E: (E - r(x, t)[0]) / r(x, t)[1], "not by log_sigma"),
+    (grading.check_z_scores, lambda r, x, t, E: (r(x, t)[0] - E) / r(x, t)[1].exp(), "check the sign"),
+    (grading.check_coverage, lambda z, level: (z.abs() < level).double().mean().item(), "not |z| < level"),
+    (grading.check_coverage, lambda z, level: 1 - coverage(z, level), "not outside"),
+    (grading.check_coverage, lambda z, level: float((z.abs() < torch.distributions.Normal(0.0, 1.0).icdf(
+        torch.tensor((1 + level) / 2))).sum()), "not a count"),
+    (grading.check_coverage, lambda z, level: (z.abs() < torch.distributions.Normal(0.0, 1.0).icdf(
+        torch.tensor(level))).double().mean().item(), "each tail holds"),
+    (grading.check_coverage, lambda z, level: "0.9", "return one number"),
+]
+
+
+@pytest.mark.parametrize("check, wrong, hint", WRONG, ids=lambda v: getattr(v, "__name__", "") if callable(v) else "")
+def test_typical_wrong_solutions_fail_with_their_hint(check, wrong, hint):
     result = check(wrong)
     assert result.status == "fail"
-    if hint:
-        assert hint in result.message, result.message
+    assert hint in result.message, result.message
 
 
 def test_mean_instead_of_sum_over_the_batch_is_diagnosed():
@@ -116,22 +298,140 @@ def test_a_crashing_or_wrongly_shaped_solution_fails_without_raising():
 
 
 def test_reports_never_print_reference_values(capsys):
-    grading.check_cfg(lambda c, u, g: c)
+    for check, _, _ in WRONG:
+        check(lambda *args: args[0])
     out = capsys.readouterr().out
-    # no number with a decimal point other than those the check states about the student's own result
     assert "tensor(" not in out and "[[" not in out
 
 
-def test_energy_report_recomputes_the_numbers():
-    energy = lambda x: x[:, 0]
-    g = torch.Generator().manual_seed(0)
-    samples = {gamma: torch.randn(200, 2, generator=g, dtype=torch.float64) / gamma + 1 for gamma in (1.0, 2.0, 4.0)}
-    good = {gamma: {"energy_error": (x[:, 0] - 1.0).abs().mean().item(), "spread": x.std(dim=0).mean().item()}
-            for gamma, x in samples.items()}
-    assert grading.check_energy_report(good, samples, energy, 1.0).passed
-    bad = {k: dict(v) for k, v in good.items()}
-    bad[2.0]["spread"] *= 2
-    assert "not what your samples give" in grading.check_energy_report(bad, samples, energy, 1.0).message
-    assert grading.check_energy_report(None, None, energy, 1.0).status == "not implemented"
-    two = {k: good[k] for k in (1.0, 2.0)}
-    assert "at least three scales" in grading.check_energy_report(two, {k: samples[k] for k in two}, energy, 1.0).message
+# -- assignments 3 and 4: the samples themselves ------------------------------------------------------------
+N, TARGET, SEED = 64, -40.0, 3
+
+
+@functools.lru_cache(maxsize=None)
+def _setting():
+    data = zoo.muller_brown_data()
+    eps_model = zoo.load("muller_brown_cfg", device="cpu", progress=False).model
+    schedule = linear_schedule(zoo.SCHEDULE_T)
+    reference = data.conditional_reference(TARGET, 500, delta=0.5, generator=torch.Generator().manual_seed(7))
+    return data, eps_model, schedule, reference
+
+
+def _sample(model, seed=SEED, target=TARGET):
+    data, _, schedule, _ = _setting()
+    z = sampling.ddim_sample(model, (N, 2), schedule, num_steps=50, cond=torch.full((N,), target),
+                             generator=torch.Generator().manual_seed(seed))
+    return z.double(), data.unstandardize(z.double())
+
+
+@functools.lru_cache(maxsize=None)
+def _energy_answer():
+    data, eps_model, schedule, reference = _setting()
+    samples, zs = {}, {}
+    for gamma in (1.0, 2.0, 3.0):
+        zs[gamma], samples[gamma] = _sample(guidance.cfg_model(eps_model, gamma))
+    return samples, zs
+
+
+def _report_of(samples, *, energy_error="median", w1_generator=1):
+    data, _, _, reference = _setting()
+    out = {}
+    for gamma, x in samples.items():
+        err = metrics.energy_error(data.system.energy(x), TARGET)
+        out[gamma] = {"energy_error": getattr(err, energy_error),
+                      "sliced_w1": metrics.sliced_wasserstein(x, reference,
+                                                              generator=torch.Generator().manual_seed(w1_generator))}
+    return out
+
+
+def _check_energy(report, samples, *, seed=SEED, reference=None):
+    data, eps_model, schedule, ref = _setting()
+    return grading.check_energy_report(report, samples, data=data, eps_model=eps_model, schedule=schedule,
+                                       target=TARGET, reference=ref if reference is None else reference, seed=seed, n=N)
+
+
+def test_energy_report_of_the_samples_themselves_passes():
+    samples, _ = _energy_answer()
+    result = _check_energy(_report_of(samples), samples)
+    assert result.passed, result.message
+
+
+def test_energy_report_todo():
+    assert _check_energy(None, None).status == "not implemented"
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("z", "standardised coordinates z"),
+    ("mean", "the median, not the mean"),
+    ("w1 generator", "generator=torch.Generator().manual_seed(1)"),
+    ("other seed", "not what ddim_sample"),
+    ("no gamma 1", "including gamma = 1"),
+    ("two scales", "at least three scales"),
+    ("wrong reference", "does not lie at the target energy"),
+    ("seed not an int", "seed must be the int"),
+    ("wrong shape", "must be a (64, 2) tensor"),
+    ("keys differ", "the same scales"),
+])
+def test_energy_report_catches_the_typical_mistakes(mistake, hint):
+    samples, zs = _energy_answer()
+    samples = dict(samples)
+    kwargs = {}
+    if mistake == "z":
+        samples = dict(zs)
+    if mistake == "other seed":
+        samples[1.0] = _sample(_setting()[1], seed=SEED + 1)[1]
+    if mistake == "no gamma 1":
+        samples = {g: x for g, x in samples.items() if g != 1.0} | {5.0: samples[3.0]}
+    if mistake == "two scales":
+        samples = {g: samples[g] for g in (1.0, 2.0)}
+    if mistake == "wrong shape":
+        samples[2.0] = samples[2.0][:10]
+    report = _report_of(samples, energy_error="mean" if mistake == "mean" else "median",
+                        w1_generator=5 if mistake == "w1 generator" else 1) if mistake != "wrong shape" else \
+        _report_of(_energy_answer()[0])
+    if mistake == "keys differ":
+        report = {g: r for g, r in report.items() if g != 3.0}
+    if mistake == "wrong reference":
+        kwargs["reference"] = _setting()[0].conditional_reference(-80.0, 100, delta=0.5,
+                                                                  generator=torch.Generator().manual_seed(0))
+    if mistake == "seed not an int":
+        kwargs["seed"] = "3"
+    result = _check_energy(report, samples, **kwargs)
+    assert result.status == "fail"
+    assert hint in result.message, result.message
+
+
+def test_energy_report_with_stored_samples_of_another_run_fails():
+    # samples and report stored from a run with another seed than the one the student states
+    samples, _ = _energy_answer()
+    result = _check_energy(_report_of(samples), samples, seed=SEED + 10)
+    assert result.status == "fail" and "with your seed" in result.message
+
+
+@functools.lru_cache(maxsize=None)
+def _guided_answer():
+    data, eps_model, schedule, _ = _setting()
+    regressor = zoo.load("muller_brown_regressor", device="cpu", progress=False).model
+    model = guidance.classifier_guided_model(eps_model, regressor, schedule, 1.0, model_cond=True)
+    z, x = _sample(model, target=-60.0)
+    return regressor, z, x
+
+
+def _check_guided(report, samples, *, seed=SEED, regressor=None):
+    data, eps_model, schedule, _ = _setting()
+    return grading.check_guided_report(report, samples, data=data, eps_model=eps_model,
+                                       regressor=_guided_answer()[0] if regressor is None else regressor,
+                                       schedule=schedule, target=-60.0, scale=1.0, seed=seed)
+
+
+def test_guided_report_passes_and_catches_its_mistakes():
+    data = _setting()[0]
+    regressor, z, x = _guided_answer()
+    median = metrics.energy_error(data.system.energy(x), -60.0)
+    assert _check_guided({"energy_error": median.median}, x).passed
+    assert _check_guided(None, None).status == "not implemented"
+    assert "the median |E(x) - E*|" in _check_guided({"energy_error": median.mean}, x).message
+    assert "standardised coordinates z" in _check_guided({"energy_error": median.median}, z).message
+    unguided = _sample(_setting()[1], target=-60.0)[1]
+    assert "not what classifier guidance" in _check_guided({"energy_error": median.median}, unguided).message
+    assert "not what classifier guidance" in _check_guided({"energy_error": median.median}, x, seed=SEED + 1).message

@@ -88,28 +88,46 @@ def test_regressor_gradient_is_residual_over_variance_times_grad_f():
     (lambda: nets.MLPEpsModel(2, cond="spin"), "cond"),
     (lambda: nets.MLPEpsModel(2, cond="energy", null="none"), "null"),
     (lambda: nets.MLPEpsModel(2, cond="label"), "num_classes"),
-    (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)), "x_t must have shape"),
-    (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 2, 1), torch.zeros(4, dtype=torch.long)), "x_t must have 2"),
-    (lambda: nets.MLPEpsModel(2)(torch.full((4, 2), float("inf")), torch.zeros(4, dtype=torch.long)), "x_t holds"),
+    (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)), r"x_t must be .* shape \(B, 2\)"),
+    (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 2, 1), torch.zeros(4, dtype=torch.long)), r"got shape \(4, 2, 1\)"),
     (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 2), torch.zeros(3, dtype=torch.long)), "t must be"),
-    (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 2), torch.zeros(4)), "t must be an integer"),
+    (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 2), torch.zeros(4)), "t must be an int or an integer tensor"),
     (lambda: nets.MLPEpsModel(2)(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), torch.ones(4)), "cond must be None"),
-    (lambda: nets.MLPEpsModel(2, cond="energy", null="zero")(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
-                                                             torch.full((4,), float("nan"))), "null='zero'"),
+    (lambda: nets.MLPEpsModel(2, cond="energy", null="zero").check_condition(torch.full((4,), float("nan"))),
+     "null='zero'"),
     (lambda: nets.MLPEpsModel(2, cond="energy")(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
                                                 torch.zeros(4, dtype=torch.long)), "float tensor"),
     (lambda: nets.MLPEpsModel(2, cond="energy")(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
                                                 torch.zeros(3)), r"cond must have shape \(4,\)"),
-    (lambda: nets.MLPEpsModel(2, cond="label", num_classes=3)(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
-                                                              torch.full((4,), 3)), "labels must lie"),
-    (lambda: nets.MLPEpsModel(2, cond="label", num_classes=3, null="zero")(
-        torch.zeros(4, 2), torch.zeros(4, dtype=torch.long), torch.full((4,), -1)), "labels must lie"),
-    (lambda: nets.NoiseAwareClassifier(2, 3).log_prob(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
-                                                       torch.full((4,), 5)), "y must hold"),
-    (lambda: nets.NoiseAwareRegressor(2).log_prob(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long),
-                                                  torch.full((4,), float("nan"))), "E holds"),
+    (lambda: nets.MLPEpsModel(2, cond="label", num_classes=3).check_condition(torch.full((4,), 3)), "labels must lie"),
+    (lambda: nets.MLPEpsModel(2, cond="label", num_classes=3, null="zero").check_condition(torch.full((4,), -1)),
+     "labels must lie"),
+    (lambda: nets.NoiseAwareClassifier(2, 3).check_target(torch.full((4,), 5)), "y must hold"),
+    (lambda: nets.NoiseAwareRegressor(2).check_target(torch.full((4,), float("nan"))), "E holds"),
+    (lambda: nets.MLPEpsModel(2, cond="vector", cond_features=3)(torch.zeros(4, 2), 5, torch.zeros(4, 2)),
+     r"cond must have shape \(4, 3\)"),
     (lambda: nets.SinusoidalEmbedding(7), "dim must be even"),
 ])
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_a_heteroscedastic_regressor_gradient_has_the_spread_term():
+    """With sigma(x_t, t), grad log N(E; f, sigma^2) = (E - f)/sigma^2 grad f + ((E - f)^2/sigma^2 - 1) grad log sigma."""
+    from tutorial_pkg import guidance
+
+    torch.manual_seed(0)
+    reg = nets.NoiseAwareRegressor(2, spread="x_t", energy_shift=1.0, energy_scale=3.0).double()
+    x = torch.randn(16, 2, dtype=torch.float64, requires_grad=True)
+    E = torch.randn(16, dtype=torch.float64)
+    f, log_sigma = reg(x, 40)
+    (grad_f,) = torch.autograd.grad(f.sum(), x, retain_graph=True)
+    (grad_ls,) = torch.autograd.grad(log_sigma.sum(), x)
+    r = ((E - f) / log_sigma.exp()).detach()
+    by_formula = (r / log_sigma.exp().detach())[:, None] * grad_f + (r ** 2 - 1)[:, None] * grad_ls
+    assert torch.allclose(guidance.grad_log_likelihood(reg, x.detach(), 40, E), by_formula, atol=1e-10)
+    assert not torch.allclose(grad_ls, torch.zeros_like(grad_ls))      # the spread does depend on x_t
+    t_only = nets.NoiseAwareRegressor(2, spread="t").double()
+    (g_ls,) = torch.autograd.grad(t_only(x, 40)[1].sum(), x, allow_unused=True)
+    assert g_ls is None                                                  # sigma(t) does not see x_t at all

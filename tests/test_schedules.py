@@ -80,11 +80,50 @@ def test_gather_follows_the_input_dtype_and_shape(schedule):
     assert out.shape == (4, 1, 1) and out.dtype == torch.float32
 
 
-def test_schedule_is_frozen_and_moves():
+def test_schedule_is_frozen_and_keeps_its_float64_tables_on_the_cpu():
     s = linear_schedule(10)
     with pytest.raises(AttributeError):
         s.betas = torch.ones(3)
-    assert s.to("cpu").betas.device.type == "cpu"
+    assert s.betas.device.type == "cpu" and s.betas.dtype == torch.float64
+    x = torch.zeros(4, 2, dtype=torch.float16)
+    ab = s.gather(s.alpha_bars, torch.tensor([0, 1, 2, 3]), x)
+    assert ab.dtype == torch.float16 and ab.shape == (4, 1)
+    assert s.gather(s.alpha_bars, 3, x) is not None and s.gather(s.alpha_bars, 3, x).ndim == 0
+
+
+def test_a_gather_casts_a_table_once_per_device_and_dtype():
+    """The per-step lookup reuses the cast copy of a table: no copy to the device at every step."""
+    s = linear_schedule(10)
+    x = torch.zeros(4, 2)
+    s.gather(s.alpha_bars, 3, x)
+    before = dict(s._on_device)
+    for t in range(10):
+        s.gather(s.alpha_bars, t, x)
+    assert s._on_device == before
+    for _ in range(100):                  # a table made anew at every call does not pile up
+        s.gather(1 - s.alpha_bars, 3, x)
+    assert len(s._on_device) <= 32
+
+
+def test_the_four_parameterisations_convert_exactly(schedule):
+    g = torch.Generator().manual_seed(0)
+    x_t, eps = torch.randn(2, 16, 3, generator=g, dtype=torch.float64)
+    t = torch.randint(0, schedule.T, (16,), generator=g)
+    ab = schedule.alpha_bars[t][:, None]
+    x0 = schedule.predict_x0(x_t, t, eps)
+    v = schedule.eps_to_v(x_t, t, eps)
+    assert torch.allclose(v, ab.sqrt() * eps - (1 - ab).sqrt() * x0, atol=1e-10)   # Salimans & Ho's definition
+    assert torch.allclose(schedule.v_to_eps(x_t, t, v), eps, atol=1e-10)
+    assert torch.allclose(schedule.predict_eps(x_t, t, x0), eps, atol=1e-10)
+    assert torch.allclose(schedule.score_to_eps(schedule.eps_to_score(eps, t), t), eps, atol=1e-12)
+
+
+def test_posterior_coefficients_are_the_posterior_mean_and_variance(schedule):
+    x0, x_t = torch.randn(2, 5, 2, dtype=torch.float64)
+    for t in (0, 1, schedule.T // 2, schedule.T - 1):
+        c_x0, c_xt, var = schedule.posterior_coefficients(t)
+        mean, variance = schedule.posterior_mean_variance(x0, x_t, t)
+        assert torch.allclose(mean, c_x0 * x0 + c_xt * x_t) and torch.allclose(variance, torch.full_like(x_t, var))
 
 
 @pytest.mark.parametrize("call, match", [
@@ -97,7 +136,6 @@ def test_schedule_is_frozen_and_moves():
     (lambda: linear_schedule(10).q_sample(torch.zeros(2, 2), 1, torch.zeros(2, 3)), "eps has shape"),
     (lambda: linear_schedule(10).q_sample(torch.zeros(2, 2), 1, torch.zeros(2, 2, dtype=torch.float64)), "eps has dtype"),
     (lambda: linear_schedule(10).q_sample(torch.zeros(2, 2), torch.tensor([1, 2, 3]), torch.zeros(2, 2)), "batch size"),
-    (lambda: linear_schedule(10).q_sample(torch.full((2, 2), float("nan")), 1, torch.zeros(2, 2)), "x0 holds NaN"),
     (lambda: linear_schedule(10).q_sample(torch.zeros(2, 2), torch.tensor([1.0, 2.0]), torch.zeros(2, 2)), "t must be an integer"),
 ])
 def test_bad_input_names_the_argument(call, match):

@@ -87,3 +87,22 @@ def test_basin_assignment_of_the_minima_themselves():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_the_reference_basin_shares_are_the_density_of_states_of_the_level_set():
+    """A density of V alone, restricted to a thin band, is uniform on it: each ring's share of the band is its
+    line integral of dl / |grad V|, whatever the temperatures (chapter 6, eq. density-of-states)."""
+    mb = MullerBrown()
+    for temperatures in ((10.0, 20.0, 40.0), (30.0,)):
+        data = boltzmann_dataset(100, 100, temperatures=temperatures, generator=torch.Generator().manual_seed(0))
+        for E_star in (-100.0, -60.0):
+            weights = mb.level_set_weights(E_star)
+            ref = data.conditional_reference(E_star, 3000, delta=0.5, generator=torch.Generator().manual_seed(1))
+            shares = torch.bincount(mb.basin(ref), minlength=3).double() / 3000
+            assert torch.allclose(shares, weights / weights.sum(), atol=0.035), (temperatures, E_star, shares)
+
+
+def test_a_held_out_band_is_absent_from_the_training_draw_only():
+    data = boltzmann_dataset(2000, 2000, heldout_band=(-105.0, -95.0), generator=torch.Generator().manual_seed(0))
+    assert len(data.E_train) == 2000 and not data.in_band(data.E_train).any()
+    assert data.in_band(data.E_test).any()

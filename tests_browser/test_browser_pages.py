@@ -9,6 +9,7 @@ that needs a CDN shows it here.
 
 import concurrent.futures
 import functools
+import html
 import html.parser
 import http.server
 import json
@@ -241,6 +242,68 @@ def test_no_page_loads_mathjax_from_a_cdn():
     pages = [p for p in SITE.rglob("*.html") if "mathjax" not in p.relative_to(SITE).parts]
     remote = [f"{p.relative_to(SITE)}: {s}" for p in pages for s in _static(p).mathjax_scripts if "://" in s]
     assert not remote, remote
+
+
+# Appended to every page of a copy of the site: once MathJax has typeset the page, record for each display
+# equation its rendered width and the width of the text column it sits in.
+WIDTH_PROBE = """<script>
+window.addEventListener("load", function () {
+  function report() {
+    var out = [];
+    document.querySelectorAll('mjx-container[display="true"]').forEach(function (c) {
+      var math = c.firstElementChild || c, column = c.closest("div.math") || c.parentElement;
+      out.push({width: math.getBoundingClientRect().width, column: column.clientWidth,
+                tex: (c.parentElement.textContent || "").trim().slice(0, 80)});
+    });
+    var pre = document.createElement("pre");
+    pre.id = "mathjax-widths";
+    pre.textContent = JSON.stringify(out);
+    document.body.appendChild(pre);
+  }
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) { MathJax.startup.promise.then(report); }
+  else { report(); }
+});
+</script>"""
+WIDTHS = re.compile(r'<pre id="mathjax-widths"[^>]*>(.*?)</pre>', re.S)
+READING_WINDOW = "1280,1600"          # a laptop screen: the book's text column is about 680 px wide there
+
+
+@pytest.fixture(scope="module")
+def display_widths(tmp_path_factory):
+    """Each math page's display equations, rendered in a laptop-sized window: [{width, column, tex}]."""
+    exe = _chromium()
+    site = tmp_path_factory.mktemp("probed") / "html"
+    shutil.copytree(SITE, site)
+    pages = [page for page in PAGES if _static(_html_file(page)).math]
+    for page in pages:
+        path = site / f"{page}.html"
+        path.write_text(path.read_text(encoding="utf-8").replace("</body>", WIDTH_PROBE + "</body>"), encoding="utf-8")
+    profiles = {page: tmp_path_factory.mktemp("profile") for page in pages}
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(
+        type("Quiet", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None}), directory=str(site)))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}/"
+
+    def measure(page):
+        result = _run_chromium(exe, profiles[page], f"--window-size={READING_WINDOW}", "--dump-dom", base + f"{page}.html")
+        found = WIDTHS.search(result.stdout)
+        assert found, f"{page}: the width probe did not report\n{result.stderr[-1000:]}"
+        return json.loads(html.unescape(found.group(1)))
+
+    try:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            return dict(zip(pages, pool.map(measure, pages)))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_display_math_fits_the_text_column(display_widths):
+    """A display equation wider than the column is cut off (or hidden behind a scroll bar) in the browser."""
+    assert any(display_widths.values()), "no page has display math"
+    too_wide = [f"{page}: {d['width']:.0f} px in a {d['column']} px column: {d['tex'][:60]!r}"
+                for page, displays in display_widths.items() for d in displays if d["width"] > d["column"] + 1]
+    assert not too_wide, "display equations wider than the text column:\n" + "\n".join(too_wide)
 
 
 def test_screenshot_of_a_chapter(server, tmp_path):

@@ -1,29 +1,74 @@
-"""The Colab path, proved locally: each notebook runs beside nothing but an installed wheel.
+"""The notebooks of ``make test``, executed once: the Colab path, under two CPU kernel sets.
 
-Usage: python tools/colab_path.py   (make test-colab)
+Usage: python tools/colab_path.py [--portable-all]   (make test-colab)
 
 A notebook opened from the repository in Colab sees no checkout: only the notebook, and the package
-that its first cell finds importable or installs. So this script builds a wheel of the project,
-installs it (not editable) into a fresh virtual environment with nbval, copies every notebook of
-book/ into an empty folder and executes them there with nbval. It fails if a notebook fails, if the
-package imported is not the installed wheel, or if a notebook installed anything (its first cell must
-find tutorial_pkg and do nothing). constraints.txt keeps torch to the local CPU build; pip's cache
-is reused.
+that its first cell finds importable or installs. So this script
+
+1. builds a wheel of the project from a clean copy of what the wheel is made of;
+2. makes a fresh virtual environment and installs the wheel into it, not editable and without its
+   dependencies. The dependencies come from the project's ``.venv`` through a path file, so that the
+   gigabyte of torch and its company is not installed a second time; ``tutorial_pkg`` itself must come
+   from the wheel, which is checked;
+3. copies every notebook of ``book/`` and ``instructor/`` alone into an empty folder and executes them
+   there with nbval, two at a time, one thread each, with the offline guard of ``tools/offline``;
+4. fails if a notebook fails, if the package imported is not the installed wheel, or if a notebook
+   installed anything (its first cell must find tutorial_pkg and do nothing).
+
+The stored outputs come from ``make execute``, on the machine's own (vectorised) CPU kernels. The
+notebooks named in ``PORTABLE`` run here under PyTorch's portable kernels (``ATEN_CPU_CAPABILITY=default``,
+no SIMD), the others under the native ones, so that one run checks the stored outputs against two kernel
+sets at the cost of one. Portable kernels are about twice as slow for training small networks, so the
+portable share is the notebooks that load trained weights and the assignments; ``--portable-all`` runs
+every notebook under them, and ``make test-portability`` runs every notebook under both sets and one and
+two threads.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import pathlib
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
+import zipfile
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-# what executes the notebooks, besides the wheel (the same ranges as the test extra of pyproject.toml)
-RUNNER = ["nbval>=0.11", "pytest-xdist>=3.5"]
+FOLDERS = ("book", "instructor")
+OFFLINE = ROOT / "tools" / "offline"
+
+# Executed under the portable kernels in `make test`: they load shipped weights or train little, so the
+# slower kernels cost least there (see the module docstring). Every other notebook runs natively.
+PORTABLE = (
+    "01_score_based_diffusion.ipynb",
+    "06_energy_conditioned_generation.ipynb",
+    "07_class_conditional_digits.ipynb",
+    "a1_classifier_guidance.ipynb",
+    "a2_classifier_free_guidance.ipynb",
+    "a3_energy_target.ipynb",
+    "a4_calibrated_regressor.ipynb",
+)
+
+# The conftest of the folder the notebooks run in: it sets each notebook's CPU kernel set in the
+# environment before nbval starts that notebook's kernel (the kernel inherits the environment).
+CONFTEST = '''
+import os
+import pytest
+
+PORTABLE = {portable!r}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if item.path.name in PORTABLE:
+        os.environ["ATEN_CPU_CAPABILITY"] = "default"
+    else:
+        os.environ.pop("ATEN_CPU_CAPABILITY", None)
+'''
 
 
 def step(name, cmd, **kwargs):
@@ -33,10 +78,25 @@ def step(name, cmd, **kwargs):
     return result
 
 
-def main() -> int:
-    notebooks = sorted(p for p in (ROOT / "book").rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-    if not notebooks:
+def notebooks() -> list[pathlib.Path]:
+    found = [p for folder in FOLDERS for p in sorted((ROOT / folder).rglob("*.ipynb"))
+             if ".ipynb_checkpoints" not in p.parts]
+    if not found:
         sys.exit("colab path: book/ holds no notebook")
+    return found
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--portable-all", action="store_true", help="run every notebook under the portable kernels")
+    args = parser.parse_args(argv)
+    paths = notebooks()
+    names = [p.name for p in paths]
+    portable = tuple(names) if args.portable_all else tuple(n for n in names if n in PORTABLE)
+    unknown = sorted(set(PORTABLE) - set(names))
+    if unknown:
+        sys.exit(f"colab path: PORTABLE names notebooks that do not exist: {unknown}")
+
     with tempfile.TemporaryDirectory(prefix="colab-path-") as tmp:
         tmp = pathlib.Path(tmp)
         # build from a copy of what the wheel is made of, so stale files in build/ cannot slip in
@@ -48,35 +108,48 @@ def main() -> int:
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         step("wheel", [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", tmp / "dist", src])
         (wheel,) = (tmp / "dist").glob("tutorial_pkg-*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            stray = [n for n in archive.namelist() if not n.startswith(("tutorial_pkg/", "tutorial_pkg-"))
+                     or n.endswith(".ipynb")]
+        if stray:  # the instructor's solutions, or any notebook, must not ship with the package
+            sys.exit(f"colab path: the wheel holds files outside the package: {stray[:5]}")
 
         venv = tmp / "venv"
         python = venv / "bin" / "python"
         step("fresh venv", [sys.executable, "-m", "venv", venv])
-        step("install the wheel", [python, "-m", "pip", "install", "--quiet", "-c", ROOT / "constraints.txt", wheel, *RUNNER])
+        # the dependencies, from this interpreter's site-packages (a path file adds the folder to sys.path
+        # without running its .pth files, so the editable install of tutorial_pkg stays out of sight)
+        site = pathlib.Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                                           check=True, capture_output=True, text=True).stdout.strip())
+        (site / "project-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
+        step("install the wheel", [python, "-m", "pip", "install", "--quiet", "--no-deps", wheel])
 
         work = tmp / "notebooks"
-        for nb in notebooks:
-            target = work / nb.relative_to(ROOT / "book")
+        for nb in paths:
+            target = work / nb.relative_to(ROOT)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(nb, target)
+        (work / "conftest.py").write_text(CONFTEST.format(portable=portable))
 
-        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-        env["OMP_NUM_THREADS"] = "1"  # two kernels on two cores, as in make test-notebooks
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "ATEN_CPU_CAPABILITY")}
+        env["OMP_NUM_THREADS"] = "1"          # two kernels on two cores, as when the outputs were stored
+        env["PYTHONPATH"] = str(OFFLINE)      # every kernel refuses network connections but the loopback
         where = step("import check", [python, "-c", "import tutorial_pkg; print(tutorial_pkg.__file__)"],
                      cwd=work, env=env, stdout=subprocess.PIPE, text=True).stdout.strip()
         if not pathlib.Path(where).is_relative_to(venv):
             sys.exit(f"colab path: tutorial_pkg was imported from {where}, not from the installed wheel")
 
-        freeze = [python, "-m", "pip", "freeze", "--all"]
+        freeze = [python, "-m", "pip", "freeze", "--all", "--path", site]
         before = subprocess.run(freeze, check=True, capture_output=True, text=True, env=env).stdout
-        step(f"{len(notebooks)} notebooks", [python, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax",
-                                             "--nbval-current-env", "-n", "2", "--dist", "loadscope", "."],
+        print(f"colab path: portable kernels for {len(portable)} of {len(paths)} notebooks: {', '.join(portable)}")
+        step(f"{len(paths)} notebooks", [python, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax",
+                                         "--nbval-current-env", "-n", "2", "--dist", "loadscope", ".", "--durations=0"],
              cwd=work, env=env)
         after = subprocess.run(freeze, check=True, capture_output=True, text=True, env=env).stdout
         if after != before:
             new = sorted(set(after.splitlines()) - set(before.splitlines()))
             sys.exit(f"colab path: the notebooks installed packages: {new}")
-    print(f"colab path: {len(notebooks)} notebooks ran against {wheel.name} in a fresh venv")
+    print(f"colab path: {len(paths)} notebooks ran against {wheel.name} in a fresh venv")
     return 0
 
 

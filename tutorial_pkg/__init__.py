@@ -2,19 +2,44 @@
 
 Modules, one idea each:
 
+* :mod:`~tutorial_pkg.models`: the model contract ``eps_model(x_t, t, cond) -> eps``, the wrapper base,
+  null conditions, and the adaptors between eps, x0, v and score predictions (chapters 1, 5, 9).
 * :mod:`~tutorial_pkg.schedules`: noise schedules and the forward-process identities (chapter 1).
-* :mod:`~tutorial_pkg.sampling`: DDPM and DDIM steps and samplers (chapter 1).
+* :mod:`~tutorial_pkg.sampling`: DDPM and DDIM steps and samplers, and their exact Gaussian moments
+  (chapters 1, 8).
 * :mod:`~tutorial_pkg.guidance`: classifier guidance and classifier-free guidance as model wrappers
-  (chapters 3-5).
+  (chapters 3-5, 8).
 * :mod:`~tutorial_pkg.analytic`: exact Gaussian mixtures and a linear-Gaussian likelihood.
 * :mod:`~tutorial_pkg.nets`: the conditional eps-model and the noise-aware predictors.
 * :mod:`~tutorial_pkg.training`: denoising training with condition dropout; predictor training.
+* :mod:`~tutorial_pkg.systems`: physical systems with exact references (chapter 6).
+* :mod:`~tutorial_pkg.metrics`: energy errors, Wasserstein distances, basins, accuracy, diversity.
+* :mod:`~tutorial_pkg.datasets`: real data that ships with its libraries (chapter 7).
+* :mod:`~tutorial_pkg.zoo`: the shipped, SHA-256-checked weights and the recipes that make them.
+* :mod:`~tutorial_pkg.grading`: the automatic checks of the assignments.
+* :mod:`~tutorial_pkg.reporting`: numbers printed to the precision their uncertainty supports.
 * :mod:`~tutorial_pkg.device`: the device a chapter runs on.
 """
 
-from . import analytic, guidance, nets, sampling, schedules, training
+import importlib
+
+from . import analytic, guidance, models, nets, sampling, schedules, training
 from .device import default_device
 
 __version__ = "0.1.0"
 
-__all__ = ["analytic", "guidance", "nets", "sampling", "schedules", "training", "default_device", "__version__"]
+# imported when first used, so that `python -m tutorial_pkg.zoo` runs a module not yet imported (PEP 562)
+_LAZY = ("datasets", "grading", "metrics", "reporting", "systems", "zoo")
+
+__all__ = ["analytic", "datasets", "grading", "guidance", "metrics", "models", "nets", "reporting", "sampling",
+           "schedules", "systems", "training", "zoo", "default_device", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'tutorial_pkg' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

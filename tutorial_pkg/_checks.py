@@ -99,3 +99,37 @@ def batch(name: str, value, batch_size: int) -> None:
     """Check that a per-sample tensor has the batch size of x_t in its first dimension."""
     if isinstance(value, Tensor) and value.ndim > 0 and value.shape[0] != batch_size:
         raise ValueError(f"{name} has batch size {value.shape[0]}, but x_t has batch size {batch_size}")
+
+
+def per_sample(name: str, value, like: Tensor, *, dtype: torch.dtype | None = None, scale: bool = True):
+    """A number, or a tensor of one value per sample, made to broadcast against ``like`` ``(B, ...)``.
+
+    This is the one place where "a number or a ``(B,)`` tensor" is coerced. A number stays a Python float
+    (it broadcasts for free). A 0-d or ``(B,)`` tensor is reshaped to ``(B, 1, ..., 1)`` and cast while it
+    moves to ``like``'s device, in ``dtype`` (default: ``like``'s); any other tensor must broadcast to
+    ``like``'s shape. For a ``scale``, a 1-D tensor that does not hold one value per sample is refused: a
+    ``(D,)`` scale would silently weight the coordinates (``scale=False`` lets a variance be per coordinate).
+    Only metadata is checked, so this runs at every step without a sync.
+    """
+    if not isinstance(value, Tensor):
+        return value
+    dtype = like.dtype if dtype is None else dtype
+    batch_size = like.shape[0] if like.ndim else 1
+    if scale and value.ndim == 1 and value.shape[0] not in (1, batch_size):
+        raise ValueError(f"{name} must be a number or a ({batch_size},) tensor, one value per sample, "
+                         f"got shape {tuple(value.shape)}")
+    if value.ndim == 1 and value.shape[0] == batch_size and like.ndim > 1:
+        value = value.reshape(-1, *([1] * (like.ndim - 1)))
+    try:
+        fits = torch.broadcast_shapes(value.shape, like.shape) == like.shape
+    except RuntimeError:
+        fits = False
+    if not fits:
+        raise ValueError(f"{name} has shape {tuple(value.shape)}, which does not broadcast to {tuple(like.shape)}")
+    return value.to(device=like.device, dtype=dtype)
+
+
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype guidance arithmetic runs in: at least float32, also for half-precision inputs."""
+    return torch.promote_types(x.dtype, torch.float32)
+

@@ -7,7 +7,9 @@ posterior p(x_0 | E) are Gaussian mixtures too.
 
 Both can be wrapped as an ``eps_model(x_t, t, cond)``, so the samplers and guidance run on exact scores
 with no training. Derived in chapter 1 (eq. ``noised-mixture``) and chapter 3 (eq. ``bayes-score``).
-All arithmetic runs in float64; results come back in the dtype of ``x``.
+All arithmetic runs in float64 **on the CPU**, whatever the device of the input (MPS has no float64, and
+nothing float64 goes to an accelerator); results come back on the device and in the dtype of ``x``.
+These models are for checking and teaching, so the copy to the CPU and back is an acceptable cost.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from .schedules import NoiseSchedule
 
 Tensor = torch.Tensor
 
-__all__ = ["GaussianMixture", "LinearGaussianLikelihood", "ExactEpsModel", "ExactPredictor",
-           "gaussian_sampler_moments"]
+__all__ = ["GaussianMixture", "LinearGaussianLikelihood", "ExactEpsModel", "ExactX0Model", "ExactPredictor"]
 
 
 def _as64(value) -> Tensor:
@@ -33,9 +34,21 @@ def _as64(value) -> Tensor:
     return torch.as_tensor(value, dtype=torch.float64)
 
 
+def _cpu64(x: Tensor) -> Tensor:
+    """``x`` in float64 on the CPU, where every exact computation runs (differentiable)."""
+    return x.to(device="cpu", dtype=torch.float64)
+
+
+def _back(value: Tensor, like: Tensor) -> Tensor:
+    """A result computed on the CPU, returned on the device and in the dtype of ``like``."""
+    return value.to(device=like.device, dtype=like.dtype)
+
+
 def _alpha_bar(alpha_bar, x: Tensor) -> Tensor:
-    """alpha_bar as a float64 tensor of shape (B, 1, 1) or (1, 1, 1), checked to lie in (0, 1]."""
-    ab = torch.as_tensor(alpha_bar, dtype=torch.float64, device=x.device)
+    """alpha_bar as a float64 CPU tensor of shape (B, 1, 1) or (1, 1, 1), checked to lie in (0, 1]."""
+    if isinstance(alpha_bar, Tensor):
+        alpha_bar = _cpu64(alpha_bar)
+    ab = torch.as_tensor(alpha_bar, dtype=torch.float64)
     if ab.ndim > 1 or (ab.ndim == 1 and ab.numel() not in (1, x.shape[0])):
         raise ValueError(f"alpha_bar must be a number or a (B,) tensor, got shape {tuple(ab.shape)}")
     if not bool(torch.isfinite(ab).all()) or bool(((ab <= 0) | (ab > 1)).any()):
@@ -125,29 +138,29 @@ class GaussianMixture:
 
     # -- the exact noisy quantities ---------------------------------------------------------------
     def _terms(self, x: Tensor, alpha_bar):
-        _checks.tensor("x", x, ndim=2, floating=True)
+        # shapes only: a sampler calls this at every step and names the step where the state became NaN
+        _checks.tensor("x", x, ndim=2, floating=True, finite=False)
         if x.shape[1] != self.D:
             raise ValueError(f"x must have shape (B, {self.D}), got {tuple(x.shape)}")
-        xd = x.to(torch.float64)
+        xd = _cpu64(x)
         ab = _alpha_bar(alpha_bar, xd)
-        dev = xd.device
-        log_n, scores = _component_terms(xd, self.means.to(dev), self._U.to(dev), self._lam.to(dev), ab)
-        return log_n + self.weights.to(dev).log(), scores
+        log_n, scores = _component_terms(xd, self.means, self._U, self._lam, ab)
+        return log_n + self.weights.log(), scores
 
     def component_log_prob(self, x: Tensor, alpha_bar=1.0) -> Tensor:
         """log q_t(x_t | k) for every component, ``(B, K)``."""
         log_joint, _ = self._terms(x, alpha_bar)
-        return (log_joint - self.weights.to(log_joint.device).log()).to(x.dtype)
+        return _back(log_joint - self.weights.log(), x)
 
     def log_prob(self, x: Tensor, alpha_bar=1.0) -> Tensor:
         """log q_t(x_t), ``(B,)``."""
         log_joint, _ = self._terms(x, alpha_bar)
-        return torch.logsumexp(log_joint, dim=1).to(x.dtype)
+        return _back(torch.logsumexp(log_joint, dim=1), x)
 
     def class_log_posterior(self, x: Tensor, alpha_bar=1.0) -> Tensor:
         """log p_t(k | x_t) for every class, ``(B, K)``: the exact noise-aware classifier."""
         log_joint, _ = self._terms(x, alpha_bar)
-        return torch.log_softmax(log_joint, dim=1).to(x.dtype)
+        return _back(torch.log_softmax(log_joint, dim=1), x)
 
     def class_posterior(self, x: Tensor, alpha_bar=1.0) -> Tensor:
         """p_t(k | x_t), ``(B, K)``."""
@@ -156,27 +169,28 @@ class GaussianMixture:
     def score(self, x: Tensor, alpha_bar=1.0) -> Tensor:
         """grad log q_t(x_t) = sum_k p_t(k | x_t) grad log q_t(x_t | k), ``(B, D)``."""
         log_joint, scores = self._terms(x, alpha_bar)
-        return torch.einsum("bk,bkd->bd", torch.softmax(log_joint, dim=1), scores).to(x.dtype)
+        return _back(torch.einsum("bk,bkd->bd", torch.softmax(log_joint, dim=1), scores), x)
 
     def conditional_score(self, x: Tensor, k, alpha_bar=1.0) -> Tensor:
         """grad log q_t(x_t | k) for class ``k`` (an int or a ``(B,)`` long tensor), ``(B, D)``."""
         _, scores = self._terms(x, alpha_bar)
-        k = self._check_labels(k, x.shape[0], scores.device)
-        return scores[torch.arange(x.shape[0], device=scores.device), k].to(x.dtype)
+        k = self._check_labels(k, x.shape[0])
+        return _back(scores[torch.arange(x.shape[0]), k], x)
 
-    def _check_labels(self, k, batch: int, device) -> Tensor:
-        k = torch.as_tensor(k, device=device)
+    def _check_labels(self, k, batch: int, *, allow_null: bool = False) -> Tensor:
+        k = torch.as_tensor(k).cpu()
         if k.is_floating_point():
             raise TypeError(f"class labels must be integers, got dtype {k.dtype}")
-        if k.numel() and (int(k.min()) < 0 or int(k.max()) >= self.K):
-            raise ValueError(f"class labels must lie in 0..{self.K - 1}, got {int(k.min())}..{int(k.max())}")
+        low = -1 if allow_null else 0
+        if k.numel() and (k.min().item() < low or k.max().item() >= self.K):
+            raise ValueError(f"class labels must lie in {low}..{self.K - 1}, got {k.min().item()}..{k.max().item()}")
         return k.long().expand(batch) if k.ndim == 0 else k.long()
 
     def _score(self, x: Tensor, ab, cond) -> Tensor:
         """grad log q_t(x_t | cond): the class score, or the marginal score where cond is -1 or None."""
         if cond is None:
             return self.score(x, ab)
-        cond = torch.as_tensor(cond, device=x.device)
+        cond = torch.as_tensor(cond).cpu()
         cond = cond.expand(x.shape[0]) if cond.ndim == 0 else cond
         null = cond < 0
         if bool(null.all()):
@@ -186,22 +200,50 @@ class GaussianMixture:
             out = torch.where(null[:, None], self.score(x, ab), out)
         return out
 
+    def posterior_moments(self, x: Tensor, alpha_bar=1.0, cond=None) -> tuple[Tensor, Tensor]:
+        """Mean ``(B, D)`` and covariance ``(B, D, D)`` of p(x_0 | x_t = x), exactly, at noise level ``alpha_bar``.
+
+        Component k gives a Gaussian p(x_0 | x_t, k) with mean m_k + S_k sqrt(ab) (ab S_k + (1 - ab) I)^{-1}
+        (x_t - sqrt(ab) m_k) and covariance U diag(lam (1 - ab) / (ab lam + 1 - ab)) U^T; the mixture weighs
+        them by p_t(k | x_t) (all of them for ``cond`` None or -1, one class otherwise).
+        """
+        _checks.tensor("x", x, ndim=2, floating=True)
+        xd = _cpu64(x)
+        ab = _alpha_bar(alpha_bar, xd)
+        log_n, _ = _component_terms(xd, self.means, self._U, self._lam, ab)
+        v = ab * self._lam + (1.0 - ab)                                            # (B|1, K, D)
+        z = torch.einsum("bkd,kde->bke", xd[:, None, :] - ab.sqrt() * self.means, self._U)
+        means = self.means + torch.einsum("kde,bke->bkd", self._U, ab.sqrt() * self._lam * z / v)   # (B, K, D)
+        covs = torch.einsum("kde,bke,kfe->bkdf", self._U, (self._lam * (1.0 - ab) / v).expand(len(xd), -1, -1),
+                            self._U)                                                # (B, K, D, D)
+        w = torch.softmax(log_n + self.weights.log(), dim=1)                       # p_t(k | x_t)
+        if cond is not None:
+            k = self._check_labels(cond, len(xd), allow_null=True)
+            w = torch.where((k < 0)[:, None], w, torch.nn.functional.one_hot(k.clamp(min=0), self.K).double())
+        mean = torch.einsum("bk,bkd->bd", w, means)
+        second = torch.einsum("bk,bkdf->bdf", w, covs + means[..., :, None] * means[..., None, :])
+        cov = second - mean[:, :, None] * mean[:, None, :]
+        return _back(mean, x), _back(0.5 * (cov + cov.transpose(-1, -2)), x)
+
     def eps_model(self, schedule: NoiseSchedule) -> "ExactEpsModel":
         """The exact eps-model of this mixture under ``schedule``: cond = class label, -1 or None = marginal."""
         return ExactEpsModel(self, schedule)
 
+    def x0_model(self, schedule: NoiseSchedule) -> "ExactX0Model":
+        """The exact denoiser E[x_0 | x_t, cond] of this mixture, by Gaussian conditioning; see :class:`ExactX0Model`."""
+        return ExactX0Model(self, schedule)
+
     def classifier(self, schedule: NoiseSchedule) -> "ExactPredictor":
         """The exact noise-aware classifier p_t(k | x_t) as a predictor with ``log_prob(x_t, t, k)``."""
         return ExactPredictor(lambda x, ab, k: self.class_log_posterior(x, ab).gather(
-            1, self._check_labels(k, x.shape[0], x.device)[:, None])[:, 0], schedule)
+            1, self._check_labels(k, x.shape[0]).to(x.device)[:, None])[:, 0], schedule)
 
 
 def _schedule_alpha_bar(schedule: NoiseSchedule, t, x: Tensor) -> Tensor:
-    """alpha_bar_t in float64 on x's device: a 0-d tensor for an int t, shape (B,) for a tensor t."""
-    t = schedule.check_t(t)
+    """alpha_bar_t in float64 on the CPU: 0-d for an int t, shape (B,) for a tensor t (the schedule's lookup)."""
     if isinstance(t, Tensor):
-        return schedule.alpha_bars.to(x.device)[t.to(x.device)]
-    return schedule.alpha_bars[t].to(x.device)
+        t = t.cpu()
+    return schedule.alpha_bar(t, torch.empty(x.shape[0], dtype=torch.float64))
 
 
 class ExactPredictor:
@@ -231,8 +273,25 @@ class ExactEpsModel:
 
     def __call__(self, x_t: Tensor, t, cond=None) -> Tensor:
         ab = _schedule_alpha_bar(self.schedule, t, x_t)
-        score = self.source._score(x_t.to(torch.float64), ab, cond)
-        return (-(1.0 - ab).sqrt().reshape(-1, 1) * score).to(x_t.dtype)
+        score = self.source._score(_cpu64(x_t), ab, cond)
+        return _back(self.schedule.score_to_eps(score, t.cpu() if isinstance(t, Tensor) else t), x_t)
+
+
+class ExactX0Model:
+    """The exact denoiser ``x0_model(x_t, t, cond) = E[x_0 | x_t, cond]`` of a :class:`GaussianMixture`, from
+    the Gaussian conditioning of each component (not from the score): the independent side of Tweedie's
+    formula, eq. ``x0-from-eps`` of chapter 1. ``cond`` is a class label, or -1 / ``None`` for the marginal."""
+
+    def __init__(self, mixture: "GaussianMixture", schedule: NoiseSchedule):
+        self.mixture, self.schedule, self.null_value = mixture, schedule, -1
+
+    def __repr__(self) -> str:
+        return f"ExactX0Model({self.mixture!r}, T={self.schedule.T})"
+
+    def __call__(self, x_t: Tensor, t, cond=None) -> Tensor:
+        ab = _schedule_alpha_bar(self.schedule, t, x_t)
+        mean, _ = self.mixture.posterior_moments(_cpu64(x_t), ab, cond)
+        return _back(mean, x_t)
 
 
 class LinearGaussianLikelihood:
@@ -266,11 +325,11 @@ class LinearGaussianLikelihood:
     def sample(self, x0: Tensor, *, generator: Optional[torch.Generator] = None) -> Tensor:
         """Draw E | x_0 for every row of ``x0`` ``(B, D)``; returns ``(B,)`` in x0's dtype."""
         _checks.tensor("x0", x0, ndim=2, floating=True)
-        z = torch.randn(x0.shape[0], generator=generator, dtype=torch.float64).to(x0.device)
-        return (x0.to(torch.float64) @ self.h.to(x0.device) + self.b + self.tau * z).to(x0.dtype)
+        z = torch.randn(x0.shape[0], generator=generator, dtype=torch.float64)
+        return _back(_cpu64(x0) @ self.h + self.b + self.tau * z, x0)
 
-    def _check_E(self, E, batch: int, device) -> Tensor:
-        E = torch.as_tensor(E, dtype=torch.float64, device=device)
+    def _check_E(self, E, batch: int) -> Tensor:
+        E = _cpu64(E) if isinstance(E, Tensor) else torch.as_tensor(E, dtype=torch.float64)
         if E.ndim > 1 or (E.ndim == 1 and E.shape[0] != batch):
             raise ValueError(f"E must be a number or a ({batch},) tensor, got shape {tuple(E.shape)}")
         return E.expand(batch) if E.ndim == 0 else E
@@ -289,12 +348,11 @@ class LinearGaussianLikelihood:
         return GaussianMixture(log_w[0].exp(), means[0], self.posterior_covs)
 
     def _posterior_params(self, E: Tensor) -> tuple[Tensor, Tensor]:
-        dev = E.device
-        m, h = self.prior.means.to(dev), self.h.to(dev)
+        m, h = self.prior.means, self.h
         resid = E[:, None] - (m @ h + self.b)                           # (B, K)
-        pred_var = self._pred_var.to(dev)
-        means = m + self._Sh.to(dev) * (resid / pred_var)[..., None]    # (B, K, D)
-        log_w = self.prior.weights.to(dev).log() - 0.5 * (resid ** 2 / pred_var + pred_var.log())
+        pred_var = self._pred_var
+        means = m + self._Sh * (resid / pred_var)[..., None]            # (B, K, D)
+        log_w = self.prior.weights.log() - 0.5 * (resid ** 2 / pred_var + pred_var.log())
         return torch.log_softmax(log_w, dim=1), means
 
     def log_prob(self, E, x_t: Tensor, alpha_bar=1.0) -> Tensor:
@@ -304,13 +362,12 @@ class LinearGaussianLikelihood:
         m_{k|t}, C_{k|t} the mean and covariance of p(x_0 | x_t, k). Differentiable in x_t.
         """
         _checks.tensor("x_t", x_t, ndim=2, floating=True)
-        xd = x_t.to(torch.float64)
-        E = self._check_E(E, x_t.shape[0], xd.device)
+        xd = _cpu64(x_t)
+        E = self._check_E(E, x_t.shape[0])
         ab = _alpha_bar(alpha_bar, xd)
-        dev = xd.device
-        U, lam, m, h = self.prior._U.to(dev), self.prior._lam.to(dev), self.prior.means.to(dev), self.h.to(dev)
+        U, lam, m, h = self.prior._U, self.prior._lam, self.prior.means, self.h
         log_n, _ = _component_terms(xd, m, U, lam, ab)
-        log_post_k = torch.log_softmax(log_n + self.prior.weights.to(dev).log(), dim=1)     # (B, K)
+        log_post_k = torch.log_softmax(log_n + self.prior.weights.log(), dim=1)             # (B, K)
         v = ab * lam + (1.0 - ab)                                                           # (B|1, K, D)
         # E[x_0 | x_t, k] = m_k + S_k sqrt(ab) (ab S_k + (1 - ab) I)^{-1} (x_t - sqrt(ab) m_k)
         z = torch.einsum("bkd,kde->bke", xd[:, None, :] - ab.sqrt() * m, U)
@@ -320,30 +377,29 @@ class LinearGaussianLikelihood:
         var_E = (hU ** 2 * lam * (1.0 - ab) / v).sum(-1) + self.tau ** 2                    # (B|1, K)
         resid = E[:, None] - (mean0 @ h + self.b)
         log_n_E = -0.5 * (resid ** 2 / var_E + var_E.log() + math.log(2 * math.pi))
-        return torch.logsumexp(log_post_k + log_n_E, dim=1).to(x_t.dtype)
+        return _back(torch.logsumexp(log_post_k + log_n_E, dim=1), x_t)
 
     def grad_log_prob(self, E, x_t: Tensor, alpha_bar=1.0) -> Tensor:
         """grad_x log p_t(E | x_t) by autograd, ``(B, D)``."""
         with torch.enable_grad():
-            x = x_t.detach().to(torch.float64).requires_grad_(True)
+            x = _cpu64(x_t.detach()).requires_grad_(True)
             (g,) = torch.autograd.grad(self.log_prob(E, x, alpha_bar).sum(), x)
-        return g.to(x_t.dtype)
+        return _back(g, x_t)
 
     def _score(self, x: Tensor, ab, cond) -> Tensor:
         """grad log q_t(x_t | E) from the posterior mixture; NaN or None in ``cond`` = the prior."""
         if cond is None:
             return self.prior.score(x, ab)
-        xd = x.to(torch.float64)
-        E = self._check_E(cond, x.shape[0], xd.device)
+        xd = _cpu64(x)
+        E = self._check_E(cond, x.shape[0])
         null = torch.isnan(E)
         log_w, means = self._posterior_params(torch.where(null, torch.zeros_like(E), E))
         abt = _alpha_bar(ab, xd)
-        dev = xd.device
-        log_n, scores = _component_terms(xd, means, self._post_U.to(dev), self._post_lam.to(dev), abt)
+        log_n, scores = _component_terms(xd, means, self._post_U, self._post_lam, abt)
         score = torch.einsum("bk,bkd->bd", torch.softmax(log_n + log_w, dim=1), scores)
         if bool(null.any()):
             score = torch.where(null[:, None], self.prior.score(xd, ab), score)
-        return score.to(x.dtype)
+        return _back(score, x)
 
     def eps_model(self, schedule: NoiseSchedule) -> ExactEpsModel:
         """The exact eps of p_t(x_t | E): cond = E (float ``(B,)``), NaN or None = the prior."""
@@ -352,54 +408,3 @@ class LinearGaussianLikelihood:
     def predictor(self, schedule: NoiseSchedule) -> ExactPredictor:
         """The exact noise-aware regressor p_t(E | x_t) as a predictor with ``log_prob(x_t, t, E)``."""
         return ExactPredictor(lambda x, ab, E: self.log_prob(E, x, ab), schedule)
-
-
-def gaussian_sampler_moments(mean_c, var_c, schedule: NoiseSchedule, *, sampler: str = "ddpm",
-                             gamma: float = 1.0, mean_u=None, var_u=None, variance: str = "small",
-                             num_steps: Optional[int] = None, timesteps=None, eta: float = 0.0,
-                             init_mean=0.0, init_var=1.0) -> tuple[Tensor, Tensor]:
-    """The exact mean and variance of a DDPM or DDIM sampler's output for Gaussian data, with CFG.
-
-    With a conditional N(mean_c, var_c) and an unconditional N(mean_u, var_u) (per coordinate), the
-    exact eps of each is affine in x_t, eps(x) = a_t x + c_t with a_t = sqrt(1 - ab) / (ab var + 1 - ab)
-    and c_t = -a_t sqrt(ab) mean, and so is the guided gamma eps_c + (1 - gamma) eps_u. Every step
-    x' = c_x x + c_eps eps(x) + std z then maps N(M, V) to N(A M + B, A^2 V + std^2), with
-    A = c_x + c_eps a_t and B = c_eps c_t. Chapter 8, eq. (affine-recursion).
-
-    Returns (M, V) as float64 tensors of the broadcast shape of the inputs. ``gamma = 1`` needs no
-    unconditional model. ``num_steps``/``timesteps``/``eta`` select the DDIM steps as in ``ddim_sample``.
-    """
-    from .sampling import ddim_coefficients, ddim_timesteps, ddpm_coefficients
-
-    _checks.choice("sampler", sampler, ("ddpm", "ddim"))
-    _checks.choice("variance", variance, ("small", "large"))
-    gamma = _checks.real("gamma", gamma, low=0.0)
-    mean_c, var_c = _as64(mean_c), _as64(var_c)
-    if gamma != 1.0 and (mean_u is None or var_u is None):
-        raise ValueError(f"gamma={gamma} needs the unconditional mean_u and var_u")
-    mean_u = _as64(mean_u) if mean_u is not None else mean_c
-    var_u = _as64(var_u) if var_u is not None else var_c
-    for name, v in (("var_c", var_c), ("var_u", var_u)):
-        if bool((v <= 0).any()):
-            raise ValueError(f"{name} must be > 0")
-
-    def affine_eps(t):
-        ab = schedule.alpha_bars[t]
-        a_c = (1 - ab).sqrt() / (ab * var_c + 1 - ab)
-        a_u = (1 - ab).sqrt() / (ab * var_u + 1 - ab)
-        a = gamma * a_c + (1 - gamma) * a_u
-        c = -(gamma * a_c * mean_c + (1 - gamma) * a_u * mean_u) * ab.sqrt()
-        return a, c
-
-    M = torch.zeros_like(mean_c + mean_u) + _as64(init_mean)
-    V = torch.zeros_like(M) + _as64(init_var)
-    if sampler == "ddpm":
-        steps = [(t, ddpm_coefficients(schedule, t, variance)) for t in range(schedule.T - 1, -1, -1)]
-    else:
-        ts = list(timesteps) if timesteps is not None else ddim_timesteps(schedule.T, num_steps or 50)
-        steps = [(t, ddim_coefficients(schedule, t, tp, eta)) for t, tp in zip(ts, ts[1:] + [-1])]
-    for t, (c_x, c_eps, std) in steps:
-        a, c = affine_eps(t)
-        A, B = c_x + c_eps * a, c_eps * c
-        M, V = A * M + B, A ** 2 * V + std ** 2
-    return M, V

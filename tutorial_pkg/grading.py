@@ -1,30 +1,43 @@
 """Automatic checks for the assignments in ``book/assignments``.
 
-Each ``check_*`` function calls a student's function on hidden random inputs, compares the result with
-the package's reference implementation within a tolerance, and prints a short report: ``PASS``, or
-``FAIL`` with a hint that names the likely mistake (a flipped sign, a missing square root, the w/gamma
-off-by-one, a mean where a sum belongs). It never prints the reference values. A function that still
-raises ``NotImplementedError`` is reported as "not implemented yet", without raising, so that a student
-notebook with its TODOs unfilled still runs from top to bottom.
+Each ``check_*`` function calls a student's function on inputs drawn afresh at every call (from the operating
+system's entropy unless ``seed`` is given), compares the result with the package's reference within a
+tolerance, and prints a short report: ``PASS``, or ``FAIL`` with a hint that names the likely mistake (a flipped
+sign, a missing square root, the w/gamma off-by-one, a mean where a sum belongs, the lecture's 0 where the null
+condition belongs). It never prints the reference values. A function that still raises ``NotImplementedError``
+is reported as "not implemented yet", without raising, so that a student notebook with its TODOs open still
+runs from top to bottom.
 
-Every check returns a :class:`CheckResult`, so a notebook or a test can also assert on it.
+While the student's function runs, the package functions that would solve the task refuse to run: calling
+``tutorial_pkg.guidance.cfg`` inside the answer to "write the CFG combination" raises a ``PermissionError``
+that the check reports ("this check does not accept a call of tutorial_pkg.guidance.cfg: write the combination
+yourself"), however the function was imported. Answers stored from an earlier run fail, because the inputs are
+new at every call.
+
+Every check returns a :class:`CheckResult`, so a notebook or a test can also assert on it. Assignment 1 covers
+chapters 3 and 4, assignment 2 chapter 5, assignment 3 chapter 6, and assignment 4 chapter 6's calibrated
+regressor.
 """
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
+import random
 from typing import Callable, NamedTuple, Optional
 
 import torch
 
-from . import _checks, guidance, sampling
+from . import guidance, metrics, models, nets, sampling, training
 from .analytic import GaussianMixture
-from .schedules import linear_schedule
+from .schedules import NoiseSchedule, linear_schedule
 
 Tensor = torch.Tensor
 
 __all__ = ["CheckResult", "check_classifier_guided_eps", "check_shifted_mean", "check_grad_log_likelihood",
-           "check_cfg", "check_drop_condition", "check_cfg_sampler", "check_energy_report"]
+           "check_cfg", "check_drop_condition", "check_cfg_sampler", "check_energy_report", "check_gaussian_nll",
+           "check_z_scores", "check_coverage", "check_guided_report"]
 
 
 class CheckResult(NamedTuple):
@@ -45,16 +58,71 @@ def _report(name: str, status: str, message: str) -> CheckResult:
     return CheckResult(name, status, message)
 
 
-def _call(name: str, fn: Callable, *args):
-    """Run the student's function; map NotImplementedError and crashes to a report instead of raising."""
+# -- the package refuses to solve the task while the student's function runs ----------------------------------
+_MESSAGE = "\x00refused\x00"
+
+
+def _refuser_code(freevars: tuple[str, ...], message: str):
+    """The code of ``raise PermissionError(message)``, with the free variables of the function it replaces (a
+    function's ``__code__`` can only be swapped for code with as many free variables, e.g. ``__class__`` of a
+    method that calls ``super()``)."""
+    body = "".join(f"    {name} = None\n" for name in freevars)
+    uses = f"        ({', '.join(freevars)},)\n" if freevars else ""
+    namespace: dict = {}
+    exec(f"def outer():\n{body}    def refuser(*args, **kwargs):\n{uses}"
+         f"        raise PermissionError({_MESSAGE!r})\n    return refuser\n", namespace)
+    code = namespace["outer"]().__code__
+    if code.co_freevars != freevars:  # the compiler's order differs from the original's: keep it
+        code = code.replace(co_freevars=freevars)
+    return code.replace(co_consts=tuple(message if c == _MESSAGE else c for c in code.co_consts))
+
+
+@contextlib.contextmanager
+def _refusing(refused: dict[Callable, str]):
+    """While active, each function (or method) in ``refused`` raises ``PermissionError(message)``.
+
+    The function's code object is swapped, so the refusal holds whether the student wrote ``guidance.cfg(...)``,
+    ``from tutorial_pkg.guidance import cfg`` or called it through a wrapper; decorated functions are refused
+    at their innermost function. Everything is restored on exit.
+    """
+    swapped = []
+    try:
+        for fn, message in refused.items():
+            inner = inspect.unwrap(fn)
+            code = inner.__code__
+            swapped.append((inner, code))
+            inner.__code__ = _refuser_code(code.co_freevars, message).replace(co_name=code.co_name)
+        yield
+    finally:
+        for inner, code in swapped:
+            inner.__code__ = code
+
+
+def _refusal(qualname: str, instead: str) -> str:
+    return f"this check does not accept a call of {qualname}: {instead}"
+
+
+def _call(name: str, fn: Callable, *args, refused: Optional[dict] = None):
+    """Run the student's function with the solving functions refused; map NotImplementedError, a refusal and
+    crashes to a report instead of raising."""
     if not callable(fn):
         return None, _report(name, "fail", f"expected a function, got {type(fn).__name__}")
     try:
-        return fn(*args), None
+        with _refusing(refused or {}):
+            return fn(*args), None
     except NotImplementedError:
         return None, _report(name, "not implemented", "not implemented yet: fill in the TODO and run this cell again")
+    except PermissionError as err:
+        if str(err).startswith("this check does not accept"):
+            return None, _report(name, "fail", str(err))
+        return None, _report(name, "fail", f"your function raised PermissionError: {err}")
     except Exception as err:  # the student's code crashed: say where, not what the answer is
         return None, _report(name, "fail", f"your function raised {type(err).__name__}: {err}")
+
+
+def _generator(seed: Optional[int]) -> torch.Generator:
+    """Fresh inputs at every call unless a seed is given: a stored answer cannot pass."""
+    return torch.Generator().manual_seed(random.SystemRandom().randrange(2 ** 62) if seed is None else seed)
 
 
 def _close(a, b, tol: float) -> bool:
@@ -74,27 +142,35 @@ def _shape_hint(out, expected: Tensor) -> Optional[str]:
 def _diagnose(name: str, out, expected: Tensor, suspects: dict, tol: float) -> CheckResult:
     hint = _shape_hint(out, expected)
     if hint is None and _close(out, expected, tol):
-        return _report(name, "pass", "matches the reference on hidden random inputs")
+        return _report(name, "pass", "matches the reference on fresh random inputs")
     if hint is None:
         hint = next((h for h, wrong in suspects.items() if _close(out, wrong, tol)),
                     "the values differ from the reference; re-derive the formula from the chapter")
     return _report(name, "fail", hint)
 
 
-def _inputs(seed: int, B: int = 16, D: int = 3):
-    g = torch.Generator().manual_seed(seed)
+def _inputs(g: torch.Generator, B: int = 16, D: int = 3):
     eps, grad = torch.randn(2, B, D, generator=g, dtype=torch.float64)
     alpha_bar = 0.05 + 0.9 * torch.rand(B, 1, generator=g, dtype=torch.float64)
     return eps, grad, alpha_bar
 
 
+def _scale(g: torch.Generator, low: float, high: float) -> float:
+    return low + (high - low) * torch.rand((), generator=g, dtype=torch.float64).item()
+
+
 # -- assignment 1: classifier guidance ----------------------------------------------------------------
-def check_classifier_guided_eps(fn: Callable, *, seed: int = 0) -> CheckResult:
+def check_classifier_guided_eps(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
     """``fn(eps, grad_log_p, alpha_bar_t, scale)``: the guided eps of chapter 3, eq. (guided-eps)."""
     name = "classifier-guided eps"
-    eps, grad, ab = _inputs(seed)
-    scale = 2.5
-    out, failed = _call(name, fn, eps, grad, ab, scale)
+    g = _generator(seed)
+    eps, grad, ab = _inputs(g)
+    scale = _scale(g, 1.5, 4.0)
+    refused = {guidance.classifier_guided_eps: _refusal("tutorial_pkg.guidance.classifier_guided_eps",
+                                                        "write the guided eps yourself"),
+               guidance.ClassifierGuidedModel.__call__: _refusal("tutorial_pkg.guidance.ClassifierGuidedModel",
+                                                                 "write the guided eps yourself")}
+    out, failed = _call(name, fn, eps, grad, ab, scale, refused=refused)
     if failed:
         return failed
     expected = guidance.classifier_guided_eps(eps, grad, ab, scale)
@@ -109,13 +185,15 @@ def check_classifier_guided_eps(fn: Callable, *, seed: int = 0) -> CheckResult:
     return _diagnose(name, out, expected, suspects, 1e-6)
 
 
-def check_shifted_mean(fn: Callable, *, seed: int = 1) -> CheckResult:
+def check_shifted_mean(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
     """``fn(mean, variance, grad_log_p, scale)``: the Taylor-shifted mean of chapter 4, eq. (taylor-shift)."""
     name = "Taylor-shifted mean"
-    mean, grad, _ = _inputs(seed)
-    variance = 0.01 + torch.rand(mean.shape, generator=torch.Generator().manual_seed(seed + 100), dtype=torch.float64)
-    scale = 3.0
-    out, failed = _call(name, fn, mean, variance, grad, scale)
+    g = _generator(seed)
+    mean, grad, _ = _inputs(g)
+    variance = 0.01 + torch.rand(mean.shape, generator=g, dtype=torch.float64)
+    scale = _scale(g, 1.5, 4.0)
+    refused = {guidance.shifted_mean: _refusal("tutorial_pkg.guidance.shifted_mean", "write the shift yourself")}
+    out, failed = _call(name, fn, mean, variance, grad, scale, refused=refused)
     if failed:
         return failed
     expected = guidance.shifted_mean(mean, variance, grad, scale)
@@ -129,10 +207,9 @@ def check_shifted_mean(fn: Callable, *, seed: int = 1) -> CheckResult:
 
 
 class _ToyPredictor:
-    """A hidden, fixed noise-aware classifier whose samples interact only with themselves."""
+    """A hidden noise-aware classifier, new at every check, whose samples interact only with themselves."""
 
-    def __init__(self, seed: int):
-        g = torch.Generator().manual_seed(seed)
+    def __init__(self, g: torch.Generator):
         self.W = torch.randn(3, 4, generator=g, dtype=torch.float64)
         self.b = torch.randn(4, generator=g, dtype=torch.float64)
 
@@ -141,15 +218,17 @@ class _ToyPredictor:
         return torch.log_softmax(logits, dim=1).gather(1, y[:, None])[:, 0]
 
 
-def check_grad_log_likelihood(fn: Callable, *, seed: int = 2) -> CheckResult:
+def check_grad_log_likelihood(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
     """``fn(predictor, x_t, t, target)``: per-sample gradients of log p_phi(target | x_t) by autograd."""
     name = "gradient of log p_phi"
-    g = torch.Generator().manual_seed(seed)
-    predictor = _ToyPredictor(seed)
+    g = _generator(seed)
+    predictor = _ToyPredictor(g)
     x = torch.randn(12, 3, generator=g, dtype=torch.float64)
     t = torch.randint(0, 100, (12,), generator=g)
     y = torch.randint(0, 4, (12,), generator=g)
-    out, failed = _call(name, fn, predictor, x, t, y)
+    refused = {guidance.grad_log_likelihood: _refusal("tutorial_pkg.guidance.grad_log_likelihood",
+                                                      "take the gradient with torch.autograd yourself")}
+    out, failed = _call(name, fn, predictor, x, t, y, refused=refused)
     if failed:
         return failed
     expected = guidance.grad_log_likelihood(predictor, x, t, y)
@@ -164,12 +243,19 @@ def check_grad_log_likelihood(fn: Callable, *, seed: int = 2) -> CheckResult:
 
 
 # -- assignment 2: classifier-free guidance ------------------------------------------------------------
-def check_cfg(fn: Callable, *, seed: int = 3) -> CheckResult:
+_CFG_REFUSED = {guidance.cfg: _refusal("tutorial_pkg.guidance.cfg", "write the combination yourself"),
+                guidance.CFGModel.__call__: _refusal("tutorial_pkg.guidance.CFGModel", "write the combination yourself"),
+                guidance.AutoguidanceModel.__call__: _refusal("tutorial_pkg.guidance.AutoguidanceModel",
+                                                              "write the combination yourself")}
+
+
+def check_cfg(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
     """``fn(eps_cond, eps_uncond, gamma)``: the CFG combination of chapter 5, eq. (cfg), in the gamma convention."""
     name = "classifier-free guidance"
-    eps_c, eps_u, _ = _inputs(seed)
-    gamma = 3.0
-    out, failed = _call(name, fn, eps_c, eps_u, gamma)
+    g = _generator(seed)
+    eps_c, eps_u, _ = _inputs(g)
+    gamma = _scale(g, 2.0, 6.0)
+    out, failed = _call(name, fn, eps_c, eps_u, gamma, refused=_CFG_REFUSED)
     if failed:
         return failed
     expected = guidance.cfg(eps_c, eps_u, gamma)
@@ -182,94 +268,336 @@ def check_cfg(fn: Callable, *, seed: int = 3) -> CheckResult:
     return _diagnose(name, out, expected, suspects, 1e-6)
 
 
-def check_drop_condition(fn: Callable, *, seed: int = 4) -> CheckResult:
-    """``fn(cond, p_uncond, null, generator)``: condition dropout of chapter 5, eq. (cfg-dropout)."""
+def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """``fn(cond, p_uncond, null, generator)``: condition dropout of chapter 5, eq. (cfg-dropout).
+
+    The student's function is called three times on the same fresh labels: twice with generators of one seed
+    (the result must be the same) and once with another seed (it must differ: random rows, drawn from the
+    generator). The dropped rows must hold the null condition, here the learned null -1, not the lecture's 0.
+    """
     name = "condition dropout"
-    n, p, null = 20_000, 0.2, -1
-    cond = torch.randint(0, 10, (n,), generator=torch.Generator().manual_seed(seed))
-    out, failed = _call(name, fn, cond.clone(), p, null, torch.Generator().manual_seed(seed + 1))
-    if failed:
-        return failed
-    hint = _shape_hint(out, cond)
-    if hint is not None:
-        return _report(name, "fail", hint)
+    g = _generator(seed)
+    n, null = 20_000, -1
+    p = round(_scale(g, 0.1, 0.3), 2)
+    cond = torch.randint(0, 10, (n,), generator=g)
+    seed_a, seed_b = (int(torch.randint(0, 2 ** 31, (), generator=g)) for _ in range(2))
+    refused = {training.drop_condition: _refusal("tutorial_pkg.training.drop_condition", "write the dropout yourself")}
+    outs = []
+    for s in (seed_a, seed_a, seed_b):
+        out, failed = _call(name, fn, cond.clone(), p, null, torch.Generator().manual_seed(s), refused=refused)
+        if failed:
+            return failed
+        hint = _shape_hint(out, cond)
+        if hint is not None:
+            return _report(name, "fail", hint)
+        outs.append(out)
+    out = outs[0]
+    changed = out != cond
+    if changed.any() and bool((out[changed] == 0).all()) and not bool((out == null).any()):
+        return _report(name, "fail", f"the dropped rows must hold the null condition null = {null}, not 0: 0 is a real "
+                                     "label, and a model cannot tell the lecture's 0 from it (chapter 5, the null "
+                                     "condition)")
     dropped = out == null
-    kept_ok = bool(torch.equal(out[~dropped], cond[~dropped]))
+    if not torch.equal(out[~dropped], cond[~dropped]):
+        return _report(name, "fail", "rows that are not dropped must keep their own condition")
     rate = dropped.double().mean().item()
     se = math.sqrt(p * (1 - p) / n)
-    if not kept_ok:
-        return _report(name, "fail", "rows that are not dropped must keep their own condition")
     if abs(rate - (1 - p)) < 5 * se:
         return _report(name, "fail", f"you dropped the condition in a share {rate:.2f} of the rows: p_uncond is the "
                                      "probability of *dropping* it")
     if abs(rate - p) > 5 * se:
         return _report(name, "fail", f"you dropped the condition in a share {rate:.2f} of the rows; expected about "
                                      f"p_uncond = {p}")
-    if bool(torch.equal(out, fn(cond.clone(), p, null, torch.Generator().manual_seed(seed + 1)))) is False:
-        return _report(name, "fail", "use the generator you are given, so that the dropout is reproducible")
-    return _report(name, "pass", f"drops {rate:.3f} of the rows (p_uncond = {p}) and keeps the others unchanged")
+    if not torch.equal(outs[0], outs[1]):
+        return _report(name, "fail", "use the generator you are given (torch.rand(..., generator=generator)), so that "
+                                     "the dropout is reproducible: two generators of one seed gave other rows")
+    if torch.equal(outs[0], outs[2]):
+        return _report(name, "fail", "generators of different seeds dropped the same rows: draw the rows at random "
+                                     "from the generator, not a fixed set of rows")
+    return _report(name, "pass", "drops rows at random, at the rate p_uncond, from the generator, and keeps the others")
 
 
-def check_cfg_sampler(fn: Callable, *, seed: int = 5) -> CheckResult:
+def check_cfg_sampler(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
     """``fn(eps_model, x_T, cond, gamma, schedule, num_steps)``: a deterministic DDIM sampler with CFG.
 
-    Compared with the package's ``ddim_sample(cfg_model(...))`` from the same ``x_T`` on an exact mixture.
+    Compared with the package's ``ddim_sample(cfg_model(...))`` from the same ``x_T`` on an exact mixture that is
+    new at every call; the package's samplers and CFG refuse to run inside the student's function.
     """
     name = "CFG sampler"
+    g = _generator(seed)
     schedule = linear_schedule(200)
-    mixture = GaussianMixture([0.5, 0.5], [[-1.5, 0.5], [1.5, -0.5]], [[[0.3, 0.1], [0.1, 0.2]]] * 2)
+    means = 1.5 * torch.randn(2, 2, generator=g, dtype=torch.float64)
+    mixture = GaussianMixture([0.5, 0.5], means, [[[0.3, 0.1], [0.1, 0.2]]] * 2)
     model = mixture.eps_model(schedule)
-    x_T = torch.randn(64, 2, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-    cond = torch.randint(0, 2, (64,), generator=torch.Generator().manual_seed(seed + 1))
-    gamma, num_steps = 3.0, 20
-    out, failed = _call(name, fn, model, x_T.clone(), cond, gamma, schedule, num_steps)
+    x_T = torch.randn(64, 2, generator=g, dtype=torch.float64)
+    cond = torch.randint(0, 2, (64,), generator=g)
+    gamma, num_steps = round(_scale(g, 2.0, 4.0), 2), int(torch.randint(10, 25, (), generator=g))
+    refused = {**_CFG_REFUSED,
+               sampling.ddim_sample: _refusal("tutorial_pkg.sampling.ddim_sample", "write the sampling loop yourself"),
+               sampling.ddpm_sample: _refusal("tutorial_pkg.sampling.ddpm_sample", "write the sampling loop yourself"),
+               sampling.ddim_step: _refusal("tutorial_pkg.sampling.ddim_step", "write the DDIM step yourself")}
+    out, failed = _call(name, fn, model, x_T.clone(), cond, gamma, schedule, num_steps, refused=refused)
     if failed:
         return failed
-    expected = sampling.ddim_sample(guidance.cfg_model(model, gamma), (64, 2), schedule, num_steps=num_steps,
-                                    cond=cond, x_T=x_T, dtype=torch.float64)
-    unguided = sampling.ddim_sample(model, (64, 2), schedule, num_steps=num_steps, cond=cond, x_T=x_T,
-                                    dtype=torch.float64)
-    w_as_gamma = sampling.ddim_sample(guidance.cfg_model(model, gamma + 1), (64, 2), schedule,
-                                      num_steps=num_steps, cond=cond, x_T=x_T, dtype=torch.float64)
+
+    def run(m, steps=None, **kw):
+        return sampling.ddim_sample(m, (64, 2), schedule, num_steps=None if steps else num_steps, timesteps=steps,
+                                    cond=cond, x_T=x_T, dtype=torch.float64, **kw)
+
+    expected = run(guidance.cfg_model(model, gamma))
+    trajectory = sampling.Trajectory()
+    run(guidance.cfg_model(model, gamma), callback=trajectory)
     suspects = {
         "your samples equal unguided samples: combine the conditional and unconditional predictions at every "
-        "step": unguided,
-        "off by one: gamma is the weight of the conditional prediction, not Ho & Salimans' w": w_as_gamma,
+        "step": run(model),
+        "off by one: gamma is the weight of the conditional prediction, not Ho & Salimans' w":
+            run(guidance.cfg_model(model, gamma + 1)),
+        "your samples stop one step short: after the last timestep, jump to alpha_bar = 1 (t_prev = -1, clean "
+        "data), as the last step of eq. (ddim-step)": trajectory.states[-2].double(),
     }
     if isinstance(out, Tensor):
         out = out.detach().double()
     return _diagnose(name, out, expected, suspects, 1e-4)
 
 
-# -- assignment 3: energy-conditioned generation -------------------------------------------------------
-def check_energy_report(report: dict, samples: dict, energy_fn: Callable[[Tensor], Tensor], target: float,
-                        *, tol: float = 0.02) -> CheckResult:
-    """Check a trade-off report: ``report[gamma] = {"energy_error": ..., "spread": ...}`` must be what the
-    student's own ``samples[gamma]`` give, with energy_error the mean ``|E(x) - E*|`` and spread the mean
-    per-coordinate standard deviation of the samples; and it must cover at least three scales including
-    gamma = 1. Recomputes every number from the samples."""
+# -- assignments 3 and 4: energy-conditioned generation ---------------------------------------------------
+def _check_setting(*, data, eps_model, schedule, target, n=1, regressor=None, scale=1.0) -> float:
+    """The notebook's own arguments (not the student's answer): wrong ones are the notebook's bug, and raise."""
+    from . import _checks, systems
+
+    if not isinstance(data, systems.BoltzmannData):
+        raise TypeError(f"data must be the notebook's BoltzmannData (zoo.muller_brown_data()), got {type(data).__name__}")
+    if not isinstance(eps_model, torch.nn.Module):
+        raise TypeError(f"eps_model must be the notebook's trained eps-model (an nn.Module), got {type(eps_model).__name__}")
+    if regressor is not None and not isinstance(regressor, torch.nn.Module):
+        raise TypeError(f"regressor must be a trained noise-aware regressor (an nn.Module), got {type(regressor).__name__}")
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    if schedule.T < 50:
+        raise ValueError(f"schedule must have at least the 50 steps that the check samples with, got T = {schedule.T}")
+    _checks.integer("n", n, low=1)
+    _checks.real("scale", scale, low=0.0)
+    return _checks.real("target", target)
+
+
+def _as_number(value) -> Optional[float]:
+    """A reported number as a float (a Python or NumPy number, or a one-element tensor); None if it is not one."""
+    if isinstance(value, Tensor):
+        value = value.item() if value.numel() == 1 else None
+    try:
+        value = float(value) if not isinstance(value, (bool, str)) and value is not None else None
+    except (TypeError, ValueError):
+        return None
+    return value if value is not None and math.isfinite(value) else None
+
+
+def _check_samples(name: str, samples: dict, data, *, n: int, label=lambda key: f"samples[{key}]") -> Optional[CheckResult]:
+    """Shape, finiteness and the box of the Müller-Brown potential: configurations, not standardised z."""
+    if not isinstance(samples, dict) or not samples:
+        return _report(name, "fail", "samples must be a non-empty dict keyed by the scale")
+    (x_lo, x_hi), (y_lo, y_hi) = data.system.box
+    _inside = lambda x: ((x[:, 0] >= x_lo) & (x[:, 0] <= x_hi) & (x[:, 1] >= y_lo) & (x[:, 1] <= y_hi)).double().mean().item()
+    for scale, x in samples.items():
+        if not isinstance(x, Tensor) or x.shape != (n, 2):
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            return _report(name, "fail", f"{label(scale)} must be a ({n}, 2) tensor of configurations, got {got}")
+        if not bool(torch.isfinite(x).all()):
+            return _report(name, "fail", f"{label(scale)} holds NaN or infinite values")
+        if _inside(x) < 0.95:
+            if _inside(data.unstandardize(x.detach().cpu().double())) >= 0.95:
+                return _report(name, "fail", f"{label(scale)} look like the network's standardised coordinates z: "
+                                             "map them back with data.unstandardize(z) before you report them")
+            return _report(name, "fail", f"only {_inside(x):.0%} of {label(scale)} lie in the potential's box "
+                                         f"{data.system.box}: report configurations x")
+    return None
+
+
+def _reproduce_unguided(name: str, x, eps_model, data, schedule, target: float, seed, n: int) -> Optional[CheckResult]:
+    """The gamma = 1 run, repeated from the student's seed: it must give the student's samples."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return _report(name, "fail", f"seed must be the int you seeded your generator with, got {seed!r}")
+    device = next(eps_model.parameters()).device
+    z = sampling.ddim_sample(eps_model, (n, 2), schedule, num_steps=50, cond=torch.full((n,), target, device=device),
+                             device=device, generator=torch.Generator(device).manual_seed(seed))
+    mine = data.unstandardize(z.cpu().double())
+    if not torch.allclose(x.double(), mine, atol=1e-3):
+        if torch.allclose(x.double(), z.cpu().double(), atol=1e-3):
+            return _report(name, "fail", "your gamma = 1 samples are the network's standardised coordinates z: map them "
+                                         "back with data.unstandardize(z)")
+        return _report(name, "fail", f"the gamma = 1 samples are not what ddim_sample(eps_model, ({n}, 2), schedule, "
+                                     "num_steps=50, cond=...) gives with your seed: sample them as the notebook says")
+    return None
+
+
+def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedule: NoiseSchedule, target: float,
+                        reference: Tensor, seed: int, n: int = 300) -> CheckResult:
+    """Assignment 3: a trade-off report of CFG at a target energy, checked on the samples themselves.
+
+    ``samples[gamma]`` are ``n`` configurations ``x`` (not standardised ``z``) for at least three scales including
+    gamma = 1; ``report[gamma] = {"energy_error": median |E(x) - E*|, "sliced_w1": sliced W1 to reference}``.
+    The check recomputes both from the samples (energies of the configurations, the sliced Wasserstein distance
+    to chapter 6's exact conditional reference with ``torch.Generator().manual_seed(1)``), checks that the samples
+    are configurations in the potential's box, and repeats the gamma = 1 run from ``seed``.
+    """
     name = "energy trade-off report"
+    target = _check_setting(data=data, eps_model=eps_model, schedule=schedule, target=target, n=n)
     if report is None or samples is None:
         return _report(name, "not implemented", "not implemented yet: fill in the report and the samples")
-    if not isinstance(report, dict) or not isinstance(samples, dict) or not report:
-        return _report(name, "fail", "report and samples must be non-empty dicts keyed by gamma")
-    if set(report) != set(samples):
-        return _report(name, "fail", "report and samples must have the same gammas as keys")
+    if not isinstance(report, dict) or set(report) != set(samples or {}):
+        return _report(name, "fail", "report and samples must be dicts with the same scales gamma as keys")
     if len(report) < 3 or 1.0 not in report:
         return _report(name, "fail", "report at least three scales, including gamma = 1 (no guidance)")
-    for gamma, entry in sorted(report.items()):
-        x = samples[gamma]
-        if not isinstance(x, Tensor) or x.ndim != 2:
-            return _report(name, "fail", f"samples[{gamma}] must be a (N, D) tensor")
-        if not isinstance(entry, dict) or not {"energy_error", "spread"} <= set(entry):
-            return _report(name, "fail", f"report[{gamma}] must hold 'energy_error' and 'spread'")
-        error = (energy_fn(x.double()) - target).abs().mean().item()
-        spread = x.double().std(dim=0).mean().item()
-        for key, true in (("energy_error", error), ("spread", spread)):
-            value = entry[key]
-            if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not isinstance(reference, Tensor) or reference.ndim != 2 or reference.shape[1] != 2:
+        return _report(name, "fail", "reference must be the (M, 2) exact conditional reference of the notebook")
+    if (data.system.energy(reference.double()) - target).abs().max() > 1.0:
+        return _report(name, "fail", f"the reference does not lie at the target energy {target:g}: use "
+                                     "data.conditional_reference(E_target, ...) as the notebook does")
+    failed = _check_samples(name, samples, data, n=n)
+    if failed:
+        return failed
+    failed = _reproduce_unguided(name, samples[1.0], eps_model, data, schedule, target, seed, n)
+    if failed:
+        return failed
+    for gamma, x in sorted(samples.items()):
+        entry = report[gamma]
+        if not isinstance(entry, dict) or not {"energy_error", "sliced_w1"} <= set(entry):
+            return _report(name, "fail", f"report[{gamma}] must hold 'energy_error' and 'sliced_w1'")
+        truth = {"energy_error": metrics.energy_error(data.system.energy(x.double()), target).median,
+                 "sliced_w1": metrics.sliced_wasserstein(x.double(), reference, generator=torch.Generator().manual_seed(1))}
+        for key, true in truth.items():
+            value = _as_number(entry[key])
+            if value is None:
                 return _report(name, "fail", f"report[{gamma}][{key!r}] must be a finite number")
-            if abs(value - true) > tol * max(1.0, abs(true)):
-                return _report(name, "fail", f"report[{gamma}][{key!r}] is not what your samples give; "
-                                             "recompute it from samples[gamma]")
-    return _report(name, "pass", f"the report matches the samples at {len(report)} scales")
+            if abs(value - true) > 1e-4 * max(1.0, abs(true)):
+                hint = (" (the median, not the mean, of |E(x) - E*|)" if key == "energy_error" else
+                        " (sliced_wasserstein(x, reference, generator=torch.Generator().manual_seed(1)))")
+                return _report(name, "fail", f"report[{gamma}][{key!r}] is not what your samples give{hint}")
+    return _report(name, "pass", f"the report matches the samples at {len(report)} scales, and the gamma = 1 samples "
+                                 "repeat from your seed")
+
+
+def check_gaussian_nll(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 4: ``fn(f, log_sigma, E)``, the per-sample negative log-likelihood of N(E; f, sigma^2) that a
+    heteroscedastic regressor is trained with (chapter 6), shape ``(B,)``."""
+    name = "Gaussian negative log-likelihood"
+    g = _generator(seed)
+    f, E = 3 * torch.randn(2, 32, generator=g, dtype=torch.float64)
+    log_sigma = torch.randn(32, generator=g, dtype=torch.float64)
+    refused = {nets.NoiseAwareRegressor.log_prob: _refusal("tutorial_pkg.nets.NoiseAwareRegressor.log_prob",
+                                                           "write the likelihood yourself")}
+    out, failed = _call(name, fn, f, log_sigma, E, refused=refused)
+    if failed:
+        return failed
+    r2 = ((E - f) / log_sigma.exp()) ** 2
+    expected = 0.5 * r2 + log_sigma + 0.5 * math.log(2 * math.pi)
+    suspects = {
+        "without the log sigma term the loss falls as sigma grows: the network learns an infinite spread":
+            0.5 * r2 + 0.5 * math.log(2 * math.pi),
+        "the residual is divided by the variance sigma^2, squared: write ((E - f) / sigma)^2": 0.5 * (E - f) ** 2 / log_sigma.exp()
+            + log_sigma + 0.5 * math.log(2 * math.pi),
+        "check the sign: a negative log-likelihood is minimised": -expected,
+        "the constant 0.5 log(2 pi) is part of the likelihood; keep it, so that the loss is the real NLL":
+            0.5 * r2 + log_sigma,
+    }
+    return _diagnose(name, out, expected, suspects, 1e-8)
+
+
+def check_z_scores(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 4: ``fn(regressor, x_t, t, E)`` -> ``z = (E - f(x_t, t)) / sigma(x_t, t)``, shape ``(B,)``, for a
+    noise-aware regressor whose ``forward`` returns ``(f, log_sigma)``."""
+    name = "z-scores"
+    g = _generator(seed)
+    torch.manual_seed(int(torch.randint(0, 2 ** 31, (), generator=g)))
+    regressor = nets.NoiseAwareRegressor(2, spread="x_t", energy_shift=-50.0, energy_scale=30.0).eval()
+    x_t = torch.randn(64, 2, generator=g)
+    t = int(torch.randint(0, 1000, (), generator=g))
+    E = -50 + 30 * torch.randn(64, generator=g)
+    refused = {metrics.z_scores: _refusal("tutorial_pkg.metrics.z_scores", "compute z from f and log_sigma yourself")}
+    out, failed = _call(name, fn, regressor, x_t, t, E, refused=refused)
+    if failed:
+        return failed
+    expected = metrics.z_scores(regressor, x_t, t, E)
+    with torch.no_grad():
+        f, log_sigma = regressor(x_t, t)
+    if isinstance(out, Tensor):
+        out = out.detach()
+    suspects = {
+        "divide by sigma, not by the variance sigma^2": (E - f) / (2 * log_sigma).exp(),
+        "divide by sigma = exp(log_sigma), not by log_sigma": (E - f) / log_sigma,
+        "check the sign: z = (E - f) / sigma": (f - E) / log_sigma.exp(),
+        "standardise the residual: divide E - f by sigma": E - f,
+    }
+    return _diagnose(name, out, expected, suspects, 1e-5)
+
+
+def check_coverage(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 4: ``fn(z, level)``, the share of z-scores inside the central interval that holds ``level`` of a
+    standard normal (|z| < 1.96 for level 0.95)."""
+    name = "coverage"
+    g = _generator(seed)
+    z = 1.3 * torch.randn(5000, generator=g, dtype=torch.float64)
+    level = round(_scale(g, 0.5, 0.97), 2)
+    refused = {metrics.coverage: _refusal("tutorial_pkg.metrics.coverage", "count the z inside the interval yourself")}
+    out, failed = _call(name, fn, z, level, refused=refused)
+    if failed:
+        return failed
+    if isinstance(out, Tensor) and out.numel() == 1:
+        out = out.item()
+    if isinstance(out, bool) or not isinstance(out, (float, int)):
+        return _report(name, "fail", f"return one number, the share of z inside the interval, not {type(out).__name__}")
+    normal = torch.distributions.Normal(0.0, 1.0)
+    share = lambda inside: inside.double().mean().item()
+    suspects = {
+        "the interval is |z| < q with q the standard normal's quantile of (1 + level) / 2, not |z| < level":
+            share(z.abs() < level),
+        "the interval is central, |z| < q with q the quantile of (1 + level) / 2, not z < the quantile of level":
+            share(z < normal.icdf(torch.tensor(level, dtype=torch.float64))),
+        "use the quantile of (1 + level) / 2, so that each tail holds (1 - level) / 2":
+            share(z.abs() < normal.icdf(torch.tensor(level, dtype=torch.float64))),
+        "return the share inside the interval, not outside it": 1 - metrics.coverage(z, level),
+        "return a share between 0 and 1, not a count": float((z.abs() < normal.icdf(
+            torch.tensor((1 + level) / 2, dtype=torch.float64))).sum().item()),
+    }
+    expected = metrics.coverage(z, level)
+    if abs(out - expected) < 1e-9:
+        return _report(name, "pass", "matches the reference on fresh random z")
+    hint = next((h for h, wrong in suspects.items() if abs(out - wrong) < 1e-9),
+                "the share differs from the reference; count |z| < q for a standard normal's central quantile q")
+    return _report(name, "fail", hint)
+
+
+def check_guided_report(report: dict, samples: Tensor, *, data, eps_model, regressor, schedule: NoiseSchedule,
+                        target: float, scale: float, seed: int) -> CheckResult:
+    """Assignment 4: samples of classifier guidance of the conditional model by the student's regressor
+    (``model_cond=True``, DDIM 50 steps), and their median energy error, checked on the samples themselves and
+    repeated from ``seed``."""
+    name = "guided samples"
+    target = _check_setting(data=data, eps_model=eps_model, schedule=schedule, target=target, regressor=regressor,
+                            scale=scale)
+    if report is None or samples is None:
+        return _report(name, "not implemented", "not implemented yet: fill in the samples and the report")
+    if not isinstance(samples, Tensor) or samples.ndim != 2 or samples.shape[0] == 0:
+        got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
+        return _report(name, "fail", f"samples must be an (n, 2) tensor of configurations, got {got}")
+    n = samples.shape[0]
+    failed = _check_samples(name, {scale: samples}, data, n=n, label=lambda key: "samples")
+    if failed:
+        return failed
+    if not isinstance(report, dict) or "energy_error" not in report:
+        return _report(name, "fail", "report must be a dict with the key 'energy_error'")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return _report(name, "fail", f"seed must be the int you seeded your generator with, got {seed!r}")
+    device = next(eps_model.parameters()).device
+    model = guidance.classifier_guided_model(eps_model, regressor, schedule, scale, model_cond=True)
+    z = sampling.ddim_sample(model, (n, 2), schedule, num_steps=50, cond=torch.full((n,), target, device=device),
+                             device=device, generator=torch.Generator(device).manual_seed(seed))
+    if not torch.allclose(samples.double(), data.unstandardize(z.cpu().double()), atol=1e-3):
+        return _report(name, "fail", "the samples are not what classifier guidance of the conditional model by your "
+                                     "regressor gives with your seed (model_cond=True, DDIM 50 steps)")
+    true = metrics.energy_error(data.system.energy(samples.double()), target).median
+    value = _as_number(report["energy_error"])
+    if value is None:
+        return _report(name, "fail", "report['energy_error'] must be a finite number")
+    if abs(value - true) > 1e-4 * max(1.0, abs(true)):
+        return _report(name, "fail", "report['energy_error'] is not the median |E(x) - E*| of your samples")
+    return _report(name, "pass", "the samples repeat from your seed and the report matches them")

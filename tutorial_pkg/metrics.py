@@ -18,7 +18,7 @@ from . import _checks
 Tensor = torch.Tensor
 
 __all__ = ["EnergyError", "energy_error", "wasserstein_1d", "sliced_wasserstein", "basin_occupancy",
-           "classifier_accuracy", "within_class_distance"]
+           "classifier_accuracy", "within_class_distance", "z_scores", "coverage"]
 
 
 class EnergyError(NamedTuple):
@@ -46,6 +46,33 @@ def energy_error(energies, target: float) -> EnergyError:
     target = _checks.real("target", target)
     err = np.abs(e - target)
     return EnergyError(float(np.median(err)), float(err.mean()))
+
+
+@torch.no_grad()
+def z_scores(regressor, x_t: Tensor, t, E) -> Tensor:
+    """``z = (E - f(x_t, t)) / sigma(x_t, t)`` of a Gaussian regressor, ``(B,)`` on the regressor's device.
+
+    ``regressor(x_t, t) -> (f, log_sigma)``, as :class:`tutorial_pkg.nets.NoiseAwareRegressor`. A calibrated
+    regressor gives z of mean 0 and standard deviation 1 in every group of ``x_t`` (chapter 6).
+    """
+    if not callable(regressor):
+        raise TypeError(f"regressor must be callable as regressor(x_t, t) -> (f, log_sigma), got {type(regressor).__name__}")
+    f, log_sigma = regressor(x_t, t)
+    E = torch.as_tensor(E, device=f.device, dtype=f.dtype)
+    if E.ndim == 0:
+        E = E.expand(f.shape[0])
+    if E.shape != f.shape:
+        raise ValueError(f"E must be a number or have shape {tuple(f.shape)}, got {tuple(E.shape)}")
+    return (E - f) / log_sigma.exp()
+
+
+def coverage(z: Tensor, level: float = 0.95) -> float:
+    """The share of z-scores in the central interval that holds ``level`` of a standard normal
+    (``|z| < 1.96`` for 0.95): ``level`` itself for a calibrated Gaussian regressor (chapter 6)."""
+    _checks.tensor("z", z, ndim=1)
+    level = _checks.real("level", level, low=0.0, high=1.0, low_open=True, high_open=True)
+    q = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor((1 + level) / 2, dtype=torch.float64)).item()
+    return (z.abs() < q).double().mean().item()
 
 
 def wasserstein_1d(a, b) -> float:
@@ -81,7 +108,7 @@ def basin_occupancy(basins: Tensor, n_basins: int) -> Tensor:
     n_basins = _checks.integer("n_basins", n_basins, low=1)
     if basins.numel() == 0:
         raise ValueError("basins must hold at least one sample")
-    if basins.is_floating_point() or int(basins.min()) < 0 or int(basins.max()) >= n_basins:
+    if basins.is_floating_point() or basins.min().item() < 0 or basins.max().item() >= n_basins:
         raise ValueError(f"basins must be integer indices in 0..{n_basins - 1}")
     return torch.bincount(basins.long().cpu(), minlength=n_basins).double() / basins.numel()
 

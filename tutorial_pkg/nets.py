@@ -1,14 +1,20 @@
 """Small networks for vector data: a conditional eps-model and noise-aware predictors.
 
 The condition enters the network beside the timestep, in every residual block (chapter 2, eq.
-``cond-embedding``). It is a scalar energy E (Fourier features) or a class label (``nn.Embedding``).
-Two ways to say "no condition", the ``null`` mode (chapter 5, section "the null condition"):
+``cond-embedding``). It is a scalar energy E (Fourier features), a class label (``nn.Embedding``), or a
+vector of ``cond_features`` numbers per sample (a linear layer). Two ways to say "no condition", the
+``null`` mode (chapter 5, section "the null condition"):
 
-* ``null="zero"``: the lecture's choice, the null condition is the value 0 (E = 0, or label 0). The
-  network cannot tell "no condition" from a real condition equal to 0.
+* ``null="zero"``: the lecture's choice, the null condition is the value 0 (E = 0, label 0, the zero
+  vector). The network cannot tell "no condition" from a real condition equal to 0.
 * ``null="learned"``: a learned null embedding, selected by a mask. The null condition is NaN for
-  energies and -1 for labels; ``model.null_value`` holds it, and :func:`tutorial_pkg.guidance.cfg_model`
-  and :func:`tutorial_pkg.training.train_eps_model` read it from there.
+  energies and vectors and -1 for labels; ``model.null_value`` holds it (a tensor of NaNs of the vector's
+  shape for vectors), and :func:`tutorial_pkg.guidance.cfg_model` and
+  :func:`tutorial_pkg.training.train_eps_model` read it from there.
+
+A network's ``forward`` checks shapes, dtypes and devices, which costs nothing, and reads no values: it runs
+at every step of a sampler, where a value check would stall an accelerator. The values of a condition are
+checked once, where a sampler or a training loop is entered, by ``check_condition(cond)``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ __all__ = ["SinusoidalEmbedding", "FourierFeatures", "ConditionEmbedding", "MLPE
            "NoiseAwareClassifier", "NoiseAwareRegressor", "NULL_MODES", "COND_KINDS"]
 
 NULL_MODES = ("zero", "learned")
-COND_KINDS = ("energy", "label")
+COND_KINDS = ("energy", "label", "vector")
 
 
 def _even_dim(name: str, value) -> int:
@@ -49,7 +55,8 @@ class SinusoidalEmbedding(nn.Module):
         self.register_buffer("freqs", freqs, persistent=False)
 
     def forward(self, t: Tensor) -> Tensor:
-        _checks.tensor("t", t, ndim=1)
+        if t.ndim != 1:
+            raise ValueError(f"t must have shape (B,), got {tuple(t.shape)}")
         angles = t.to(self.freqs.dtype)[:, None] * self.freqs
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
@@ -69,7 +76,8 @@ class FourierFeatures(nn.Module):
         self.register_buffer("freqs", torch.randn(dim // 2, generator=g) * scale)
 
     def forward(self, x: Tensor) -> Tensor:
-        _checks.tensor("x", x, ndim=1)
+        if x.ndim != 1:
+            raise ValueError(f"x must have shape (B,), got {tuple(x.shape)}")
         angles = 2 * math.pi * x[:, None] * self.freqs
         return torch.cat([angles.sin(), angles.cos()], dim=-1)
 
@@ -78,73 +86,101 @@ class ConditionEmbedding(nn.Module):
     """Embeds the condition of a batch, with the null mode of the module docstring.
 
     Args:
-        kind: ``"energy"`` (a float ``(B,)`` tensor) or ``"label"`` (a long ``(B,)`` tensor).
+        kind: ``"energy"`` (a float ``(B,)`` tensor), ``"label"`` (a long ``(B,)`` tensor) or ``"vector"``
+            (a float ``(B, features)`` tensor).
         dim: embedding width.
         num_classes: number of labels, for ``kind="label"``.
+        features: length of the condition vector, for ``kind="vector"``.
         null: ``"zero"`` or ``"learned"``.
         energy_shift, energy_scale: energies are embedded as (E - shift) / scale.
     """
 
-    def __init__(self, kind: str, dim: int, *, num_classes: Optional[int] = None, null: str = "learned",
-                 energy_shift: float = 0.0, energy_scale: float = 1.0):
+    def __init__(self, kind: str, dim: int, *, num_classes: Optional[int] = None, features: Optional[int] = None,
+                 null: str = "learned", energy_shift: float = 0.0, energy_scale: float = 1.0):
         super().__init__()
         self.kind = _checks.choice("kind", kind, COND_KINDS)
         self.null = _checks.choice("null", null, NULL_MODES)
         self.energy_shift = _checks.real("energy_shift", energy_shift)
         self.energy_scale = _checks.real("energy_scale", energy_scale, low=0.0, low_open=True)
         dim = _checks.integer("dim", dim, low=1)
+        self.num_classes = self.features = None
         if kind == "label":
             self.num_classes = _checks.integer("num_classes", num_classes, low=1)
             # row num_classes is the learned null (unused in zero mode)
             self.table = nn.Embedding(self.num_classes + 1, dim)
-        else:
-            self.num_classes = None
+        elif kind == "energy":
             self.fourier = FourierFeatures(dim)
             self.proj = nn.Linear(dim + 1, dim)
+            self.null_embedding = nn.Parameter(torch.zeros(dim))
+        else:
+            self.features = _checks.integer("features", features, low=1)
+            self.proj = nn.Sequential(nn.Linear(self.features, dim), nn.SiLU(), nn.Linear(dim, dim))
             self.null_embedding = nn.Parameter(torch.zeros(dim))
 
     @property
     def null_value(self):
-        """The condition value that means "no condition": 0 in zero mode, NaN or -1 in learned mode."""
+        """The condition value that means "no condition": 0 (or the zero vector) in zero mode, NaN (a vector
+        of NaNs) or -1 in learned mode."""
+        if self.kind == "vector":
+            return torch.full((self.features,), 0.0 if self.null == "zero" else float("nan"))
         if self.null == "zero":
             return 0.0 if self.kind == "energy" else 0
         return float("nan") if self.kind == "energy" else -1
 
+    def _shape(self, batch: int) -> tuple:
+        return (batch, self.features) if self.kind == "vector" else (batch,)
+
     def forward(self, cond: Optional[Tensor], batch: int, device) -> Tensor:
         if cond is None:
-            cond = torch.full((batch,), self.null_value, device=device,
-                              dtype=torch.float32 if self.kind == "energy" else torch.long)
+            cond = (self.null_value.to(device).expand(batch, self.features) if self.kind == "vector" else
+                    torch.full((batch,), self.null_value, device=device,
+                               dtype=torch.float32 if self.kind == "energy" else torch.long))
         if not isinstance(cond, Tensor):
             raise TypeError(f"cond must be a tensor or None, got {type(cond).__name__}")
-        if cond.ndim == 0:
+        if cond.ndim == 0 and self.kind != "vector":
             cond = cond.expand(batch)
-        if cond.shape != (batch,):
-            raise ValueError(f"cond must have shape ({batch},), got {tuple(cond.shape)}")
-        if cond.device != torch.device(device) and cond.device.type != torch.device(device).type:
+        if cond.shape != self._shape(batch):
+            raise ValueError(f"cond must have shape {self._shape(batch)}, got {tuple(cond.shape)}")
+        if cond.device.type != torch.device(device).type:
             raise ValueError(f"cond is on device {cond.device}, but x_t is on {device}")
-        return self._energy(cond) if self.kind == "energy" else self._label(cond)
+        if self.kind == "label":
+            if cond.is_floating_point() or cond.dtype == torch.bool:
+                raise TypeError(f"cond must be a long tensor of class labels, got dtype {cond.dtype}")
+            return self.table(torch.where(cond < 0, torch.full_like(cond, self.num_classes), cond))
+        if not cond.is_floating_point():
+            raise TypeError(f"cond must be a float tensor of {self.kind}s, got dtype {cond.dtype}")
+        return self._energy(cond) if self.kind == "energy" else self._vector(cond)
 
     def _energy(self, E: Tensor) -> Tensor:
-        if not E.is_floating_point():
-            raise TypeError(f"cond must be a float tensor of energies, got dtype {E.dtype}")
         mask = torch.isnan(E)
-        if bool(torch.isinf(E).any()):
-            raise ValueError("cond holds infinite energies")
-        if self.null == "zero" and bool(mask.any()):
-            raise ValueError("cond holds NaN; with null='zero' the null condition is E = 0, not NaN")
         e = (torch.where(mask, torch.zeros_like(E), E) - self.energy_shift) / self.energy_scale
         e = e.to(self.null_embedding.dtype)
         emb = self.proj(torch.cat([self.fourier(e), e[:, None]], dim=-1))
         return torch.where(mask[:, None], self.null_embedding.expand_as(emb), emb)
 
-    def _label(self, y: Tensor) -> Tensor:
-        if y.is_floating_point() or y.dtype == torch.bool:
-            raise TypeError(f"cond must be a long tensor of class labels, got dtype {y.dtype}")
-        low = -1 if self.null == "learned" else 0
-        if y.numel() and (int(y.min()) < low or int(y.max()) >= self.num_classes):
-            raise ValueError(f"cond labels must lie in {low}..{self.num_classes - 1} (null={self.null!r}), "
-                             f"got {int(y.min())}..{int(y.max())}")
-        return self.table(torch.where(y < 0, torch.full_like(y, self.num_classes), y))
+    def _vector(self, c: Tensor) -> Tensor:
+        mask = torch.isnan(c).any(dim=-1, keepdim=True)          # a row of NaNs is the learned null
+        emb = self.proj(torch.where(torch.isnan(c), torch.zeros_like(c), c).to(self.null_embedding.dtype))
+        return torch.where(mask, self.null_embedding.expand_as(emb), emb)
+
+    def check_condition(self, cond: Tensor) -> None:
+        """Check the values of a condition, once (a sampler or training loop calls it at its door)."""
+        if self.kind == "label":
+            if cond.is_floating_point() or cond.dtype == torch.bool:
+                raise TypeError(f"cond must be a long tensor of class labels, got dtype {cond.dtype}")
+            low = -1 if self.null == "learned" else 0
+            if cond.numel() and (cond.min().item() < low or cond.max().item() >= self.num_classes):
+                raise ValueError(f"cond labels must lie in {low}..{self.num_classes - 1} (null={self.null!r}), "
+                                 f"got {cond.min().item()}..{cond.max().item()}")
+            return
+        if not cond.is_floating_point():
+            raise TypeError(f"cond must be a float tensor of {self.kind}s, got dtype {cond.dtype}")
+        if bool(torch.isinf(cond).any()):
+            raise ValueError(f"cond holds infinite {self.kind}s")
+        if self.null == "zero" and bool(torch.isnan(cond).any()):
+            raise ValueError("cond holds NaN; with null='zero' the null condition is 0, not NaN")
+        if self.kind == "vector" and bool((torch.isnan(cond).any(-1) != torch.isnan(cond).all(-1)).any()):
+            raise ValueError("cond holds rows with some NaN entries: the null condition is a whole row of NaNs")
 
 
 class _Block(nn.Module):
@@ -162,21 +198,22 @@ class _Block(nn.Module):
 
 
 def _check_xt(x_t: Tensor, t, data_dim: int, param: Tensor) -> Tensor:
-    _checks.tensor("x_t", x_t, ndim=2, floating=True)
-    if x_t.shape[1] != data_dim:
-        raise ValueError(f"x_t must have shape (B, {data_dim}), got {tuple(x_t.shape)}")
+    """Check shapes, dtypes and devices (no value is read), and return t as a long tensor of shape (B,)."""
+    if not isinstance(x_t, Tensor) or not x_t.is_floating_point() or x_t.ndim != 2 or x_t.shape[1] != data_dim:
+        got = f"shape {tuple(x_t.shape)} and dtype {x_t.dtype}" if isinstance(x_t, Tensor) else type(x_t).__name__
+        raise ValueError(f"x_t must be a floating-point tensor of shape (B, {data_dim}), got {got}")
     if x_t.device != param.device:
         raise ValueError(f"x_t is on device {x_t.device}, but the network is on {param.device}")
-    t = torch.as_tensor(t, device=x_t.device)
-    if t.is_floating_point():
-        raise TypeError(f"t must be an integer timestep, got dtype {t.dtype}")
+    if isinstance(t, int) and not isinstance(t, bool):
+        return torch.full((x_t.shape[0],), t, device=x_t.device, dtype=torch.long)
+    if not isinstance(t, Tensor) or t.is_floating_point() or t.dtype == torch.bool:
+        got = f"dtype {t.dtype}" if isinstance(t, Tensor) else type(t).__name__
+        raise TypeError(f"t must be an int or an integer tensor, got {got}")
     if t.ndim == 0:
-        t = t.expand(x_t.shape[0])
+        return t.to(x_t.device).expand(x_t.shape[0])
     if t.shape != (x_t.shape[0],):
         raise ValueError(f"t must be an int or have shape ({x_t.shape[0]},), got {tuple(t.shape)}")
-    if t.numel() and int(t.min()) < 0:
-        raise ValueError(f"t must be >= 0, got {int(t.min())}")
-    return t
+    return t.to(x_t.device)
 
 
 class _Trunk(nn.Module):
@@ -197,23 +234,25 @@ class _Trunk(nn.Module):
 
 
 class MLPEpsModel(nn.Module):
-    """An eps-model for vector data: ``model(x_t, t, cond) -> eps``, shapes ``(B, D), (B,), (B,) -> (B, D)``.
+    """An eps-model for vector data: ``model(x_t, t, cond) -> eps``, shapes ``(B, D), (B,), (B, ...) -> (B, D)``.
 
     Args:
         data_dim: D.
         hidden, depth: width and number of residual blocks.
         time_dim: width of the sinusoidal timestep embedding.
-        cond: ``None`` (unconditional), ``"energy"`` or ``"label"``.
+        cond: ``None`` (unconditional), ``"energy"``, ``"label"`` or ``"vector"``.
         num_classes: for ``cond="label"``.
+        cond_features: the length of the condition vector, for ``cond="vector"``.
         null: ``"zero"`` or ``"learned"``, see the module docstring.
         energy_shift, energy_scale: normalisation of energies before embedding.
 
-    Chapter 2 trains it; chapter 5 trains it with condition dropout for CFG.
+    ``t`` is an int or a long tensor ``(B,)``. Chapter 2 trains it; chapter 5 trains it with condition
+    dropout for CFG.
     """
 
     def __init__(self, data_dim: int, *, hidden: int = 64, depth: int = 2, time_dim: int = 32,
-                 cond: Optional[str] = None, num_classes: Optional[int] = None, null: str = "learned",
-                 cond_dim: int = 32, energy_shift: float = 0.0, energy_scale: float = 1.0):
+                 cond: Optional[str] = None, num_classes: Optional[int] = None, cond_features: Optional[int] = None,
+                 null: str = "learned", cond_dim: int = 32, energy_shift: float = 0.0, energy_scale: float = 1.0):
         super().__init__()
         self.data_dim = _checks.integer("data_dim", data_dim, low=1)
         hidden = _checks.integer("hidden", hidden, low=1)
@@ -225,8 +264,8 @@ class MLPEpsModel(nn.Module):
             _even_dim("cond_dim", cond_dim)
         self.cond_kind = cond
         self.time_embedding = SinusoidalEmbedding(_even_dim("time_dim", time_dim))
-        self.cond_embedding = (ConditionEmbedding(cond, cond_dim, num_classes=num_classes, null=null,
-                                                  energy_shift=energy_shift, energy_scale=energy_scale)
+        self.cond_embedding = (ConditionEmbedding(cond, cond_dim, num_classes=num_classes, features=cond_features,
+                                                  null=null, energy_shift=energy_shift, energy_scale=energy_scale)
                                if cond is not None else None)
         emb_in = time_dim + (cond_dim if cond is not None else 0)
         self.embed = nn.Sequential(nn.Linear(emb_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
@@ -241,14 +280,22 @@ class MLPEpsModel(nn.Module):
         """The condition that means "no condition" (None for an unconditional network)."""
         return self.cond_embedding.null_value if self.cond_embedding is not None else None
 
+    def check_condition(self, cond) -> None:
+        """Check a condition's values once, at the door of a sampler or a training loop (``forward`` does not)."""
+        if self.cond_embedding is None:
+            if cond is not None:
+                raise ValueError("cond must be None for an unconditional network (built with cond=None)")
+            return
+        if isinstance(cond, Tensor):
+            self.cond_embedding.check_condition(cond)
+
     def forward(self, x_t: Tensor, t, cond: Optional[Tensor] = None) -> Tensor:
         param = self.embed[0].weight
         t = _check_xt(x_t, t, self.data_dim, param)
         emb = self.time_embedding(t)
         if self.cond_embedding is not None:
             emb = torch.cat([emb, self.cond_embedding(cond, x_t.shape[0], x_t.device)], dim=-1)
-        elif cond is not None and not (isinstance(cond, Tensor) and cond.is_floating_point()
-                                       and bool(torch.isnan(cond).all())):
+        elif cond is not None:
             raise ValueError("cond must be None for an unconditional network (built with cond=None)")
         return self.trunk(x_t.to(param.dtype), self.embed(emb.to(param.dtype)))
 
@@ -273,50 +320,79 @@ class NoiseAwareClassifier(nn.Module):
         return self.trunk(x_t.to(param.dtype), self.embed(self.time_embedding(t)))
 
     def log_prob(self, x_t: Tensor, t, y: Tensor) -> Tensor:
-        """log p_phi(y | x_t, t), the log-softmax of the target class, ``(B,)``."""
+        """log p_phi(y | x_t, t), the log-softmax of the target class, ``(B,)``. Shapes are checked here, the
+        label values once by :meth:`check_target`."""
         logits = self.forward(x_t, t)
         y = torch.as_tensor(y, device=x_t.device)
-        if y.is_floating_point():
+        if y.is_floating_point() or y.dtype == torch.bool:
             raise TypeError(f"y must be integer class labels, got dtype {y.dtype}")
         y = y.expand(x_t.shape[0]) if y.ndim == 0 else y
-        if y.shape != (x_t.shape[0],) or (y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes)):
-            raise ValueError(f"y must hold {x_t.shape[0]} labels in 0..{self.num_classes - 1}")
+        if y.shape != (x_t.shape[0],):
+            raise ValueError(f"y must be a label or hold {x_t.shape[0]} labels, got shape {tuple(y.shape)}")
         return torch.log_softmax(logits.float(), dim=-1).gather(1, y.long()[:, None])[:, 0]
+
+    def check_target(self, y) -> None:
+        """Check target labels once, where a sampler or training loop is entered: integers in 0..K-1."""
+        y = torch.as_tensor(y)
+        if y.is_floating_point() or y.dtype == torch.bool:
+            raise TypeError(f"y must be integer class labels, got dtype {y.dtype}")
+        if y.numel() and (y.min().item() < 0 or y.max().item() >= self.num_classes):
+            raise ValueError(f"y must hold labels in 0..{self.num_classes - 1}, got {y.min().item()}..{y.max().item()}")
 
 
 class NoiseAwareRegressor(nn.Module):
-    """A Gaussian regressor p_phi(E | x_t, t) = N(E; f(x_t, t), sigma(t)^2) (chapter 3, eq. ``regressor-grad``).
+    """A Gaussian regressor p_phi(E | x_t, t) = N(E; f(x_t, t), sigma^2) of a scalar energy E.
 
-    ``forward(x_t, t) -> (f, log_sigma)``, both ``(B,)``. The spread sigma depends on t only, so that
-    grad_x log p = (E - f) / sigma^2 * grad_x f exactly. ``energy_shift`` and ``energy_scale`` normalise
-    the target inside the network; ``f`` and ``sigma`` come back in the units of E.
+    ``forward(x_t, t) -> (f, log_sigma)``, both ``(B,)``, in the units of E (``energy_shift`` and
+    ``energy_scale`` normalise the target inside the network). The spread is
+
+    * ``spread="t"``: sigma(t), a function of the noise level only. Then grad_x log p = (E - f) / sigma^2 *
+      grad_x f, chapter 3, eq. ``regressor-grad``; exact for a linear-Gaussian likelihood.
+    * ``spread="x_t"``: sigma(x_t, t), heteroscedastic, from the same trunk as f. For a nonlinear energy the
+      uncertainty Var[E | x_t] ~ grad V^T Cov[x_0 | x_t] grad V changes by orders of magnitude at a fixed t
+      (steep walls against flat basins), and a spread of t alone is overconfident where the potential is steep.
+      The gradient gains the term ((E - f)^2 / sigma^2 - 1) grad_x log sigma. Chapter 6.
+
+    Both are trained by the Gaussian negative log-likelihood (``training.train_predictor``).
     """
 
     def __init__(self, data_dim: int, *, hidden: int = 64, depth: int = 2, time_dim: int = 32,
-                 energy_shift: float = 0.0, energy_scale: float = 1.0):
+                 energy_shift: float = 0.0, energy_scale: float = 1.0, spread: str = "t"):
         super().__init__()
         self.data_dim = _checks.integer("data_dim", data_dim, low=1)
         self.energy_shift = _checks.real("energy_shift", energy_shift)
         self.energy_scale = _checks.real("energy_scale", energy_scale, low=0.0, low_open=True)
+        self.spread = _checks.choice("spread", spread, ("t", "x_t"))
         self.time_embedding = SinusoidalEmbedding(_even_dim("time_dim", time_dim))
         self.embed = nn.Sequential(nn.Linear(time_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.trunk = _Trunk(self.data_dim, 1, hidden, depth, hidden)
-        self.log_sigma = nn.Sequential(nn.Linear(time_dim, 32), nn.SiLU(), nn.Linear(32, 1))
+        self.trunk = _Trunk(self.data_dim, 1 if spread == "t" else 2, hidden, depth, hidden)
+        if spread == "t":
+            self.log_sigma = nn.Sequential(nn.Linear(time_dim, 32), nn.SiLU(), nn.Linear(32, 1))
 
     def forward(self, x_t: Tensor, t) -> tuple[Tensor, Tensor]:
         param = self.embed[0].weight
         t = _check_xt(x_t, t, self.data_dim, param)
         temb = self.time_embedding(t)
-        f = self.trunk(x_t.to(param.dtype), self.embed(temb))[:, 0]
-        log_sigma = self.log_sigma(temb)[:, 0]
-        return self.energy_shift + self.energy_scale * f, log_sigma + math.log(self.energy_scale)
+        out = self.trunk(x_t.to(param.dtype), self.embed(temb))
+        if self.spread == "t":
+            log_sigma = self.log_sigma(temb)[:, 0]
+        else:
+            # a floor of exp(-7) energy scales keeps the likelihood finite where the network is very sure
+            log_sigma = out[:, 1].clamp(min=-7.0)
+        return self.energy_shift + self.energy_scale * out[:, 0], log_sigma + math.log(self.energy_scale)
 
     def log_prob(self, x_t: Tensor, t, E: Tensor) -> Tensor:
-        """log N(E; f(x_t, t), sigma(t)^2), ``(B,)``."""
+        """log N(E; f(x_t, t), sigma^2), ``(B,)``, with sigma(t) or sigma(x_t, t) (``spread``)."""
         f, log_sigma = self.forward(x_t, t)
         E = torch.as_tensor(E, device=x_t.device, dtype=f.dtype)
         E = E.expand(x_t.shape[0]) if E.ndim == 0 else E
         if E.shape != (x_t.shape[0],):
             raise ValueError(f"E must be a number or have shape ({x_t.shape[0]},), got {tuple(E.shape)}")
-        _checks.tensor("E", E)
         return -0.5 * ((E - f) / log_sigma.exp()) ** 2 - log_sigma - 0.5 * math.log(2 * math.pi)
+
+    def check_target(self, E) -> None:
+        """Check target energies once, where a sampler or training loop is entered: finite numbers."""
+        E = torch.as_tensor(E)
+        if not E.is_floating_point():
+            raise TypeError(f"E must be a float tensor of energies, got dtype {E.dtype}")
+        _checks.tensor("E", E)

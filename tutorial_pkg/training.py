@@ -20,7 +20,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from . import _checks
+from . import _checks, models
 from .schedules import NoiseSchedule
 
 Tensor = torch.Tensor
@@ -43,24 +43,31 @@ class TrainResult:
 
 
 def drop_condition(cond: Tensor, p_uncond: float, null, generator: Optional[torch.Generator] = None) -> Tensor:
-    """Replace each row of ``cond`` by ``null`` with probability ``p_uncond``; eq. (cfg-dropout)."""
+    """Replace each row of ``cond`` ``(B, ...)`` by ``null`` with probability ``p_uncond``; eq. (cfg-dropout).
+
+    ``null`` is a number or a tensor of a row's shape (:func:`tutorial_pkg.models.null_rows`); the random
+    draw comes from ``generator``, one uniform number per row.
+    """
     _checks.tensor("cond", cond, finite=False)   # NaN is the null energy of learned-null networks
     if cond.ndim == 0:
         raise ValueError("cond must hold one condition per row, shape (B, ...), got a 0-d tensor")
     p_uncond = _checks.real("p_uncond", p_uncond, low=0.0, high=1.0)
     drop = torch.rand(cond.shape[0], generator=generator).to(cond.device) < p_uncond
-    return torch.where(drop, torch.full_like(cond, null), cond)
+    drop = drop.reshape(-1, *([1] * (cond.ndim - 1)))
+    return torch.where(drop, models.null_rows(null, cond), cond)
 
 
 def _check_data(x0, cond, name_cond: str):
+    """The training data, checked once at the door (values included: the loop reads none)."""
     _checks.tensor("x0", x0, ndim=2, floating=True)
     if x0.shape[0] < 1:
         raise ValueError("x0 must hold at least one sample")
     if cond is not None:
         if not isinstance(cond, Tensor):
             raise TypeError(f"{name_cond} must be a tensor or None, got {type(cond).__name__}")
-        if cond.shape != (x0.shape[0],):
-            raise ValueError(f"{name_cond} must have shape ({x0.shape[0]},) like x0's rows, got {tuple(cond.shape)}")
+        if cond.ndim < 1 or cond.shape[0] != x0.shape[0]:
+            raise ValueError(f"{name_cond} must have shape ({x0.shape[0]}, ...), one row per row of x0, "
+                             f"got {tuple(cond.shape)}")
         _checks.tensor(name_cond, cond)
 
 
@@ -71,6 +78,19 @@ def _param_device(model: nn.Module, name: str) -> torch.device:
         return next(model.parameters()).device
     except StopIteration:
         raise ValueError(f"{name} has no parameters to train") from None
+
+
+def _first_bad(bad: Optional[Tensor], loss: Tensor, step: int) -> Tensor:
+    """The first step with a non-finite loss, or -1, kept as a tensor on the loss's device (no host sync)."""
+    if bad is None:
+        bad = torch.full((), -1, dtype=torch.long, device=loss.device)
+    return torch.where((bad < 0) & ~torch.isfinite(loss.detach()), step, bad)
+
+
+def _raise_if_bad(bad: Tensor, desc: str) -> None:
+    step = bad.item()
+    if step >= 0:
+        raise FloatingPointError(f"{desc}: the loss became NaN or infinite at step {step}; lower lr")
 
 
 def _loop(model, loss_fn, *, steps, lr, weight_decay, ema_decay, progress, desc, lr_decay):
@@ -85,11 +105,10 @@ def _loop(model, loss_fn, *, steps, lr, weight_decay, ema_decay, progress, desc,
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema_decay)) if ema_decay is not None else None
     model.train()
     losses = []
+    bad = None                   # the first non-finite loss, watched on the device and read every 200 steps
     bar = tqdm(range(steps), desc=desc, disable=not progress, leave=False)
     for step in bar:
         loss = loss_fn()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{desc}: the loss became {loss.item()} at step {step}; lower lr")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -98,11 +117,14 @@ def _loop(model, loss_fn, *, steps, lr, weight_decay, ema_decay, progress, desc,
         if ema is not None:
             ema.update_parameters(model)
         losses.append(loss.detach())
+        bad = _first_bad(bad, loss, step)
+        if step % 200 == 199 or step == steps - 1:
+            _raise_if_bad(bad, desc)
         if progress and step % 100 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
     model.eval()
     out = ema.module.eval() if ema is not None else model
-    return TrainResult(out, torch.stack(losses).double().cpu().numpy())
+    return TrainResult(out, torch.stack(losses).cpu().double().numpy())
 
 
 def train_eps_model(model: nn.Module, x0: Tensor, schedule: NoiseSchedule, *, cond: Optional[Tensor] = None,
@@ -116,7 +138,7 @@ def train_eps_model(model: nn.Module, x0: Tensor, schedule: NoiseSchedule, *, co
             ``null_value`` (as :class:`tutorial_pkg.nets.MLPEpsModel` does).
         x0: training data, ``(N, D)``.
         schedule: the noise schedule.
-        cond: the condition of each row, ``(N,)`` (energies or labels), or ``None``.
+        cond: the condition of each row, ``(N,)`` (energies or labels) or ``(N, ...)`` (vectors), or ``None``.
         p_uncond: probability of dropping a row's condition to the null, in [0, 1].
         steps, batch_size, lr, weight_decay: AdamW's optimisation, with cosine learning-rate decay
             (``lr_decay="none"`` keeps it constant).
@@ -137,6 +159,8 @@ def train_eps_model(model: nn.Module, x0: Tensor, schedule: NoiseSchedule, *, co
     null = getattr(model, "null_value", None)
     if p_uncond > 0 and null is None:
         raise ValueError("p_uncond > 0 needs a model with a null_value (a conditional MLPEpsModel)")
+    if cond is not None:
+        models.check_condition(model, cond, x0.shape[0])
     device = _param_device(model, "model")
     g = torch.Generator().manual_seed(seed)
     x0 = x0.to(device=device, dtype=torch.float32)
@@ -175,6 +199,9 @@ def train_predictor(predictor: nn.Module, x0: Tensor, targets: Tensor, schedule:
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     batch_size = _checks.integer("batch_size", batch_size, low=1)
+    check = getattr(predictor, "check_target", None)
+    if callable(check):
+        check(targets)
     device = _param_device(predictor, "predictor")
     g = torch.Generator().manual_seed(seed)
     x0 = x0.to(device=device, dtype=torch.float32)

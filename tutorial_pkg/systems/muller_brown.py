@@ -80,6 +80,35 @@ class MullerBrown:
         pts = torch.stack(torch.meshgrid(xs, ys, indexing="ij"), -1).reshape(-1, 2)
         return pts, self.energy(pts), hx * hy
 
+    def level_set_weights(self, E_star: float, *, resolution: int = 800) -> Tensor:
+        """The density of states of each basin on the level set V(x) = E*: the line integral of dl / ``|grad V|``
+        along the contour lines in the box that flow to each minimum, ``(3,)``, float64. Chapter 6.
+
+        A density that depends on x only through V(x), restricted to a thin band ``|V - E*| < delta``, is uniform on
+        the band, and the band's width across the contour is 2 delta / ``|grad V|``: so each ring's share of the band
+        is its share of this line integral, whatever the temperatures. The contour lines come from
+        ``contourpy`` (a matplotlib dependency) on a grid of ``resolution^2`` points; each segment is weighted by
+        its length over ``|grad V|`` at its midpoint and assigned to the basin of its midpoint.
+        """
+        import contourpy
+
+        E_star = _checks.real("E_star", E_star)
+        resolution = _checks.integer("resolution", resolution, low=10)
+        (x_lo, x_hi), (y_lo, y_hi) = self.box
+        xs = torch.linspace(x_lo, x_hi, resolution, dtype=torch.float64)
+        ys = torch.linspace(y_lo, y_hi, resolution, dtype=torch.float64)
+        X, Y = torch.meshgrid(xs, ys, indexing="xy")
+        Z = self.energy(torch.stack([X.reshape(-1), Y.reshape(-1)], 1)).reshape(X.shape)
+        lines = contourpy.contour_generator(xs.numpy(), ys.numpy(), Z.numpy()).lines(E_star)
+        segments = [torch.as_tensor(line, dtype=torch.float64) for line in lines if len(line) > 1]
+        if not segments:
+            raise ValueError(f"E_star={E_star} has no level set in the box")
+        a = torch.cat([seg[:-1] for seg in segments])
+        b = torch.cat([seg[1:] for seg in segments])
+        mid, length = (a + b) / 2, (b - a).norm(dim=1)
+        weight = length / self.gradient(mid).norm(dim=1)
+        return torch.zeros(len(self.minima), dtype=torch.float64).index_add_(0, self.basin(mid), weight)
+
     def basin(self, x: Tensor, *, steps: int = 200, step_size: float = 2e-3) -> Tensor:
         """Index of the minimum each point flows to under gradient descent, ``(B,)`` long.
 
@@ -89,11 +118,12 @@ class MullerBrown:
         _checks.tensor("x", x, ndim=2, floating=True)
         steps = _checks.integer("steps", steps, low=1)
         step_size = _checks.real("step_size", step_size, low=0.0, low_open=True)
-        y = x.detach().to(torch.float64).clone()
+        # in float64 on the CPU: nothing float64 goes to an accelerator
+        y = x.detach().to(device="cpu", dtype=torch.float64)
         for _ in range(steps):
             g = self.gradient(y)
             y = y - step_size * g / g.norm(dim=1, keepdim=True).clamp(min=1.0)
-        return torch.cdist(y, self.minima.to(y.device)).argmin(1)
+        return torch.cdist(y, self.minima).argmin(1).to(x.device)
 
 
 def _grid_sample(points: Tensor, weights: Tensor, n: int, cell: tuple[float, float],
@@ -109,9 +139,12 @@ class BoltzmannData:
     """Boltzmann samples of a potential over several temperatures, with an exact conditional reference.
 
     Attributes:
-        x_train, E_train: training configurations ``(N, 2)`` and their energies ``(N,)``.
-        x_test, E_test: an independent draw that no model trains on: held-out targets come from here.
+        x_train, E_train: training configurations ``(N, 2)`` and their energies ``(N,)``; with a held-out band,
+            none of them has an energy in it.
+        x_test, E_test: an independent draw of the whole distribution, which no model trains on.
         temperatures: the temperatures kT mixed in equal parts.
+        heldout_band: ``(E_low, E_high)``, energies the training draw excludes (or None): targets inside it
+            test a model on energies it never saw.
     """
 
     system: MullerBrown
@@ -121,6 +154,17 @@ class BoltzmannData:
     x_test: Tensor
     E_test: Tensor
     resolution: int
+    heldout_band: Optional[tuple] = None
+
+    def in_band(self, E) -> Tensor:
+        """Whether energies lie in the held-out band (bool, the shape of ``E``); all False without a band."""
+        if not isinstance(E, (Tensor, float, int)):
+            raise TypeError(f"E must be a tensor of energies or a number, got {type(E).__name__}")
+        E = torch.as_tensor(E)
+        if self.heldout_band is None:
+            return torch.zeros_like(E, dtype=torch.bool)
+        lo, hi = self.heldout_band
+        return (E >= lo) & (E <= hi)
 
     @property
     def mean(self) -> Tensor:
@@ -151,7 +195,7 @@ class BoltzmannData:
     def log_density(self, x: Tensor) -> Tensor:
         """Unnormalised log of the training density (the temperature mixture) at ``x``, ``(B,)``."""
         _points("x", x)
-        energies = self.system.energy(x.to(torch.float64))
+        energies = self.system.energy(x.to(device="cpu", dtype=torch.float64))
         lo = self.system.energy(self.system.minima).min()
         terms = torch.stack([-(energies - lo) / kT for kT in self.temperatures])
         return torch.logsumexp(terms, 0)
@@ -188,10 +232,15 @@ class BoltzmannData:
 
 def boltzmann_dataset(n_train: int = 20_000, n_test: int = 5_000, *,
                       temperatures: Sequence[float] = (10.0, 20.0, 40.0), resolution: int = 400,
+                      heldout_band: Optional[tuple] = None,
                       generator: Optional[torch.Generator] = None) -> BoltzmannData:
     """Exact Boltzmann samples of the Müller-Brown potential, mixed over ``temperatures`` (kT, in the
     potential's units), drawn on a ``resolution x resolution`` grid with jitter. The default temperatures
     put the energies from the deepest basin to above both saddles. Chapter 6.
+
+    ``heldout_band = (E_low, E_high)`` excludes that band of energies from the training draw (by rejection, so
+    the training samples are exact samples of the distribution restricted to the energies outside it); the
+    test draw keeps the whole distribution.
     """
     n_train = _checks.integer("n_train", n_train, low=1)
     n_test = _checks.integer("n_test", n_test, low=1)
@@ -202,9 +251,25 @@ def boltzmann_dataset(n_train: int = 20_000, n_test: int = 5_000, *,
     temps = tuple(_checks.real("temperatures", kT, low=0.0, low_open=True) for kT in temperatures)
     data = BoltzmannData(MullerBrown(), temps, torch.empty(0, 2), torch.empty(0), torch.empty(0, 2), torch.empty(0),
                          _checks.integer("resolution", resolution, low=10))
+    band = None
+    if heldout_band is not None:
+        lo, hi = (_checks.real("heldout_band", v) for v in heldout_band)
+        if not lo < hi:
+            raise ValueError(f"heldout_band must be (E_low, E_high) with E_low < E_high, got {heldout_band!r}")
+        band = (lo, hi)
     pts, _, w = data._grid_weights()
     (x_lo, x_hi), (y_lo, y_hi) = data.system.box
     cell = ((x_hi - x_lo) / resolution, (y_hi - y_lo) / resolution)
     x = _grid_sample(pts, w, n_train + n_test, cell, generator)
     E = data.system.energy(x)
-    return BoltzmannData(data.system, temps, x[:n_train], E[:n_train], x[n_train:], E[n_train:], resolution)
+    x_train, E_train, x_test, E_test = x[:n_train], E[:n_train], x[n_train:], E[n_train:]
+    if band is not None:
+        keep = ~((E_train >= band[0]) & (E_train <= band[1]))
+        x_train, E_train = x_train[keep], E_train[keep]
+        while len(x_train) < n_train:              # rejection: draw again until the training split is full
+            more = _grid_sample(pts, w, n_train, cell, generator)
+            E_more = data.system.energy(more)
+            keep = ~((E_more >= band[0]) & (E_more <= band[1]))
+            x_train, E_train = torch.cat([x_train, more[keep]]), torch.cat([E_train, E_more[keep]])
+        x_train, E_train = x_train[:n_train], E_train[:n_train]
+    return BoltzmannData(data.system, temps, x_train, E_train, x_test, E_test, resolution, band)
