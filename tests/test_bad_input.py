@@ -489,6 +489,8 @@ ROWS = [
     ("metrics.coverage", "z", lambda: metrics.coverage(z(4, 2), 0.95)),
     ("metrics.coverage", "level", lambda: metrics.coverage(z(4), 1.5)),
     ("metrics.coverage", "level", lambda: metrics.coverage(z(4), NAN)),
+    ("metrics.circular_wasserstein", "a", lambda: metrics.circular_wasserstein(torch.tensor([]), z(3))),
+    ("metrics.circular_wasserstein", "b", lambda: metrics.circular_wasserstein(z(3), [0.0, INF])),
     # -- reporting ------------------------------------------------------------------------------------
     ("reporting.significant", "digits", lambda: reporting.significant(1.0, 0)),
     ("reporting.significant", "value", lambda: reporting.significant("1.0")),
