@@ -18,11 +18,13 @@ import pytest
 import torch
 
 from tutorial_pkg import grading, guidance, metrics, models, nets, reporting, sampling, schedules, systems, training
+from tutorial_pkg import tweedie
 from tutorial_pkg.analytic import GaussianMixture
 from tutorial_pkg.systems import alanine_md, internal_coordinates
 
 MODULES = (models, schedules, sampling, guidance, nets, training, systems, internal_coordinates, alanine_md, metrics,
            reporting, grading)
+MODULES += (tweedie,)
 # classes that the package builds and returns, never from a user's arguments: their constructors need no row
 # (their methods with arguments do)
 BUILT_BY_THE_PACKAGE = {"training.TrainResult", "metrics.EnergyError", "grading.CheckResult", "systems.BoltzmannData",
@@ -530,6 +532,54 @@ ROWS = [
     ("grading.check_guided_report", "regressor", lambda: guided_report(None, None, regressor="regressor")),
     ("grading.check_guided_report", "scale", lambda: guided_report(None, None, scale=-1.0)),
     ("grading.check_guided_report", "target", lambda: guided_report(None, None, target="E")),
+    # tweedie (chapter 9)
+    ("tweedie.tweedie_vjp", "eps_model", lambda: tweedie.tweedie_vjp("model", z(4, 2), 5, None, S)),
+    ("tweedie.tweedie_vjp", "schedule", lambda: tweedie.tweedie_vjp(exact()[0], z(4, 2), 5, None, "linear")),
+    ("tweedie.tweedie_vjp", "x_t", lambda: tweedie.tweedie_vjp(exact()[0], [[0.0, 0.0]], 5, None, S)),
+    ("tweedie.tweedie_vjp", "x_t", lambda: tweedie.tweedie_vjp(exact()[0], z(4, 2, dtype=torch.long), 5, None, S)),
+    ("tweedie.posterior_covariance", "schedule",
+     lambda: tweedie.posterior_covariance(exact()[0], z(4, 2), 5, None, None)),
+    ("tweedie.posterior_covariance", "x_t", lambda: tweedie.posterior_covariance(exact()[0], 3.0, 5, None, S)),
+    ("tweedie.DPSModel", "eps_model", lambda: tweedie.DPSModel("model", lambda x0, y: x0.sum(1), S)),
+    ("tweedie.DPSModel", "log_likelihood", lambda: tweedie.DPSModel(exact()[0], "gaussian", S)),
+    ("tweedie.DPSModel", "schedule", lambda: tweedie.DPSModel(exact()[0], lambda x0, y: x0.sum(1), "linear")),
+    ("tweedie.DPSModel", "scale", lambda: tweedie.DPSModel(exact()[0], lambda x0, y: x0.sum(1), S, scale=-1.0)),
+    ("tweedie.DPSModel", "scale", lambda: tweedie.DPSModel(exact()[0], lambda x0, y: x0.sum(1), S, scale=NAN)),
+    ("tweedie.DPSModel", "model_cond", lambda: tweedie.DPSModel(exact()[0], lambda x0, y: x0.sum(1), S, model_cond=1)),
+    ("tweedie.DPSModel.__call__", "cond", lambda: tweedie.DPSModel(exact()[0], lambda x0, y: x0.sum(1), S)(z(4, 2), 5, None)),
+    ("tweedie.DPSModel.__call__", "x_t", lambda: tweedie.DPSModel(exact()[0], lambda x0, y: x0.sum(1), S)(3.0, 5, z(4))),
+    ("tweedie.dps_model", "log_likelihood", lambda: tweedie.dps_model(exact()[0], None, S)),
+    ("tweedie.dps_model", "scale", lambda: tweedie.dps_model(exact()[0], lambda x0, y: x0.sum(1), S, scale=INF)),
+    ("tweedie.MMPSModel", "observe", lambda: tweedie.MMPSModel(exact()[0], "identity", 0.1, S)),
+    ("tweedie.MMPSModel", "observe", lambda: tweedie.MMPSModel(exact()[0], z(2), 0.1, S)),
+    ("tweedie.MMPSModel", "observe", lambda: tweedie.MMPSModel(exact()[0], full((1, 2), NAN), 0.1, S)),
+    ("tweedie.MMPSModel", "sigma_y", lambda: tweedie.MMPSModel(exact()[0], z(1, 2), 0.0, S)),
+    ("tweedie.MMPSModel", "sigma_y", lambda: tweedie.MMPSModel(exact()[0], z(1, 2), NAN, S)),
+    ("tweedie.MMPSModel", "schedule", lambda: tweedie.MMPSModel(exact()[0], z(1, 2), 0.1, 1000)),
+    ("tweedie.MMPSModel", "scale", lambda: tweedie.MMPSModel(exact()[0], z(1, 2), 0.1, S, scale=-0.5)),
+    ("tweedie.MMPSModel", "model_cond", lambda: tweedie.MMPSModel(exact()[0], z(1, 2), 0.1, S, model_cond="no")),
+    ("tweedie.MMPSModel.__call__", "cond", lambda: tweedie.MMPSModel(exact()[0], z(1, 2), 0.1, S)(z(4, 2), 5, None)),
+    ("tweedie.MMPSModel.__call__", "x_t", lambda: tweedie.MMPSModel(exact()[0], z(1, 2), 0.1, S)(None, 5, z(4))),
+    ("tweedie.mmps_model", "sigma_y", lambda: tweedie.mmps_model(exact()[0], z(1, 2), -1.0, S)),
+    ("tweedie.mmps_model", "eps_model", lambda: tweedie.mmps_model(None, z(1, 2), 0.1, S)),
+    ("tweedie.energy_guided_model", "energy", lambda: tweedie.energy_guided_model(exact()[0], "V", S, 1.0)),
+    ("tweedie.energy_guided_model", "tau", lambda: tweedie.energy_guided_model(exact()[0], lambda x: x.sum(1), S, 0.0)),
+    ("tweedie.energy_guided_model", "tau", lambda: tweedie.energy_guided_model(exact()[0], lambda x: x.sum(1), S, NAN)),
+    ("tweedie.energy_guided_model", "covariance",
+     lambda: tweedie.energy_guided_model(exact()[0], lambda x: x.sum(1), S, 1.0, covariance="mmps")),
+    ("tweedie.energy_guided_model", "schedule",
+     lambda: tweedie.energy_guided_model(exact()[0], lambda x: x.sum(1), "linear", 1.0, covariance=False)),
+    ("tweedie.energy_guided_model", "scale",
+     lambda: tweedie.energy_guided_model(exact()[0], lambda x: x.sum(1), S, 1.0, scale=-2.0)),
+    ("tweedie.affine_sampler_moments", "eps_model", lambda: tweedie.affine_sampler_moments("model", S, 2)),
+    ("tweedie.affine_sampler_moments", "dim", lambda: tweedie.affine_sampler_moments(exact()[0], S, 0)),
+    ("tweedie.affine_sampler_moments", "schedule", lambda: tweedie.affine_sampler_moments(exact()[0], "linear", 2)),
+    ("tweedie.affine_sampler_moments", "variance",
+     lambda: tweedie.affine_sampler_moments(exact()[0], S, 2, variance="medium")),
+    ("tweedie.affine_sampler_moments", "num_steps",
+     lambda: tweedie.affine_sampler_moments(exact()[0], S, 2, sampler="ddpm", num_steps=5)),
+    ("tweedie.affine_sampler_moments", "eps_model",
+     lambda: tweedie.affine_sampler_moments(exact()[0], S, 2, sampler="ddim", num_steps=3)),
 ]
 
 

@@ -9,6 +9,8 @@ Modules, one idea each:
   (chapters 1, 8).
 * :mod:`~tutorial_pkg.guidance`: classifier guidance and classifier-free guidance as model wrappers
   (chapters 3-5, 8).
+* :mod:`~tutorial_pkg.tweedie`: Tweedie's x0_hat and its Jacobian; guidance through x0_hat by a clean
+  likelihood or an energy function (DPS, MMPS), and exact sampler moments for affine guidance (chapter 9).
 * :mod:`~tutorial_pkg.analytic`: exact Gaussian mixtures and a linear-Gaussian likelihood.
 * :mod:`~tutorial_pkg.nets`: the conditional eps-model and the noise-aware predictors.
 * :mod:`~tutorial_pkg.training`: denoising training with condition dropout; predictor training.
@@ -33,6 +35,7 @@ _LAZY = ("datasets", "grading", "metrics", "reporting", "systems", "zoo")
 
 __all__ = ["analytic", "datasets", "grading", "guidance", "metrics", "models", "nets", "reporting", "sampling",
            "schedules", "systems", "training", "zoo", "default_device", "__version__"]
+_LAZY, __all__ = _LAZY + ("tweedie",), __all__ + ["tweedie"]          # chapter 9
 
 
 def __getattr__(name: str):

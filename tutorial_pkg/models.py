@@ -67,33 +67,46 @@ class Wrapper:
 
 
 class Counted(Wrapper):
-    """Counts what a model costs: the rows it evaluates (``rows``) and its calls (``calls``).
+    """Counts what a model costs: the rows it evaluates (``rows``) and its calls (``calls``), and the rows and
+    passes of the backward passes that autograd runs through it (``backward_rows``, ``backward_calls``).
 
     Wraps an eps-model (its calls are counted) or a predictor (its ``log_prob`` calls are counted), and
-    stays transparent: a stack that holds it is still a model, with the same ``null_value``. Chapters 6, 7
-    and 9 to 11 count network evaluations with it.
+    stays transparent: a stack that holds it is still a model, with the same ``null_value``. A backward pass
+    is counted by a hook on the output, each time a gradient flows back through it (classifier guidance
+    through a predictor, chapter 9's guidance through the eps-network). Chapters 6, 7 and 9 to 11 count
+    network evaluations with it.
     """
 
     def __init__(self, inner_model):
         if not (callable(inner_model) or callable(getattr(inner_model, "log_prob", None))):
             raise TypeError(f"inner_model must be a model or a predictor, got {type(inner_model).__name__}")
         self.inner_model, self.rows, self.calls = inner_model, 0, 0
+        self.backward_rows, self.backward_calls = 0, 0
 
     def __repr__(self) -> str:
-        return f"Counted({self.inner_model!r}, rows={self.rows})"
+        return f"Counted({self.inner_model!r}, rows={self.rows}, backward_rows={self.backward_rows})"
 
     def _count(self, x_t) -> None:
         if not isinstance(x_t, Tensor):
             raise TypeError(f"x_t must be a torch.Tensor, got {type(x_t).__name__}")
         self.rows, self.calls = self.rows + x_t.shape[0], self.calls + 1
 
+    def _count_backward(self, grad: Tensor) -> None:
+        self.backward_rows += grad.shape[0] if grad.ndim else 1
+        self.backward_calls += 1
+
+    def _watch(self, out):
+        if isinstance(out, Tensor) and out.requires_grad:       # a graph is recorded: count what flows back
+            out.register_hook(self._count_backward)
+        return out
+
     def __call__(self, x_t: Tensor, t, cond=None) -> Tensor:
         self._count(x_t)
-        return self.inner_model(x_t, t, cond)
+        return self._watch(self.inner_model(x_t, t, cond))
 
     def log_prob(self, x_t: Tensor, t, target) -> Tensor:
         self._count(x_t)
-        return self.inner_model.log_prob(x_t, t, target)
+        return self._watch(self.inner_model.log_prob(x_t, t, target))
 
 
 def null_value(model):
