@@ -21,6 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import pathlib
 import sys
@@ -101,6 +102,52 @@ def _mb_regressor_train(model, steps, progress):
                                     ema_decay=0.999, seed=0, progress=progress).model
 
 
+@functools.lru_cache(maxsize=1)
+def alanine_data():
+    """Chapter 11's data: the alanine dipeptide system (OpenMM), its MD frames and energies
+    (``systems.load_md_data``) and the internal-coordinate features fitted on the training frames.
+    Returns ``(system, md, features)``; needs OpenMM (the ``molecules`` extra)."""
+    from .systems import AlanineDipeptide, load_md_data
+
+    system, md = AlanineDipeptide(), load_md_data()
+    return system, md, system.internal_features(md.x_train)
+
+
+def _alanine_energy_stats():
+    _, md, _ = alanine_data()
+    return md.E_train.mean().item(), md.E_train.std().item()
+
+
+def _alanine_cfg_model():
+    _, _, features = alanine_data()
+    shift, scale = _alanine_energy_stats()
+    torch.manual_seed(0)
+    return nets.MLPEpsModel(features.dim, hidden=256, depth=4, time_dim=64, cond="energy", null="learned",
+                            cond_dim=64, energy_shift=shift, energy_scale=scale)
+
+
+def _alanine_cfg_train(model, steps, progress):
+    _, md, features = alanine_data()
+    return training.train_eps_model(model, features.encode(md.x_train.double()).float(), linear_schedule(SCHEDULE_T),
+                                    cond=md.E_train.float(), p_uncond=0.2, steps=steps, batch_size=512, lr=1e-3,
+                                    ema_decay=0.999, seed=0, progress=progress).model
+
+
+def _alanine_regressor_model():
+    _, _, features = alanine_data()
+    shift, scale = _alanine_energy_stats()
+    torch.manual_seed(0)
+    return nets.NoiseAwareRegressor(features.dim, hidden=256, depth=3, time_dim=64, energy_shift=shift,
+                                    energy_scale=scale, spread="x_t")
+
+
+def _alanine_regressor_train(model, steps, progress):
+    _, md, features = alanine_data()
+    return training.train_predictor(model, features.encode(md.x_train.double()).float(), md.E_train.float(),
+                                    linear_schedule(SCHEDULE_T), steps=steps, batch_size=512, lr=1e-3,
+                                    ema_decay=0.999, seed=0, progress=progress).model
+
+
 def _digits_eps_model():
     torch.manual_seed(0)
     return nets.MLPEpsModel(64, hidden=256, depth=3, time_dim=64, cond="label", num_classes=10, null="learned",
@@ -132,6 +179,10 @@ RECIPES = {r.name: r for r in [
            _mb_regressor_model, _mb_regressor_train, 10_000),
     Recipe("muller_brown_regressor_t", "chapter 6: the same regressor with a spread sigma(t) of the noise level only",
            lambda: _mb_regressor_model("t"), _mb_regressor_train, 10_000),
+    Recipe("alanine_cfg", "chapter 11: energy-conditioned eps-model of alanine dipeptide's internal coordinates, "
+           "learned null, p_uncond = 0.2", _alanine_cfg_model, _alanine_cfg_train, 20_000),
+    Recipe("alanine_regressor", "chapter 11: noise-aware Gaussian regressor of alanine dipeptide's energy, spread "
+           "sigma(x_t, t)", _alanine_regressor_model, _alanine_regressor_train, 10_000),
     Recipe("digits_eps", "chapter 7: class-conditional eps-model of 8x8 digits, learned null, p_uncond = 0.15",
            _digits_eps_model, _digits_eps_train, 8_000),
     Recipe("digits_classifier", "chapter 7: noise-aware classifier of 8x8 digits, for classifier guidance",
