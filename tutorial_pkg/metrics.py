@@ -83,7 +83,7 @@ def wasserstein_1d(a, b) -> float:
 
 def circular_wasserstein(a, b) -> float:
     """The Wasserstein-1 distance between two samples of angles ``(N,)`` and ``(M,)`` in radians, on the circle
-    of circumference 2 pi (any range; angles are wrapped): W1 = min_alpha integral |F(theta) - G(theta) - alpha|
+    of circumference 2 pi (any range; angles are wrapped): W1 = min_alpha integral abs(F(theta) - G(theta) - alpha)
     over [0, 2 pi), with F, G the empirical distribution functions and alpha their best offset, a weighted median
     of F - G (Rabin, Delon and Gousseau 2011, J. Math. Imaging Vis. 41, 147; chapter 11, eq. (circular-w1)).
     An angle and the same angle plus 2 pi are the same point; the distance is at most pi."""
