@@ -11,6 +11,7 @@ fails when a public name has no row, so the table grows with the package.
 
 import functools
 import inspect
+import pathlib
 import re
 
 import pytest
@@ -19,13 +20,15 @@ import torch
 from tutorial_pkg import grading, guidance, metrics, models, nets, reporting, sampling, schedules, systems, training
 from tutorial_pkg import smc, tweedie, variants
 from tutorial_pkg.analytic import GaussianMixture
+from tutorial_pkg.systems import alanine_md, internal_coordinates
 
-MODULES = (models, schedules, sampling, guidance, nets, training, systems, metrics, reporting, grading, variants,
-           tweedie, smc)
+MODULES = (models, schedules, sampling, guidance, nets, training, systems, internal_coordinates, alanine_md, metrics,
+           reporting, grading, variants, tweedie, smc)
 # classes that the package builds and returns, never from a user's arguments: their constructors need no row
 # (their methods with arguments do)
 BUILT_BY_THE_PACKAGE = {"training.TrainResult", "metrics.EnergyError", "grading.CheckResult", "systems.BoltzmannData",
-                        "models.EpsModel", "smc.SMCResult"}
+                        "models.EpsModel", "smc.SMCResult", "systems.MDData", "alanine_md.MDData",
+                        "internal_coordinates.InternalFeatures"}
 
 NAN, INF = float("nan"), float("inf")
 FAILS = object()  # expected outcome of a grading row: a "fail" report, no exception
@@ -83,6 +86,23 @@ def exact():
 @functools.lru_cache(maxsize=None)
 def data():
     return systems.boltzmann_dataset(200, 20, resolution=20, generator=torch.Generator().manual_seed(0))
+
+
+@functools.lru_cache(maxsize=None)
+def ala():
+    """The alanine-dipeptide system; the rows that need it skip when OpenMM is not installed."""
+    pytest.importorskip("openmm")
+    return systems.AlanineDipeptide()
+
+
+TOY = internal_coordinates.ZMatrix((1, 0, 2), ((3, 2, 1, 0), (4, 3, 2, 1)))
+
+
+@functools.lru_cache(maxsize=None)
+def features():
+    torsions = torch.stack([torch.linspace(-3, 3, 5), torch.linspace(2, 3, 5)], 1)
+    x = TOY.to_cartesian(torch.full((5, 4), 0.1), torch.full((5, 3), 2.0), torsions)
+    return internal_coordinates.InternalFeatures.fit(TOY, torch.full((4,), 0.1), (0,), x)
 
 
 def mlp(**kwargs):
@@ -401,6 +421,49 @@ ROWS = [
      lambda: training.train_predictor(nets.NoiseAwareRegressor(2), z(10, 2), z(10), S, weight_decay=-1.0, steps=1,
                                       progress=False)),
     # -- systems --------------------------------------------------------------------------------------
+    ("systems.AlanineDipeptide", "platform", lambda: systems.AlanineDipeptide(platform="GPU")),
+    ("systems.AlanineDipeptide.energy", "x", lambda: ala().energy(z(2, 21, 3, dtype=torch.float64))),
+    ("systems.AlanineDipeptide.energy", "x", lambda: ala().energy(full((2, 22, 3), NAN))),
+    ("systems.AlanineDipeptide.gradient", "x", lambda: ala().gradient(z(22, 3))),
+    ("systems.AlanineDipeptide.energy_terms", "x", lambda: ala().energy_terms([[0.0] * 3] * 22)),
+    ("systems.AlanineDipeptide.torsions", "x", lambda: ala().torsions(z(2, 22, 2))),
+    ("systems.AlanineDipeptide.omegas", "x", lambda: ala().omegas(torch.zeros(2, 22, 3, dtype=torch.long))),
+    ("systems.AlanineDipeptide.chirality", "x", lambda: ala().chirality(full((1, 22, 3), INF))),
+    ("systems.AlanineDipeptide.is_valid", "E", lambda: ala().is_valid(ala().x_crd, E=z(2, dtype=torch.float64))),
+    ("systems.AlanineDipeptide.is_valid", "x", lambda: ala().is_valid(z(1, 3, 22))),
+    ("systems.AlanineDipeptide.project", "x", lambda: ala().project(z(4, 22))),
+    ("systems.AlanineDipeptide.internal_features", "x_train", lambda: ala().internal_features(ala().x_crd)),
+    ("systems.load_md_data", "path", lambda: systems.load_md_data(path="no-such-file.npz")),
+    ("internal_coordinates.wrap", "theta", lambda: internal_coordinates.wrap([0.0])),
+    ("internal_coordinates.bond_angle", "x_c", lambda: internal_coordinates.bond_angle(z(4, 3), z(4, 3), z(4, 2))),
+    ("internal_coordinates.bond_angle", "x_b", lambda: internal_coordinates.bond_angle(z(4, 3), meta(4, 3), z(4, 3))),
+    ("internal_coordinates.dihedral", "x_d",
+     lambda: internal_coordinates.dihedral(z(4, 3), z(4, 3), z(4, 3), full((4, 3), NAN))),
+    ("internal_coordinates.nerf", "bond", lambda: internal_coordinates.nerf(z(4, 3), z(4, 3), z(4, 3), z(4, 1), z(4), z(4))),
+    ("internal_coordinates.nerf", "torsion", lambda: internal_coordinates.nerf(z(4, 3), z(4, 3), z(4, 3), z(4), z(4), z(5))),
+    ("internal_coordinates.nerf", "x_a",
+     lambda: internal_coordinates.nerf(z(2, 4, 3), z(2, 4, 3), z(2, 4, 3), z(2), z(2), z(2))),
+    ("internal_coordinates.kabsch_align", "y", lambda: internal_coordinates.kabsch_align(z(2, 5, 3), z(2, 4, 3))),
+    ("internal_coordinates.kabsch_align", "x", lambda: internal_coordinates.kabsch_align(z(2, 5), z(2, 5, 3))),
+    ("internal_coordinates.ZMatrix", "rows", lambda: internal_coordinates.ZMatrix((0, 1, 2), ((3, 2, 1, 7),))),
+    ("internal_coordinates.ZMatrix", "root", lambda: internal_coordinates.ZMatrix((0, 1), ())),
+    ("internal_coordinates.ZMatrix.to_internal", "x", lambda: TOY.to_internal(z(2, 6, 3))),
+    ("internal_coordinates.ZMatrix.to_cartesian", "bonds", lambda: TOY.to_cartesian(z(4), z(2, 3), z(2, 2))),
+    ("internal_coordinates.ZMatrix.to_cartesian", "angles", lambda: TOY.to_cartesian(z(2, 4), z(2, 4), z(2, 2))),
+    ("internal_coordinates.ZMatrix.to_cartesian", "torsions", lambda: TOY.to_cartesian(z(2, 4), z(2, 3), meta(2, 2))),
+    ("internal_coordinates.ZMatrix.project", "r0", lambda: TOY.project(z(2, 5, 3), z(5))),
+    ("internal_coordinates.ZMatrix.project", "x", lambda: TOY.project(z(2, 5), z(4))),
+    ("internal_coordinates.InternalFeatures.encode", "x", lambda: features().encode(z(2, 6, 3))),
+    ("internal_coordinates.InternalFeatures.decode", "f", lambda: features().decode(z(2, 3))),
+    ("internal_coordinates.InternalFeatures.decode", "f", lambda: features().decode(full((2, 6), NAN))),
+    ("alanine_md.simulate", "ala", lambda: alanine_md.simulate("alanine", 300.0, 2, seed=1)),
+    ("alanine_md.simulate", "temperature", lambda: alanine_md.simulate(ala(), NAN, 2, seed=1)),
+    ("alanine_md.simulate", "n_frames", lambda: alanine_md.simulate(ala(), 300.0, 0, seed=1)),
+    ("alanine_md.simulate", "seed", lambda: alanine_md.simulate(ala(), 300.0, 2, seed=0)),
+    ("alanine_md.simulate", "x0", lambda: alanine_md.simulate(ala(), 300.0, 2, seed=1, x0=z(21, 3).numpy())),
+    ("alanine_md.build_md_data", "ns_train", lambda: alanine_md.build_md_data(ns_train=0.0)),
+    ("alanine_md.build_md_data", "ns_test", lambda: alanine_md.build_md_data(ns_test=NAN)),
+    ("alanine_md.load_md_data", "path", lambda: alanine_md.load_md_data(path=pathlib.Path("no-such-file.npz"))),
     ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(z(3, 3))),
     ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(full((3, 2), NAN))),
     ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(labels(3)[:, None].expand(3, 2))),
@@ -453,6 +516,8 @@ ROWS = [
     ("metrics.coverage", "z", lambda: metrics.coverage(z(4, 2), 0.95)),
     ("metrics.coverage", "level", lambda: metrics.coverage(z(4), 1.5)),
     ("metrics.coverage", "level", lambda: metrics.coverage(z(4), NAN)),
+    ("metrics.circular_wasserstein", "a", lambda: metrics.circular_wasserstein(torch.tensor([]), z(3))),
+    ("metrics.circular_wasserstein", "b", lambda: metrics.circular_wasserstein(z(3), [0.0, INF])),
     # -- reporting ------------------------------------------------------------------------------------
     ("reporting.significant", "digits", lambda: reporting.significant(1.0, 0)),
     ("reporting.significant", "value", lambda: reporting.significant("1.0")),

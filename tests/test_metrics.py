@@ -1,5 +1,7 @@
 import math
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -61,3 +63,32 @@ def test_classifier_accuracy():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def _circular_w1_by_offsets(a, b, n_grid=20001):
+    # the definition, brute force: W1 = min over the offset alpha of the integral of |F - G - alpha| on a grid
+    theta = np.linspace(0, 2 * np.pi, n_grid, endpoint=False)
+    cdf = lambda v: (np.mod(v, 2 * np.pi)[None, :] <= theta[:, None]).mean(1)  # noqa: E731
+    d = cdf(a) - cdf(b)
+    alphas = np.linspace(d.min(), d.max(), 2001)
+    return min(np.abs(d - al).mean() * 2 * np.pi for al in alphas)
+
+
+def test_circular_wasserstein_is_the_linear_one_on_a_short_arc_and_takes_the_short_way_round():
+    g = torch.Generator().manual_seed(0)
+    a, b = 0.3 * torch.randn(300, generator=g, dtype=torch.float64), 0.5 + 0.2 * torch.randn(200, generator=g, dtype=torch.float64)
+    # far from the cut at 0 = 2 pi the circle is a line: on an arc around pi the linear W1 applies
+    assert metrics.circular_wasserstein(a + np.pi, b + np.pi) == pytest.approx(metrics.wasserstein_1d(a, b), rel=1e-9)
+    # two point masses either side of +-pi are 2 * eps apart on the circle, not 2 pi - 2 eps
+    eps = 0.05
+    assert metrics.circular_wasserstein([np.pi - eps], [-np.pi + eps]) == pytest.approx(2 * eps, abs=1e-12)
+    # rotating both samples changes nothing, and the same sample is at distance 0
+    assert metrics.circular_wasserstein(a + 2.0, b + 2.0) == pytest.approx(metrics.circular_wasserstein(a, b), rel=1e-9)
+    assert metrics.circular_wasserstein(a, a + 4 * np.pi) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_circular_wasserstein_matches_the_definition_by_brute_force():
+    g = torch.Generator().manual_seed(1)
+    a = torch.cat([torch.randn(70, generator=g) * 0.4 - 2.5, torch.randn(30, generator=g) * 0.3 + 1.0]).double()
+    b = (torch.rand(80, generator=g) * 2 * np.pi).double()
+    assert metrics.circular_wasserstein(a, b) == pytest.approx(_circular_w1_by_offsets(a.numpy(), b.numpy()), abs=2e-3)

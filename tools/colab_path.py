@@ -7,7 +7,8 @@ that its first cell finds importable or installs. So this script
 
 1. builds a wheel of the project from a clean copy of what the wheel is made of;
 2. makes a fresh virtual environment and installs the wheel into it, not editable and without its
-   dependencies. The dependencies come from the project's ``.venv`` through a path file, so that the
+   dependencies. The dependencies (with the ``molecules`` extra, OpenMM, that ``make setup`` installs)
+   come from the project's ``.venv`` through a path file, so that the
    gigabyte of torch and its company is not installed a second time; ``tutorial_pkg`` itself must come
    from the wheel, which is checked;
 3. copies every notebook of ``book/`` and ``instructor/`` alone into an empty folder and executes them
@@ -138,6 +139,8 @@ def main(argv=None) -> int:
                      cwd=work, env=env, stdout=subprocess.PIPE, text=True).stdout.strip()
         if not pathlib.Path(where).is_relative_to(venv):
             sys.exit(f"colab path: tutorial_pkg was imported from {where}, not from the installed wheel")
+        # the molecules extra (OpenMM, chapter 11) must be importable there too, as the set-up installs it
+        step("molecules extra", [python, "-c", "import openmm"], cwd=work, env=env)
 
         freeze = [python, "-m", "pip", "freeze", "--all", "--path", site]
         before = subprocess.run(freeze, check=True, capture_output=True, text=True, env=env).stdout

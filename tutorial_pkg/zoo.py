@@ -21,7 +21,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
+import functools
 import os
 import pathlib
 import sys
@@ -31,7 +31,8 @@ from typing import Callable, NamedTuple, Optional
 import torch
 from torch import nn
 
-from . import _checks, nets, training
+from . import _checks, _hashes, nets, training
+from ._hashes import sha256
 from .datasets import load_digits_split
 from .device import default_device
 from .schedules import linear_schedule
@@ -101,6 +102,52 @@ def _mb_regressor_train(model, steps, progress):
                                     ema_decay=0.999, seed=0, progress=progress).model
 
 
+@functools.lru_cache(maxsize=1)
+def alanine_data():
+    """Chapter 11's data: the alanine dipeptide system (OpenMM), its MD frames and energies
+    (``systems.load_md_data``) and the internal-coordinate features fitted on the training frames.
+    Returns ``(system, md, features)``; needs OpenMM (the ``molecules`` extra)."""
+    from .systems import AlanineDipeptide, load_md_data
+
+    system, md = AlanineDipeptide(), load_md_data()
+    return system, md, system.internal_features(md.x_train)
+
+
+def _alanine_energy_stats():
+    _, md, _ = alanine_data()
+    return md.E_train.mean().item(), md.E_train.std().item()
+
+
+def _alanine_cfg_model():
+    _, _, features = alanine_data()
+    shift, scale = _alanine_energy_stats()
+    torch.manual_seed(0)
+    return nets.MLPEpsModel(features.dim, hidden=256, depth=4, time_dim=64, cond="energy", null="learned",
+                            cond_dim=64, energy_shift=shift, energy_scale=scale)
+
+
+def _alanine_cfg_train(model, steps, progress):
+    _, md, features = alanine_data()
+    return training.train_eps_model(model, features.encode(md.x_train.double()).float(), linear_schedule(SCHEDULE_T),
+                                    cond=md.E_train.float(), p_uncond=0.2, steps=steps, batch_size=512, lr=1e-3,
+                                    ema_decay=0.999, seed=0, progress=progress).model
+
+
+def _alanine_regressor_model():
+    _, _, features = alanine_data()
+    shift, scale = _alanine_energy_stats()
+    torch.manual_seed(0)
+    return nets.NoiseAwareRegressor(features.dim, hidden=256, depth=3, time_dim=64, energy_shift=shift,
+                                    energy_scale=scale, spread="x_t")
+
+
+def _alanine_regressor_train(model, steps, progress):
+    _, md, features = alanine_data()
+    return training.train_predictor(model, features.encode(md.x_train.double()).float(), md.E_train.float(),
+                                    linear_schedule(SCHEDULE_T), steps=steps, batch_size=512, lr=1e-3,
+                                    ema_decay=0.999, seed=0, progress=progress).model
+
+
 def _digits_eps_model():
     torch.manual_seed(0)
     return nets.MLPEpsModel(64, hidden=256, depth=3, time_dim=64, cond="label", num_classes=10, null="learned",
@@ -132,6 +179,10 @@ RECIPES = {r.name: r for r in [
            _mb_regressor_model, _mb_regressor_train, 10_000),
     Recipe("muller_brown_regressor_t", "chapter 6: the same regressor with a spread sigma(t) of the noise level only",
            lambda: _mb_regressor_model("t"), _mb_regressor_train, 10_000),
+    Recipe("alanine_cfg", "chapter 11: energy-conditioned eps-model of alanine dipeptide's internal coordinates, "
+           "learned null, p_uncond = 0.2", _alanine_cfg_model, _alanine_cfg_train, 20_000),
+    Recipe("alanine_regressor", "chapter 11: noise-aware Gaussian regressor of alanine dipeptide's energy, spread "
+           "sigma(x_t, t)", _alanine_regressor_model, _alanine_regressor_train, 10_000),
     Recipe("digits_eps", "chapter 7: class-conditional eps-model of 8x8 digits, learned null, p_uncond = 0.15",
            _digits_eps_model, _digits_eps_train, 8_000),
     Recipe("digits_classifier", "chapter 7: noise-aware classifier of 8x8 digits, for classifier guidance",
@@ -140,29 +191,6 @@ RECIPES = {r.name: r for r in [
 
 
 # -- files and hashes --------------------------------------------------------------------------------
-def sha256(path: pathlib.Path) -> str:
-    """The SHA-256 of a file, as hex."""
-    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
-
-
-def _read_sums(folder: pathlib.Path) -> dict[str, str]:
-    sums = folder / "SHA256SUMS"
-    if not sums.exists():
-        return {}
-    out = {}
-    for line in sums.read_text().splitlines():
-        if line.strip():
-            digest, filename = line.split()
-            out[filename.lstrip("*")] = digest
-    return out
-
-
-def _write_sum(folder: pathlib.Path, filename: str, digest: str) -> None:
-    sums = _read_sums(folder)
-    sums[filename] = digest
-    (folder / "SHA256SUMS").write_text("".join(f"{d}  {f}\n" for f, d in sorted(sums.items())))
-
-
 def _recipe(name: str) -> Recipe:
     _checks.choice("name", name, RECIPES)
     return RECIPES[name]
@@ -173,19 +201,9 @@ def verify(name: str, *, folder: Optional[pathlib.Path] = None) -> pathlib.Path:
     _recipe(name)
     folder = pathlib.Path(folder) if folder is not None else WEIGHTS_DIR
     path = folder / f"{name}.pt"
-    expected = _read_sums(folder).get(path.name)
-    if expected is None:
-        raise ValueError(f"no SHA-256 is recorded for {path.name}; build it with "
-                         f"`python -m tutorial_pkg.zoo build {name}`")
-    if not path.exists():
-        raise ValueError(f"the weights file {path.name} is missing; build it with "
-                         f"`python -m tutorial_pkg.zoo build {name}`")
-    actual = sha256(path)
-    if actual != expected:
-        raise ValueError(f"the weights file {path.name} does not match its recorded SHA-256 (expected {expected[:12]}..., "
-                         f"got {actual[:12]}...): it was changed, truncated or corrupted. Refusing to load it; rebuild "
-                         f"with `python -m tutorial_pkg.zoo build {name}` or retrain with {RETRAIN_ENV}=1")
-    return path
+    return _hashes.check(path, kind="the weights file", remedy=f"build it with `python -m tutorial_pkg.zoo build {name}`",
+                         remedy_if_changed=f"rebuild with `python -m tutorial_pkg.zoo build {name}` or retrain with "
+                                           f"{RETRAIN_ENV}=1")
 
 
 def build(name: str, *, steps: Optional[int] = None, out: Optional[pathlib.Path] = None,
@@ -199,7 +217,7 @@ def build(name: str, *, steps: Optional[int] = None, out: Optional[pathlib.Path]
     model = recipe.train(recipe.make_model(), steps, progress)
     path = out / f"{name}.pt"
     torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, path)
-    _write_sum(out, path.name, sha256(path))
+    _hashes.write_sum(out, path.name, sha256(path))
     return path
 
 

@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from . import _checks
+from .. import _checks
 
 Tensor = torch.Tensor
 
