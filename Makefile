@@ -42,7 +42,7 @@ book: setup
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 test-package: setup
-	mkdir -p .pytest-tmp && OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --basetemp=.pytest-tmp/package tests/
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 tests/
 
 # The quick loop for authors, against the editable install: every notebook under nbval. Two notebooks run
 # at once on two cores, one thread each, as when their outputs were stored (make execute). make test runs
@@ -56,7 +56,7 @@ test-book: setup
 
 # The built pages in headless Chromium: math rendered from the local MathJax, figures, internal links.
 test-browser: test-book chromium
-	mkdir -p .pytest-tmp && $(BIN)/python -m pytest --basetemp=.pytest-tmp/browser tests_browser/
+	$(BIN)/python -m pytest tests_browser/
 
 # The notebooks of make test, executed once: the wheel, installed (not editable) in a fresh venv, runs
 # each notebook copied alone into an empty folder (the Colab path); the first cell finds tutorial_pkg and
@@ -64,12 +64,7 @@ test-browser: test-book chromium
 test-colab: setup
 	$(BIN)/python tools/colab_path.py
 
-# After the set-up, two of the four run at a time (make -j2; each one's output is printed whole when it ends,
-# and each pytest run has its own temporary folder): the book build and the wheel's set-up use one core, so
-# the other is kept busy. Every part is CPU-bound and nothing in them is timed, so sharing the cores changes
-# no result.
-test: setup
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-package test-book test-browser test-colab
+test: test-package test-book test-browser test-colab
 
 # Every notebook under nbval with the native and the portable CPU kernels (ATEN_CPU_CAPABILITY=default),
 # with one and with two threads: the checked outputs must not depend on the machine. About four times

@@ -21,7 +21,7 @@ notebooks named in ``PORTABLE`` run here under PyTorch's portable kernels (``ATE
 no SIMD), the others under the native ones, so that one run checks the stored outputs against two kernel
 sets at the cost of one. Portable kernels are about twice as slow for training small networks and about 1.6
 times for sampling with them, so the portable share is the notebooks whose time goes elsewhere (exact
-models, OpenMM, small batches) and the assignments; ``--portable-all`` runs
+models, small batches): chapters 1, 9b and 10 and the first three assignments; ``--portable-all`` runs
 every notebook under them, and ``make test-portability`` runs every notebook under both sets and one and
 two threads.
 """
@@ -48,11 +48,10 @@ OFFLINE = ROOT / "tools" / "offline"
 PORTABLE = (
     "01_score_based_diffusion.ipynb",
     "09b_cfg_variants.ipynb",
-    "11_alanine_dipeptide.ipynb",
+    "10_sampling_the_guided_target.ipynb",
     "a1_classifier_guidance.ipynb",
     "a2_classifier_free_guidance.ipynb",
     "a3_energy_target.ipynb",
-    "a4_calibrated_regressor.ipynb",
 )
 
 # The conftest of the folder the notebooks run in: it sets each notebook's CPU kernel set in the
