@@ -109,13 +109,17 @@ class _ThroughX0(models.Wrapper):
         if self.model_cond and callable(inner):
             inner(cond)
 
-    def _unguided(self, x_t: Tensor, t, cond):
-        """The eps-model's output where the scale at ``t`` is 0, else ``None``."""
+    def _tweedie(self, x_t: Tensor, t, cond, what: str):
+        """``(eps, x0_hat, vjp)`` of :func:`tweedie_vjp` at a guided step; ``(eps, None, None)`` where the scale at
+        ``t`` is 0, with no graph recorded. ``cond`` (``what`` names it in the error) must be given."""
+        if cond is None:
+            raise ValueError(f"cond must be given: {what}")
+        model_cond = cond if self.model_cond else None
         scale = guidance._at(self.scale, t)
-        if isinstance(scale, Tensor) or scale != 0:
-            return None
-        with torch.no_grad():
-            return self.inner_model(x_t, t, cond if self.model_cond else None)
+        if not isinstance(scale, Tensor) and scale == 0:
+            with torch.no_grad():
+                return self.inner_model(x_t, t, model_cond), None, None
+        return tweedie_vjp(self.inner_model, x_t, t, model_cond, self.schedule)
 
 
 class DPSModel(_ThroughX0):
@@ -140,11 +144,9 @@ class DPSModel(_ThroughX0):
         return f"DPSModel(scale={self.scale!r}, model_cond={self.model_cond})"
 
     def __call__(self, x_t: Tensor, t, cond) -> Tensor:
-        if cond is None:
-            raise ValueError("cond must be given: the observation that the likelihood scores")
-        if (eps := self._unguided(x_t, t, cond)) is not None:
+        eps, x0, vjp = self._tweedie(x_t, t, cond, "the observation that the likelihood scores")
+        if x0 is None:
             return eps
-        eps, x0, vjp = tweedie_vjp(self.inner_model, x_t, t, cond if self.model_cond else None, self.schedule)
         with torch.enable_grad():
             x0 = x0.requires_grad_(True)
             (g0,) = torch.autograd.grad(self.log_likelihood(x0, cond).sum(), x0)   # grad of the clean likelihood
@@ -183,11 +185,9 @@ class MMPSModel(_ThroughX0):
         return f"MMPSModel(sigma_y={self.sigma_y}, scale={self.scale!r}, model_cond={self.model_cond})"
 
     def __call__(self, x_t: Tensor, t, cond) -> Tensor:
-        if cond is None:
-            raise ValueError("cond must be given: the observation y")
-        if (eps := self._unguided(x_t, t, cond)) is not None:
+        eps, x0, vjp = self._tweedie(x_t, t, cond, "the observation y")
+        if x0 is None:
             return eps
-        eps, x0, vjp = tweedie_vjp(self.inner_model, x_t, t, cond if self.model_cond else None, self.schedule)
         with torch.enable_grad():
             x0 = x0.requires_grad_(True)
             f = self.observe(x0)
