@@ -18,17 +18,18 @@ import pytest
 import torch
 
 from tutorial_pkg import grading, guidance, metrics, models, nets, reporting, sampling, schedules, systems, training
-from tutorial_pkg import smc, tweedie, variants
+from tutorial_pkg import smc, stats, tweedie, variants
 from tutorial_pkg.analytic import GaussianMixture
 from tutorial_pkg.systems import alanine_md, internal_coordinates
 
 MODULES = (models, schedules, sampling, guidance, nets, training, systems, internal_coordinates, alanine_md, metrics,
-           reporting, grading, variants, tweedie, smc)
+           reporting, stats, grading, variants, tweedie, smc)
 # classes that the package builds and returns, never from a user's arguments: their constructors need no row
 # (their methods with arguments do)
 BUILT_BY_THE_PACKAGE = {"training.TrainResult", "metrics.EnergyError", "grading.CheckResult", "systems.BoltzmannData",
                         "models.EpsModel", "smc.SMCResult", "systems.MDData", "alanine_md.MDData",
-                        "internal_coordinates.InternalFeatures"}
+                        "internal_coordinates.InternalFeatures", "stats.Estimate",
+                        "stats.Comparison"}
 
 NAN, INF = float("nan"), float("inf")
 FAILS = object()  # expected outcome of a grading row: a "fail" report, no exception
@@ -525,6 +526,25 @@ ROWS = [
     ("reporting.fmt", "decimals", lambda: reporting.fmt(1.0, -1)),
     ("reporting.estimate", "se", lambda: reporting.estimate(1.0, 0.0)),
     ("reporting.mean_and_se", "values", lambda: reporting.mean_and_se([1.0])),
+    # -- stats ----------------------------------------------------------------------------------------
+    ("stats.t_quantile", "dof", lambda: stats.t_quantile(0)),
+    ("stats.t_quantile", "level", lambda: stats.t_quantile(3, level=95)),
+    ("stats.replicates", "values", lambda: stats.replicates([1.0])),
+    ("stats.replicates", "values", lambda: stats.replicates([1.0, NAN])),
+    ("stats.replicates", "level", lambda: stats.replicates([1.0, 2.0], level=0.0)),
+    ("stats.paired", "a", lambda: stats.paired([1.0, 2.0], [1.0, 2.0, 3.0])),
+    ("stats.paired", "b", lambda: stats.paired([1.0, 2.0], "ab")),
+    ("stats.paired", "names", lambda: stats.paired([1.0, 2.0], [2.0, 3.0], names=("A",))),
+    ("stats.unpaired", "a", lambda: stats.unpaired([[1.0, 2.0]], [1.0, 2.0])),
+    ("stats.unpaired", "names", lambda: stats.unpaired([1.0, 2.0], [2.0, 3.0], names="AB")),
+    ("stats.statistical_inefficiency", "series", lambda: stats.statistical_inefficiency([1.0, 2.0])),
+    ("stats.effective_size", "series", lambda: stats.effective_size([1.0, INF, 2.0])),
+    ("stats.series_mean", "series", lambda: stats.series_mean(z(3, 2))),
+    ("stats.series_mean", "level", lambda: stats.series_mean([1.0, 2.0, 3.0], level=2)),
+    ("stats.share", "indicator", lambda: stats.share([0.0, 0.5, 1.0])),
+    ("stats.share", "level", lambda: stats.share([0.0, 1.0, 1.0], level=-1)),
+    ("stats.pymbar_module", "name", lambda: stats.pymbar_module("no_such_module")),
+    ("stats.Estimate.contains", "value", lambda: stats.replicates([1.0, 2.0]).contains("x")),
     # -- grading: the bad input is the student's function, reported as "fail", never raised -------------
     *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
       for name in ("check_classifier_guided_eps", "check_shifted_mean", "check_grad_log_likelihood", "check_cfg",

@@ -22,6 +22,8 @@ Modules, one idea each:
 * :mod:`~tutorial_pkg.zoo`: the shipped, SHA-256-checked weights and the recipes that make them.
 * :mod:`~tutorial_pkg.grading`: the automatic checks of the assignments.
 * :mod:`~tutorial_pkg.reporting`: numbers printed to the precision their uncertainty supports.
+* :mod:`~tutorial_pkg.stats`: replicates, paired comparisons, verdicts and effective sample sizes, on scipy and
+  pymbar (the page "How to read the numbers").
 * :mod:`~tutorial_pkg.device`: the device a chapter runs on.
 """
 
@@ -33,10 +35,10 @@ from .device import default_device
 __version__ = "0.1.0"
 
 # imported when first used, so that `python -m tutorial_pkg.zoo` runs a module not yet imported (PEP 562)
-_LAZY = ("datasets", "grading", "metrics", "reporting", "smc", "systems", "tweedie", "zoo")
+_LAZY = ("datasets", "grading", "metrics", "reporting", "smc", "stats", "systems", "tweedie", "zoo")
 
 __all__ = ["analytic", "datasets", "grading", "guidance", "metrics", "models", "nets", "reporting", "sampling",
-           "schedules", "smc", "systems", "training", "tweedie", "variants", "zoo", "default_device", "__version__"]
+           "schedules", "smc", "stats", "systems", "training", "tweedie", "variants", "zoo", "default_device", "__version__"]
 
 
 def __getattr__(name: str):
