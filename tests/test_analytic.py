@@ -122,3 +122,10 @@ def test_gaussian_recursion_reduces_to_the_ode_for_fine_ddim():
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+def test_a_seed_where_a_generator_belongs_is_refused_with_the_line_that_makes_one():
+    mixture = GaussianMixture([1.0], [[0.0]], [[[1.0]]])
+    with pytest.raises(TypeError, match=r"generator must be a torch.Generator or None, got int 3; make one with "
+                                        r"torch.Generator\(\).manual_seed\(3\)"):
+        mixture.sample(4, generator=3)

@@ -132,3 +132,14 @@ def test_conditions_must_be_one_per_system():
     smc.smc_sample(model, (4, 1), S, cond=cond, groups=2, num_steps=2)          # one condition per system: fine
     with pytest.raises(ValueError, match="cond"):
         smc.smc_sample(model, (4, 1), S, cond=cond, groups=1, num_steps=2)
+
+
+def test_a_zero_weight_written_as_minus_infinity_is_a_zero_weight():
+    """log w = -inf is the natural way to write a weight of zero: the ESS counts the other particles and
+    resampling never copies a particle of weight zero."""
+    log_w = torch.tensor([[0.0, -float("inf"), 0.0, -float("inf")], [0.0, 0.0, 0.0, 0.0]])
+    assert smc.effective_sample_size(log_w).tolist() == pytest.approx([2.0, 4.0])
+    g = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        idx = smc.systematic_resample(log_w[0], generator=g)
+        assert set(idx.tolist()) <= {0, 2}

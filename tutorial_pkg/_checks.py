@@ -129,6 +129,20 @@ def per_sample(name: str, value, like: Tensor, *, dtype: torch.dtype | None = No
     return value.to(device=like.device, dtype=dtype)
 
 
+def generator(name: str, value, device) -> None:
+    """Check a random generator: ``None`` or a ``torch.Generator`` on the device the numbers go to.
+
+    A seed passed where a generator belongs (``generator=123``) is refused with the line that makes one."""
+    if value is None:
+        return
+    if not isinstance(value, torch.Generator):
+        hint = (f"; make one with torch.Generator().manual_seed({value})" if isinstance(value, int)
+                and not isinstance(value, bool) else "")
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(value).__name__} {value!r}{hint}")
+    if torch.device(device).type != value.device.type:
+        raise ValueError(f"{name} is on device {value.device}, but the numbers it draws go to {device}")
+
+
 def compute_dtype(x: Tensor) -> torch.dtype:
     """The dtype guidance arithmetic runs in: at least float32, also for half-precision inputs."""
     return torch.promote_types(x.dtype, torch.float32)

@@ -131,6 +131,7 @@ class GaussianMixture:
     def sample(self, n: int, *, generator: Optional[torch.Generator] = None) -> tuple[Tensor, Tensor]:
         """Draw ``n`` exact samples: returns ``x`` of shape ``(n, D)`` (float64) and their labels ``(n,)``."""
         n = _checks.integer("n", n, low=1)
+        _checks.generator("generator", generator, "cpu")
         labels = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         z = torch.randn(n, self.D, generator=generator, dtype=torch.float64)
         chol = torch.linalg.cholesky(self.covs)
@@ -325,6 +326,7 @@ class LinearGaussianLikelihood:
     def sample(self, x0: Tensor, *, generator: Optional[torch.Generator] = None) -> Tensor:
         """Draw E | x_0 for every row of ``x0`` ``(B, D)``; returns ``(B,)`` in x0's dtype."""
         _checks.tensor("x0", x0, ndim=2, floating=True)
+        _checks.generator("generator", generator, "cpu")
         z = torch.randn(x0.shape[0], generator=generator, dtype=torch.float64)
         return _back(_cpu64(x0) @ self.h + self.b + self.tau * z, x0)
 

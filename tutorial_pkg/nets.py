@@ -146,7 +146,11 @@ class ConditionEmbedding(nn.Module):
         if self.kind == "label":
             if cond.is_floating_point() or cond.dtype == torch.bool:
                 raise TypeError(f"cond must be a long tensor of class labels, got dtype {cond.dtype}")
-            return self.table(torch.where(cond < 0, torch.full_like(cond, self.num_classes), cond))
+            try:
+                return self.table(torch.where(cond < 0, torch.full_like(cond, self.num_classes), cond))
+            except IndexError as err:  # only the CPU raises here; the samplers' door checks the values first
+                raise ValueError(f"cond holds a class label outside 0..{self.num_classes - 1} (or the null, "
+                                 f"{self.null_value}): got labels from {int(cond.min())} to {int(cond.max())}") from err
         if not cond.is_floating_point():
             raise TypeError(f"cond must be a float tensor of {self.kind}s, got dtype {cond.dtype}")
         return self._energy(cond) if self.kind == "energy" else self._vector(cond)

@@ -232,8 +232,7 @@ def _start(eps_model, shape, schedule, cond, generator, device, dtype, x_T, samp
     _check_schedule(schedule)
     models.check_sampler(eps_model, sampler, variance)
     models.check_condition(eps_model, cond, shape[0])
-    if generator is not None and device.type != generator.device.type:
-        raise ValueError(f"generator is on device {generator.device}, but the samples go to {device}")
+    _checks.generator("generator", generator, device)
     if x_T is not None:
         _checks.tensor("x_T", x_T, floating=True, finite=x_T.device.type == "cpu")
         if tuple(x_T.shape) != tuple(shape):

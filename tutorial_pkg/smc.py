@@ -130,6 +130,18 @@ def log_weight_factor(schedule: NoiseSchedule, t: int, gamma: float, *, t_prev: 
 
 
 # -- weights and resampling ------------------------------------------------------------------------------
+def _log_weights(log_weights) -> None:
+    """Log-weights ``(K,)`` or ``(G, K)``: -inf is a zero weight and welcome; NaN and +inf are refused, and so
+    is a system whose weights are all zero."""
+    _checks.tensor("log_weights", log_weights, ndim=(1, 2), floating=True, finite=False)
+    if log_weights.device.type == "meta":
+        return
+    if bool(torch.isnan(log_weights).any()) or bool((log_weights == float("inf")).any()):
+        raise ValueError("log_weights holds NaN or +inf; a zero weight is written as -inf")
+    if bool((log_weights == float("-inf")).all(-1).any()):
+        raise ValueError("log_weights gives a particle system whose weights are all zero (every log-weight -inf)")
+
+
 def _ess(log_w: Tensor) -> Tensor:
     return (2 * log_w.logsumexp(-1) - (2 * log_w).logsumexp(-1)).exp()
 
@@ -139,7 +151,7 @@ def effective_sample_size(log_weights: Tensor) -> Tensor:
 
     ``log_weights`` ``(K,)`` (returns a 0-d tensor) or ``(G, K)`` for G particle systems (returns ``(G,)``).
     """
-    _checks.tensor("log_weights", log_weights, ndim=(1, 2), floating=True)
+    _log_weights(log_weights)
     return _ess(log_weights)
 
 
@@ -158,9 +170,8 @@ def systematic_resample(log_weights: Tensor, *, generator: Optional[torch.Genera
     the ceiling of K w_i. ``log_weights`` ``(K,)`` or ``(G, K)`` (one uniform per system), normalised or not;
     returns long indices of the same shape, each row indexing its own system. Chapter 10.
     """
-    _checks.tensor("log_weights", log_weights, ndim=(1, 2), floating=True)
-    if generator is not None and generator.device.type != log_weights.device.type:
-        raise ValueError(f"generator is on device {generator.device}, but log_weights is on {log_weights.device}")
+    _log_weights(log_weights)
+    _checks.generator("generator", generator, log_weights.device)
     return _systematic(log_weights, generator)
 
 

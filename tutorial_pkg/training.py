@@ -52,6 +52,7 @@ def drop_condition(cond: Tensor, p_uncond: float, null, generator: Optional[torc
     if cond.ndim == 0:
         raise ValueError("cond must hold one condition per row, shape (B, ...), got a 0-d tensor")
     p_uncond = _checks.real("p_uncond", p_uncond, low=0.0, high=1.0)
+    _checks.generator("generator", generator, "cpu")
     drop = torch.rand(cond.shape[0], generator=generator).to(cond.device) < p_uncond
     drop = drop.reshape(-1, *([1] * (cond.ndim - 1)))
     return torch.where(drop, models.null_rows(null, cond), cond)
