@@ -94,17 +94,16 @@ def test_the_readme_example_runs():
 # "10.98".
 
 _MATH_AND_CODE = re.compile(
-    r"```+[^\n]*\n.*?^\s*```+"            # fenced blocks: code, {math}; directives with prose are opened below
-    r"|\$\$.*?\$\$|\$[^$\n]+?\$"          # display and inline math
+    r"\$\$.*?\$\$|\$[^$\n]+?\$"           # display and inline math
     r"|\\\(.*?\\\)|\\\[.*?\\\]"            # \( \) and \[ \] math
     r"|``.*?``|`[^`\n]*`"                 # inline code and MyST roles' content
-    r"|<!--.*?-->|<[^>\n]+>"              # HTML comments and tags
+    r"|<!--.*?-->|</?[A-Za-z][^<>\n]*>"  # HTML comments and tags (not "a < 0.5, b > 0.3")
     r"|\]\([^)\s]*\)|https?://\S+",       # link targets and bare URLs
     re.S | re.M,
 )
-_PROSE_FENCE = re.compile(r"^(\s*)(```+|:::+)\s*\{(admonition|note|tip|warning|important|caution|attention|"
-                          r"hint|seealso|dropdown|margin|sidebar|topic|epigraph|figure|table|list-table)\}[^\n]*$",
-                          re.M)
+_FENCE = re.compile(r"^\s*(?P<marker>`{3,}|:{3,})\s*(?P<info>.*?)\s*$")
+_PROSE_DIRECTIVES = re.compile(r"\{(admonition|note|tip|warning|important|caution|attention|danger|error|hint|"
+                               r"seealso|dropdown|margin|sidebar|topic|epigraph|figure|table|list-table)\}")
 _DECIMAL = re.compile(r"(?<![\w.])(\d+\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)(?![\w.]*\d|\.\d)")
 _REFERENCE = re.compile(
     r"(?:\b(?:eqs?|equations?|sections?|sec|chapters?|ch|figures?|fig|tables?|tab|algorithms?|alg|theorems?|"
@@ -114,13 +113,31 @@ _REFERENCE = re.compile(
 )
 
 
+def _unfenced(markdown: str) -> str:
+    """The lines of a markdown cell outside code fences (code, {math}, any other directive); the body of a prose
+    directive (```{admonition} Title ... ```, :::{note}) is kept, without its fences and option lines."""
+    kept, open_fences = [], []                     # open_fences: (marker, is_prose), innermost last
+    for line in markdown.splitlines():
+        fence = _FENCE.match(line)
+        inside_code = any(not prose for _, prose in open_fences)
+        if fence:
+            marker, info = fence["marker"], fence["info"]
+            top = open_fences[-1][0] if open_fences else None
+            if not info and top and marker[0] == top[0] and len(marker) >= len(top):
+                open_fences.pop()                  # a closing fence
+                continue
+            if not inside_code:
+                open_fences.append((marker, bool(_PROSE_DIRECTIVES.match(info))))
+                continue
+        if not inside_code and not re.match(r"\s*:[\w-]+:", line):   # directive options (:class: dropdown)
+            kept.append(line)
+    return "\n".join(kept)
+
+
 def _prose(markdown: str) -> str:
-    """A markdown cell's text without math, code, markup and link targets; prose directives kept."""
-    # open prose directives (```{admonition} Title ... ```) so that their body is checked like the cell's text
-    markdown = _PROSE_FENCE.sub(lambda m: m.group(1), markdown)
-    markdown = re.sub(r"^\s*:[\w-]+:.*$", "", markdown, flags=re.M)           # directive options
-    markdown = _MATH_AND_CODE.sub(" ", markdown)
-    return re.sub(r"^#+[ \t]+[\d.]+", "", markdown, flags=re.M)                # a heading's number
+    """A markdown cell's text without code, math, markup and link targets; prose directives kept."""
+    text = _MATH_AND_CODE.sub(" ", _unfenced(markdown))
+    return re.sub(r"^#+[ \t]+[\d.]+", "", text, flags=re.M)                    # a heading's number
 
 
 def prose_decimals(markdown: str) -> list[str]:
@@ -182,6 +199,9 @@ def test_every_decimal_number_of_the_prose_is_printed_by_the_notebook(path):
     ("```python\nx = 0.3\n```\nafter 0.4", ["0.4"]),
     ("```{math}\n0.3\n```\n```{admonition} Note\n:class: dropdown\nwe get 0.8\n```", ["0.8"]),
     ("## 8.1 Title\n[link](https://x.org/0.5.html) at that step (0.74 to 1.78)", ["0.74", "1.78"]),
+    ("<!-- 0.2 -->a < 0.5 and b > 0.3<br>, <img width=0.9>", ["0.5", "0.3"]),
+    ("```{admonition} Solution\n:class: dropdown\n0.1\n```\nkept 0.2\n```python\nx = 0.3\n```\n0.4", ["0.1", "0.2", "0.4"]),
+    ("````{note}\n```python\nx = 0.3\n```\n0.5\n````\n:::{tip}\n0.6\n:::", ["0.5", "0.6"]),
 ])
 def test_prose_decimals_finds_the_decimal_numbers_of_the_prose(text, numbers):
     assert prose_decimals(text) == numbers
