@@ -659,6 +659,29 @@ ROWS = [
     ("tweedie.MMPSModel.__call__", "x_t", lambda: tweedie.MMPSModel(exact()[0], z(1, 2), 0.1, S)(None, 5, z(4))),
     ("tweedie.mmps_model", "sigma_y", lambda: tweedie.mmps_model(exact()[0], z(1, 2), -1.0, S)),
     ("tweedie.mmps_model", "eps_model", lambda: tweedie.mmps_model(None, z(1, 2), 0.1, S)),
+    ("tweedie.PiGDMModel", "observe", lambda: tweedie.PiGDMModel(exact()[0], "mask", 0.1, S)),
+    ("tweedie.PiGDMModel", "observe", lambda: tweedie.PiGDMModel(exact()[0], z(2, dtype=torch.long).reshape(1, 2), 0.1, S)),
+    ("tweedie.PiGDMModel", "sigma_y", lambda: tweedie.PiGDMModel(exact()[0], z(1, 2), -0.1, S)),
+    ("tweedie.PiGDMModel", "schedule", lambda: tweedie.PiGDMModel(exact()[0], z(1, 2), 0.1, "linear")),
+    ("tweedie.PiGDMModel", "model_cond", lambda: tweedie.PiGDMModel(exact()[0], z(1, 2), 0.1, S, model_cond=None)),
+    ("tweedie.PiGDMModel.__call__", "cond", lambda: tweedie.PiGDMModel(exact()[0], z(1, 2), 0.1, S)(z(4, 2), 5, None)),
+    ("tweedie.pigdm_model", "eps_model", lambda: tweedie.pigdm_model(3, z(1, 2), 0.1, S)),
+    ("tweedie.pigdm_model", "scale", lambda: tweedie.pigdm_model(exact()[0], z(1, 2), 0.1, S, scale=NAN)),
+    ("tweedie.TMPDModel", "observe", lambda: tweedie.TMPDModel(exact()[0], z(2, 2, 2), 0.1, S)),
+    ("tweedie.TMPDModel", "sigma_y", lambda: tweedie.TMPDModel(exact()[0], z(1, 2), INF, S)),
+    ("tweedie.TMPDModel", "scale", lambda: tweedie.TMPDModel(exact()[0], z(1, 2), 0.1, S, scale=-1.0)),
+    ("tweedie.TMPDModel.__call__", "x_t", lambda: tweedie.TMPDModel(exact()[0], z(1, 2), 0.1, S)([[0.0, 0.0]], 5, z(1))),
+    ("tweedie.tmpd_model", "sigma_y", lambda: tweedie.tmpd_model(exact()[0], z(1, 2), 0.0, S)),
+    ("tweedie.tmpd_model", "eps_model", lambda: tweedie.tmpd_model("model", z(1, 2), 0.1, S)),
+    # with model_cond=True the eps-model's condition check is passed on (a label outside its 3 classes)
+    ("tweedie.DPSModel.check_condition", "cond", lambda: tweedie.DPSModel(
+        mlp(cond="label", num_classes=3), lambda x0, y: x0.sum(1), S, model_cond=True).check_condition(labels(4, 3))),
+    ("tweedie.MMPSModel.check_condition", "cond", lambda: tweedie.MMPSModel(
+        mlp(cond="label", num_classes=3), z(1, 2), 0.1, S, model_cond=True).check_condition(labels(4, 3))),
+    ("tweedie.PiGDMModel.check_condition", "cond", lambda: tweedie.PiGDMModel(
+        mlp(cond="label", num_classes=3), z(1, 2), 0.1, S, model_cond=True).check_condition(labels(4, -2))),
+    ("tweedie.TMPDModel.check_condition", "cond", lambda: tweedie.TMPDModel(
+        mlp(cond="label", num_classes=3), z(1, 2), 0.1, S, model_cond=True).check_condition(labels(4, 3))),
     ("tweedie.energy_guided_model", "energy", lambda: tweedie.energy_guided_model(exact()[0], "V", S, 1.0)),
     ("tweedie.energy_guided_model", "tau", lambda: tweedie.energy_guided_model(exact()[0], lambda x: x.sum(1), S, 0.0)),
     ("tweedie.energy_guided_model", "tau", lambda: tweedie.energy_guided_model(exact()[0], lambda x: x.sum(1), S, NAN)),
@@ -700,7 +723,8 @@ def test_bad_input_is_refused_naming_the_argument(name, arg, call, capsys):
 def _public_names():
     """'module.name' for every name in a module's __all__ (but classes whose constructor takes no argument or
     is the package's own business), and 'module.Class.method' for each public method with arguments
-    (``__call__`` included) that a public class defines itself."""
+    (``__call__`` included) that a public class defines itself or takes from a private base of its module (the
+    shared step of several public classes is each one's own)."""
     for module in MODULES:
         short = module.__name__.rsplit(".", 1)[1]
         for name in module.__all__:
@@ -710,7 +734,11 @@ def _public_names():
                 continue
             if inspect.signature(obj).parameters and f"{short}.{name}" not in BUILT_BY_THE_PACKAGE:
                 yield f"{short}.{name}"
-            for method, member in vars(obj).items():
+            own = {}
+            for base in reversed(obj.__mro__):
+                if base is obj or (base.__name__.startswith("_") and base.__module__ == module.__name__):
+                    own.update(vars(base))
+            for method, member in own.items():
                 if (method.startswith("_") and method != "__call__") or not inspect.isfunction(member):
                     continue
                 if len(inspect.signature(member).parameters) > 1:

@@ -3,6 +3,8 @@
 The exact side is independent of the code under test: ``GaussianMixture.posterior_moments`` (Gaussian
 conditioning of each component, not the score), the posterior of a Gaussian prior under a linear-Gaussian
 likelihood (written here by hand), ``LinearGaussianLikelihood`` and ``sampling.gaussian_sampler_moments``.
+The ladder's rungs (PiGDM, TMPD) are also compared with azula's implementations where azula is installed
+(it is no dependency of the package: those tests skip without it).
 """
 
 import pytest
@@ -219,3 +221,177 @@ def test_a_guidance_interval_skips_the_backward_pass_outside_it():
     per_row = model(x, torch.tensor([700, 300, 700, 300]), E)      # a tensor t: a scale per row
     torch.testing.assert_close(per_row[1::2], model(x, 300, E)[1::2])
     torch.testing.assert_close(per_row[::2], gm.eps_model(S)(x, 700, None)[::2])
+
+
+# The ladder of covariance closures, C_t = sigma_y^2 I + A Sigma_t A^T: PiGDM (Sigma_t = (1 - ab_t) I), TMPD (the
+# row sums of A Sigma_t A^T on the diagonal), MMPS (all of it). Three Gaussian priors, each with the exact
+# posterior by Gaussian conditioning, and the rungs that are exact for it:
+#   correlated: a full prior covariance and three non-orthogonal rows: MMPS only;
+#   unit:       prior covariance I, so Cov[x_0 | x_t] = (1 - ab_t) I exactly: PiGDM (and MMPS), not TMPD,
+#               whose row sums add the off-diagonal A A^T;
+#   diagonal:   a diagonal prior covariance other than I and a diagonal A (rows on disjoint coordinates), so
+#               A Sigma_t A^T is diagonal at every t: TMPD (and MMPS), not PiGDM.
+RUNGS = {"pigdm": tweedie.pigdm_model, "tmpd": tweedie.tmpd_model, "mmps": tweedie.mmps_model}
+LADDER = {"correlated": ([[1.0, 0.6], [0.6, 0.8]], [[1.0, 0.5], [0.0, 1.0], [0.3, -1.0]], [1.0, -0.5, 0.2], {"mmps"}),
+          "unit": ([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.5], [0.0, 1.0], [0.3, -1.0]], [1.0, -0.5, 0.2], {"pigdm", "mmps"}),
+          "diagonal": ([[1.0, 0.0], [0.0, 0.3]], [[2.0, 0.0], [0.0, -1.5]], [1.0, -0.5], {"tmpd", "mmps"})}
+
+
+def ladder_case(name):
+    """(prior, exact posterior, A, sigma_y, y, the rungs exact here) for a case of LADDER."""
+    Sig, A, y, exact = LADDER[name]
+    m, Sig, A, y, sigma_y = torch.tensor([0.5, -0.3], dtype=f64), torch.tensor(Sig, dtype=f64), \
+        torch.tensor(A, dtype=f64), torch.tensor(y, dtype=f64), 0.3
+    post_cov = torch.linalg.inv(torch.linalg.inv(Sig) + A.T @ A / sigma_y ** 2)
+    post_mean = post_cov @ (torch.linalg.solve(Sig, m) + A.T @ y / sigma_y ** 2)
+    return (analytic.GaussianMixture([1.0], m[None], Sig[None]),
+            analytic.GaussianMixture([1.0], post_mean[None], post_cov[None]), A, sigma_y, y, exact)
+
+
+@pytest.mark.parametrize("case", list(LADDER))
+@pytest.mark.parametrize("t", [5, 50, 300, 700, 950])
+def test_each_rung_is_the_exact_posterior_eps_where_its_closure_holds(case, t):
+    prior, posterior, A, sigma_y, y, exact_rungs = ladder_case(case)
+    x, Y = points(), y.expand(6, -1)
+    exact = posterior.eps_model(S)(x, t, None)
+    for rung, make in RUNGS.items():
+        error = (make(prior.eps_model(S), A, sigma_y, S)(x, t, Y) - exact).abs().max()
+        if rung in exact_rungs:
+            assert error < 1e-11, (rung, error)
+        elif t >= 50:                   # near t = 0, Sigma_t ~ 0 and every closure nearly agrees
+            assert error > 1e-3, (rung, error)
+
+
+@pytest.mark.parametrize("case, rung", [("unit", "pigdm"), ("diagonal", "tmpd")])
+def test_an_exact_rung_gives_the_exact_posterior_sampler_moments(case, rung):
+    prior, posterior, A, sigma_y, y, _ = ladder_case(case)
+    kw = dict(sampler="ddim", num_steps=20)
+    M_exact, V_exact = tweedie.affine_sampler_moments(posterior.eps_model(S), S, 2, **kw)
+    M, V = tweedie.affine_sampler_moments(RUNGS[rung](prior.eps_model(S), A, sigma_y, S), S, 2, cond=y, **kw)
+    torch.testing.assert_close(M, M_exact, rtol=0, atol=1e-10)
+    torch.testing.assert_close(V, V_exact, rtol=0, atol=1e-10)
+
+
+def test_pigdm_and_tmpd_take_a_linear_callable_as_its_matrix():
+    gm, A, Y = mixture(), torch.tensor([[1.0, 0.5], [0.3, -1.0]], dtype=f64), points(6, seed=2)
+    for make in (tweedie.pigdm_model, tweedie.tmpd_model):
+        torch.testing.assert_close(make(gm.eps_model(S), lambda x0: x0 @ A.T, 0.2, S)(points(), 400, Y),
+                                   make(gm.eps_model(S), A, 0.2, S)(points(), 400, Y), rtol=1e-12, atol=1e-12)
+
+
+def test_tmpd_is_dps_when_the_rows_of_a_sum_to_zero():
+    """The row sums A Sigma_t A^T 1 vanish when A^T 1 = 0, whatever Sigma_t: TMPD's C_t is sigma_y^2 I, DPS's."""
+    gm, A, sigma_y = mixture(), torch.tensor([[1.0, 0.5], [-1.0, -0.5]], dtype=f64), 0.3
+    x, Y = points(), points(6, seed=3)
+    loglik = lambda x0, y: -0.5 * ((y - x0 @ A.T) ** 2).sum(1) / sigma_y ** 2
+    for t in (100, 600):
+        torch.testing.assert_close(tweedie.tmpd_model(gm.eps_model(S), A, sigma_y, S)(x, t, Y),
+                                   tweedie.dps_model(gm.eps_model(S), loglik, S)(x, t, Y), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("t", [40, 300, 800])
+def test_tmpd_is_its_formula_with_the_exact_moments_of_a_mixture_and_clips_negative_row_sums(t):
+    """Against Gaussian conditioning of the mixture (no autograd): eps - sqrt(1 - ab) J^T A^T (r / c), with
+    J = (sqrt(ab) / (1 - ab)) Cov[x_0 | x_t] and c = sigma_y^2 + max(A Cov A^T 1, 0). With these rows of A some
+    row sums are negative at every t here, where an unclipped c could vanish or change sign."""
+    gm, x = mixture(), points()
+    A, sigma_y = torch.tensor([[1.0, 0.5], [0.0, 1.0], [0.3, -1.0]], dtype=f64), 0.3
+    Y = points(6, seed=4) @ A.T
+    ab = S.value("alpha_bars", t)
+    mean, cov = gm.posterior_moments(x, ab)
+    row_sums = torch.einsum("ij,bjk,k->bi", A, cov, A.sum(0))
+    assert (row_sums < 0).any() and (row_sums > 0).any()
+    c = sigma_y ** 2 + row_sums.clamp(min=0)
+    grad = ab ** 0.5 / (1 - ab) * torch.einsum("bij,bj->bi", cov, ((Y - mean @ A.T) / c) @ A)
+    expected = gm.eps_model(S)(x, t, None) - (1 - ab) ** 0.5 * grad
+    torch.testing.assert_close(tweedie.tmpd_model(gm.eps_model(S), A, sigma_y, S)(x, t, Y), expected,
+                               rtol=1e-9, atol=1e-10)
+
+
+def test_the_rungs_cost_one_one_two_and_dy_backward_passes():
+    prior, _, A, sigma_y, y, _ = ladder_case("correlated")          # dy = 3
+    loglik = lambda x0, y: -0.5 * ((y - x0 @ A.T) ** 2).sum(1) / sigma_y ** 2
+    rungs = {"dps": lambda m: tweedie.dps_model(m, loglik, S), **{k: (lambda m, f=f: f(m, A, sigma_y, S))
+                                                                  for k, f in RUNGS.items()}}
+    cost = {}
+    for name, make in rungs.items():
+        counted = models.Counted(prior.eps_model(S))
+        make(counted)(points(5), 300, y.expand(5, 3))
+        assert (counted.calls, counted.rows) == (1, 5)
+        cost[name] = counted.backward_calls
+    assert cost == {"dps": 1, "pigdm": 1, "tmpd": 2, "mmps": 3}, cost
+
+
+def test_the_new_rungs_stack_and_pass_on_the_null_value():
+    prior, _, A, sigma_y, _, _ = ladder_case("correlated")
+    for make, name in ((tweedie.pigdm_model, "PiGDMModel"), (tweedie.tmpd_model, "TMPDModel")):
+        model = make(models.Counted(prior.eps_model(S)), A, sigma_y, S)
+        assert models.null_value(model) is None and repr(model).startswith(name)
+        assert models.null_value(make(prior.eps_model(S), A, sigma_y, S, model_cond=True)) == -1
+
+
+# Agreement with azula (0.11), where it is installed: its guided denoisers around the same exact mixture
+# denoiser, its schedule alpha_t = sqrt(ab_t), sigma_t = sqrt(1 - ab_t) read off S at integer t.
+def _azula():
+    azula = pytest.importorskip("azula")
+    import azula.denoise, azula.guidance, azula.linalg.covariance, azula.noise
+
+    class Schedule(azula.noise.Schedule):
+        def __call__(self, t):
+            ab = S.alpha_bars.to(f64)[torch.as_tensor(t).long()]
+            return ab.sqrt(), (1 - ab).sqrt()
+
+    class Denoiser(azula.denoise.Denoiser):
+        def __init__(self, eps_model):
+            super().__init__()
+            self.eps_model, self.schedule = eps_model, Schedule()
+
+        def forward(self, x_t, t, **kwargs):
+            t = int(t)
+            return azula.denoise.DiracPosterior(mean=S.predict_x0(x_t, t, self.eps_model(x_t, t, None)))
+
+    return azula, Denoiser
+
+
+def _azula_eps(q, x, t):
+    ab = S.value("alpha_bars", t)
+    return (x - ab ** 0.5 * q.mean) / (1 - ab) ** 0.5
+
+
+@pytest.mark.parametrize("t", [40, 300, 800])
+def test_tmpd_and_mmps_agree_with_azula_on_an_exact_mixture(t):
+    azula, Denoiser = _azula()
+    gm, x = mixture(), points()
+    A, sigma_y = torch.tensor([[1.0, 0.5], [0.0, 1.0], [0.3, 1.0]], dtype=f64), 0.3
+    Y = points(6, seed=4) @ A.T
+    observe = lambda x0: x0 @ A.T
+    q = azula.guidance.TMPDenoiser(Denoiser(gm.eps_model(S)), Y, observe, sigma_y ** 2)(x, torch.tensor(float(t)))
+    ours = tweedie.tmpd_model(gm.eps_model(S), A, sigma_y, S)
+    torch.testing.assert_close(ours(x, t, Y), _azula_eps(q, x, t), rtol=1e-10, atol=1e-10)
+    # azula does not clip the row sums at 0: check that none was clipped here, so the comparison is of the formula
+    _, cov = gm.posterior_moments(x, S.value("alpha_bars", t))
+    assert (torch.einsum("ij,bjk,k->bi", A, cov, A.sum(0)) > 0).all()
+    cov_y = azula.linalg.covariance.IsotropicCovariance(torch.tensor(sigma_y ** 2, dtype=f64))
+    q = azula.guidance.MMPSDenoiser(Denoiser(gm.eps_model(S)), Y, observe, cov_y, solver="cg", iterations=3)(
+        x, torch.tensor(float(t)))                                  # CG with dy = 3 iterations solves C exactly
+    torch.testing.assert_close(tweedie.mmps_model(gm.eps_model(S), A, sigma_y, S)(x, t, Y), _azula_eps(q, x, t),
+                               rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("t, s", [(300, 250), (800, 700)])
+def test_pigdm_agrees_with_azulas_noiseless_pgdm_ddim_step(t, s):
+    """azula's PGDMSampler is the paper's noiseless DDIM algorithm: x_s = DDIM(x_t) + sqrt(ab_s ab_t) J^T A^+ (y -
+    A x0_hat). With sigma_y -> 0, PiGDM's C_t^{-1} A = A^{+T} / (1 - ab_t), so one DDIM step of pigdm_model is
+    azula's step at scale = sqrt(ab_s ab_t) (1 - ab_t) / (-c_eps sqrt(1 - ab_t)), c_eps DDIM's eps coefficient."""
+    azula, Denoiser = _azula()
+    gm, x = mixture(), points()
+    A = torch.tensor([[1.0, 0.5]], dtype=f64)
+    Y = points(6, seed=5) @ A.T
+    sampler = azula.guidance.PGDMSampler(Denoiser(gm.eps_model(S)), Y, lambda x0: x0 @ A.T,
+                                         lambda y: y @ torch.linalg.pinv(A).T)
+    expected = sampler.step(x, torch.tensor(float(t)), torch.tensor(float(s)))
+    c_x, c_eps, _ = sampling.ddim_coefficients(S, t, s, 0.0)
+    ab_t, ab_s = S.value("alpha_bars", t), S.value("alpha_bars", s)
+    scale = (ab_s * ab_t) ** 0.5 * (1 - ab_t) ** 0.5 / -c_eps
+    model = tweedie.pigdm_model(gm.eps_model(S), A, 1e-7, S, scale=scale)
+    torch.testing.assert_close(c_x * x + c_eps * model(x, t, Y), expected, rtol=1e-9, atol=1e-10)

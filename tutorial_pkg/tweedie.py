@@ -1,4 +1,4 @@
-"""Guidance through the clean estimate: Tweedie's moments, and DPS, MMPS and energy guidance as wrappers.
+"""Guidance through the clean estimate: Tweedie's moments; DPS, PiGDM, TMPD, MMPS and energy guidance as wrappers.
 
 Tweedie's formula turns any eps-model into a denoiser, x0_hat = E[x_0 | x_t] = (x_t - sqrt(1 - ab_t) eps) / sqrt(ab_t),
 and the Jacobian of that denoiser is the posterior covariance up to a factor,
@@ -6,7 +6,10 @@ Cov[x_0 | x_t] = ((1 - ab_t) / sqrt(ab_t)) d x0_hat / d x_t. A likelihood of the
 then guides a sampler through x0_hat, with no noise-aware predictor: the gradient of log p(y | x0_hat(x_t))
 is the Jacobian's transpose applied to the clean gradient, one backward pass through the eps-network.
 DPS (Chung et al. 2023) plugs x0_hat into the likelihood; MMPS (Rozet et al. 2024) also keeps the posterior
-covariance, which makes it exact for a Gaussian prior and a linear-Gaussian likelihood.
+covariance, which makes it exact for a Gaussian prior and a linear-Gaussian likelihood. Between them, the
+ladder of covariance closures of a linear-Gaussian observation, C_t = sigma_y^2 I + A Sigma_t A^T: DPS drops
+A Sigma_t A^T, PiGDM (Song et al. 2023) takes Sigma_t = (1 - ab_t) I, TMPD (Boys et al. 2023) keeps the row
+sums of A Sigma_t A^T on its diagonal, MMPS keeps all of it; one, one, two and dy backward passes per step.
 
 The wrappers are :class:`tutorial_pkg.models.Wrapper` s, so they run in every sampler and stack with the
 others. :func:`affine_sampler_moments` pushes a Gaussian through a sampler whose eps is affine in x_t (any
@@ -28,7 +31,7 @@ from .schedules import NoiseSchedule
 Tensor = torch.Tensor
 
 __all__ = ["tweedie_vjp", "posterior_covariance", "DPSModel", "dps_model", "MMPSModel", "mmps_model",
-           "energy_guided_model", "affine_sampler_moments"]
+           "energy_guided_model", "affine_sampler_moments", "PiGDMModel", "pigdm_model", "TMPDModel", "tmpd_model"]
 
 
 def _schedule(schedule) -> NoiseSchedule:
@@ -88,8 +91,8 @@ def _guide(eps: Tensor, grad: Tensor, t, schedule: NoiseSchedule, scale) -> Tens
 
 
 class _ThroughX0(models.Wrapper):
-    """What DPS and MMPS share: the eps-model sees ``cond`` only with ``model_cond=True``, and then its null
-    condition and its condition check are passed on; a scale (a number or a schedule ``scale(t)``, such as
+    """What DPS, PiGDM, TMPD and MMPS share: the eps-model sees ``cond`` only with ``model_cond=True``, and then
+    its null condition and its condition check are passed on; a scale (a number or a schedule ``scale(t)``, such as
     :func:`tutorial_pkg.guidance.guidance_interval` with ``outside=0``) that is 0 at a step skips the
     backward pass there."""
 
@@ -159,15 +162,28 @@ def dps_model(eps_model, log_likelihood, schedule: NoiseSchedule, *, scale: guid
     return DPSModel(eps_model, log_likelihood, schedule, scale=scale, model_cond=model_cond)
 
 
-class MMPSModel(_ThroughX0):
-    """Moment-matching posterior sampling (Rozet et al. 2024): p(y | x_t) ~ N(y; f(x0_hat), sigma_y^2 I + F Sigma F^T).
+def _column(v: Tensor) -> Tensor:
+    """A per-sample value ``(B,)`` or ``(B, 1)`` as a column ``(B, 1)``; a 0-d value as it is."""
+    return v.reshape(-1, 1) if v.ndim else v
 
-    ``observe`` is a matrix A ``(dy, D)`` (y = A x_0 + n) or a callable ``f(x0) -> (B, dy)`` or ``(B,)``, linearised
-    at x0_hat (F its Jacobian there); Sigma = Cov[x_0 | x_t] from the denoiser's Jacobian, treated as constant in
-    x_t, as in the paper. Chapter 9, eq. (mmps): eps - scale sqrt(1 - ab_t) J^T F^T C^{-1} (y - f(x0_hat)), with
-    C = sigma_y^2 I + ((1 - ab_t) / sqrt(ab_t)) F J F^T (its symmetric part, clipped at 0 from below). Exact for a
-    Gaussian prior and a linear A. ``cond`` is y, ``(B, dy)`` (or ``(B,)`` when dy = 1). Cost per step: one
-    forward and dy backward passes of the eps-model (the paper solves C v = r by conjugate gradients instead).
+
+def _psd_solve(M: Tensor, weight, sigma_y: float, r: Tensor) -> Tensor:
+    """``(sigma_y^2 I + weight M)^{-1} r`` per sample, M ``(B, dy, dy)`` by its symmetric part, with its
+    eigenvalues clipped at 0 from below (a learned Jacobian may give slightly negative ones), r ``(B, dy)``."""
+    lam, U = torch.linalg.eigh(0.5 * (M + M.transpose(1, 2)))
+    C_lam = sigma_y ** 2 + weight * lam.clamp(min=0)
+    return torch.einsum("bij,bj->bi", U, torch.einsum("bji,bj->bi", U, r) / C_lam)
+
+
+class _LinearGaussian(_ThroughX0):
+    """What PiGDM, TMPD and MMPS share: y = f(x_0) + N(0, sigma_y^2 I) with p(y | x_t) approximated by
+    N(y; f(x0_hat), C_t), C_t = sigma_y^2 I + F Sigma_t F^T, and the step (chapter 9, eqs. (clean-gradient) and
+    (mmps)) eps - scale sqrt(1 - ab_t) J^T F^T C_t^{-1} (y - f(x0_hat)). The rungs of the ladder differ only in
+    Sigma_t ~ Cov[x_0 | x_t] and in how C_t is solved: :meth:`_gradient`.
+
+    ``observe`` is a matrix A ``(dy, D)`` (y = A x_0 + n) or a callable ``f(x0) -> (B, dy)`` or ``(B,)``,
+    linearised at x0_hat (F its Jacobian there, found by autograd through ``f`` alone, not through the
+    eps-model). ``cond`` is y, ``(B, dy)`` (or ``(B,)`` when dy = 1).
     """
 
     def __init__(self, eps_model, observe, sigma_y: float, schedule: NoiseSchedule, *, scale: guidance.Scale = 1.0,
@@ -182,7 +198,12 @@ class MMPSModel(_ThroughX0):
         self._setup(schedule, scale, model_cond)
 
     def __repr__(self) -> str:
-        return f"MMPSModel(sigma_y={self.sigma_y}, scale={self.scale!r}, model_cond={self.model_cond})"
+        return f"{type(self).__name__}(sigma_y={self.sigma_y}, scale={self.scale!r}, model_cond={self.model_cond})"
+
+    def _gradient(self, F: Tensor, r: Tensor, vjp, ab: Tensor) -> Tensor:
+        """J^T F^T C_t^{-1} r ``(B, D)`` for F ``(B, dy, D)``, the residual r = y - f(x0_hat) ``(B, dy)``, the
+        denoiser's ``vjp`` and ab_t (a column or 0-d)."""
+        raise NotImplementedError
 
     def __call__(self, x_t: Tensor, t, cond) -> Tensor:
         eps, x0, vjp = self._tweedie(x_t, t, cond, "the observation y")
@@ -197,14 +218,77 @@ class MMPSModel(_ThroughX0):
         f = f.detach().to(F.dtype)                      # an energy computed in another dtype joins x0's
         y = torch.as_tensor(cond, device=f.device, dtype=f.dtype)
         y = y.reshape(f.shape[0], -1) if y.ndim else y.expand(f.shape[0]).reshape(-1, 1)
+        grad = self._gradient(F, y - f, vjp, _column(self.schedule.alpha_bar(t, f)))
+        return _guide(eps, grad, t, self.schedule, self.scale)
+
+
+class PiGDMModel(_LinearGaussian):
+    """Pseudoinverse-guided diffusion (PiGDM, Song et al. 2023): Cov[x_0 | x_t] replaced by r_t^2 I.
+
+    Chapter 9, the first rung of the ladder of covariance closures: p(y | x_t) ~ N(y; A x0_hat, C_t) with
+    C_t = sigma_y^2 I + r_t^2 A A^T and r_t^2 = 1 - ab_t, the posterior variance of x_0 given x_t under a prior
+    N(0, I) (the paper's r_t^2 = sigma_t^2 / (1 + sigma_t^2) in its variance-exploding time, sigma_t^2 =
+    (1 - ab_t) / ab_t; azula's sigma_t^2 of a variance-preserving schedule). The step is
+    eps - scale sqrt(1 - ab_t) J^T A^T (sigma_y^2 I + (1 - ab_t) A A^T)^{-1} (y - A x0_hat).
+    Exact for a Gaussian prior with covariance I (any mean) and a linear A. ``observe``, ``sigma_y`` and
+    ``cond`` as in :class:`MMPSModel` (a callable f uses its Jacobian F for A). ``scale = 1`` takes this
+    likelihood at face value; the paper's (and azula's ``PGDMSampler``'s) noiseless weight sqrt(ab_{t-1} ab_t)
+    on the DDIM update is not applied. Cost per step: one forward and one backward pass of the eps-model.
+    """
+
+    def _gradient(self, F, r, vjp, ab):
+        FFt = torch.einsum("bid,bjd->bij", F, F)
+        return vjp(torch.einsum("bid,bi->bd", F, _psd_solve(FFt, 1 - ab, self.sigma_y, r)))
+
+
+class TMPDModel(_LinearGaussian):
+    """Tweedie moment projected diffusion (TMPD, Boys et al. 2023): A Sigma_t A^T replaced by its row sums.
+
+    Chapter 9, the rung between PiGDM and MMPS: Sigma_t = ((1 - ab_t) / sqrt(ab_t)) J is Tweedie's covariance,
+    but C_t = sigma_y^2 I + diag(A Sigma_t A^T 1), the row sums of A Sigma_t A^T on the diagonal (the
+    paper's computationally efficient form, the authors' code and azula's ``TMPDenoiser``): one
+    vector-Jacobian product, J^T A^T 1, builds C_t, where MMPS spends dy. The step is
+    eps - scale sqrt(1 - ab_t) J^T A^T diag(sigma_y^2 + ((1 - ab_t) / sqrt(ab_t)) A J^T A^T 1)^{-1} (y - A x0_hat);
+    the row sums are clipped at 0 from below (azula does not clip), so C_t >= sigma_y^2. Exact for a Gaussian
+    prior and a linear A whenever A Sigma_t A^T is diagonal at every t, e.g. a diagonal prior covariance and
+    rows of A on disjoint coordinates (a mask), or a prior covariance c I and orthogonal rows. ``observe``,
+    ``sigma_y`` and ``cond`` as in :class:`MMPSModel`. Cost per step: one forward and two backward passes of
+    the eps-model.
+    """
+
+    def _gradient(self, F, r, vjp, ab):
+        row_sums = torch.einsum("bid,bd->bi", F, vjp(F.sum(1)))                    # A J^T A^T 1
+        C = self.sigma_y ** 2 + (1 - ab) / ab.sqrt() * row_sums.clamp(min=0)
+        return vjp(torch.einsum("bid,bi->bd", F, r / C))
+
+
+class MMPSModel(_LinearGaussian):
+    """Moment-matching posterior sampling (Rozet et al. 2024): p(y | x_t) ~ N(y; f(x0_hat), sigma_y^2 I + F Sigma F^T).
+
+    ``observe`` is a matrix A ``(dy, D)`` (y = A x_0 + n) or a callable ``f(x0) -> (B, dy)`` or ``(B,)``, linearised
+    at x0_hat (F its Jacobian there); Sigma = Cov[x_0 | x_t] from the denoiser's Jacobian, treated as constant in
+    x_t, as in the paper. Chapter 9, eq. (mmps): eps - scale sqrt(1 - ab_t) J^T F^T C^{-1} (y - f(x0_hat)), with
+    C = sigma_y^2 I + ((1 - ab_t) / sqrt(ab_t)) F J F^T (its symmetric part, clipped at 0 from below). Exact for a
+    Gaussian prior and a linear A. ``cond`` is y, ``(B, dy)`` (or ``(B,)`` when dy = 1). Cost per step: one
+    forward and dy backward passes of the eps-model (the paper solves C v = r by conjugate gradients instead).
+    """
+
+    def _gradient(self, F, r, vjp, ab):
         W = torch.stack([vjp(F[:, i]) for i in range(F.shape[1])], dim=1)          # J^T F_i^T, (B, dy, D)
-        ab = self.schedule.alpha_bar(t, f)
-        FJF = torch.einsum("bid,bjd->bij", F, W)
-        lam, U = torch.linalg.eigh(0.5 * (FJF + FJF.transpose(1, 2)))              # F J F^T, its symmetric part
-        factor = ((1 - ab) / ab.sqrt()).reshape(-1, 1) if ab.ndim else (1 - ab) / ab.sqrt()
-        C_lam = self.sigma_y ** 2 + factor * lam.clamp(min=0)                       # C = sigma_y^2 I + F Sigma F^T
-        v = torch.einsum("bij,bj->bi", U, torch.einsum("bji,bj->bi", U, y - f) / C_lam)   # C^{-1} (y - f)
-        return _guide(eps, torch.einsum("bid,bi->bd", W, v), t, self.schedule, self.scale)
+        FJF = torch.einsum("bid,bjd->bij", F, W)                                    # F J F^T
+        return torch.einsum("bid,bi->bd", W, _psd_solve(FJF, (1 - ab) / ab.sqrt(), self.sigma_y, r))
+
+
+def pigdm_model(eps_model, observe, sigma_y: float, schedule: NoiseSchedule, *, scale: guidance.Scale = 1.0,
+                model_cond: bool = False) -> PiGDMModel:
+    """Wrap ``eps_model`` with PiGDM guidance for y = f(x_0) + N(0, sigma_y^2 I); see :class:`PiGDMModel`."""
+    return PiGDMModel(eps_model, observe, sigma_y, schedule, scale=scale, model_cond=model_cond)
+
+
+def tmpd_model(eps_model, observe, sigma_y: float, schedule: NoiseSchedule, *, scale: guidance.Scale = 1.0,
+               model_cond: bool = False) -> TMPDModel:
+    """Wrap ``eps_model`` with TMPD guidance for y = f(x_0) + N(0, sigma_y^2 I); see :class:`TMPDModel`."""
+    return TMPDModel(eps_model, observe, sigma_y, schedule, scale=scale, model_cond=model_cond)
 
 
 def mmps_model(eps_model, observe, sigma_y: float, schedule: NoiseSchedule, *, scale: guidance.Scale = 1.0,
