@@ -18,6 +18,10 @@ $(STAMP): pyproject.toml constraints.txt
 	# Python compiles what it imports on first use, instead of pip compiling every module of torch up front
 	# (halves the set-up time)
 	$(BIN)/python -m pip install --quiet --no-compile -c constraints.txt -e ".[book,test,molecules]"
+	# azula, the reference implementations of DPS, MMPS, PiGDM and TMPD that tests/test_tweedie.py compares
+	# with: without its declared torchvision and gdown (its guided denoisers need neither, and PyPI's
+	# torchvision does not import beside the CPU build of torch); einops is the one module it imports
+	$(BIN)/python -m pip install --quiet --no-compile --no-deps "azula>=0.11,<0.12" "einops>=0.7"
 	touch $(STAMP)
 
 # MathJax 3 from npm, served from the built site so that the book reads offline (_config.yml:
