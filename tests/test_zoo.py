@@ -113,3 +113,15 @@ def test_shipped_alanine_models_respond_to_the_energy_and_the_regressor_is_calib
         x_t = schedule.q_sample(f, t, torch.randn(f.shape, generator=torch.Generator().manual_seed(1)))
         z = metrics.z_scores(regressor, x_t, t, E.float())
         assert 0.8 < z.std().item() < 1.25 and abs(metrics.coverage(z) - 0.95) < 0.05
+
+
+def test_chapter_1_data_is_the_mixture_seed_0_sample_and_matches_the_exact_moments():
+    mixture, x0 = zoo.ch1_mixture_data()
+    again, x0_again = zoo.ch1_mixture_data()
+    assert x0.shape == (4000, 2) and x0.dtype == torch.float64 and torch.equal(x0, x0_again)
+    assert torch.equal(x0, mixture.sample(4000, generator=torch.Generator().manual_seed(0))[0])
+    se = (torch.diagonal(mixture.covariance()) / len(x0)).sqrt()
+    assert ((x0.mean(0) - mixture.mean()) / se).abs().max() < 4
+    # the three chapter-1 networks differ only by their training seed: different initial weights
+    first = [zoo.RECIPES[f"ch1_mixture_seed{k}"].make_model().state_dict() for k in range(3)]
+    assert not torch.equal(next(iter(first[0].values())), next(iter(first[1].values())))

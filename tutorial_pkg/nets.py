@@ -250,7 +250,7 @@ class MLPEpsModel(nn.Module):
         null: ``"zero"`` or ``"learned"``, see the module docstring.
         energy_shift, energy_scale: normalisation of energies before embedding.
 
-    ``t`` is an int or a long tensor ``(B,)``. Chapter 2 trains it; chapter 5 trains it with condition
+    ``t`` is an int or a long tensor ``(B,)``. Chapters 1 and 2 train it; chapter 5 trains it with condition
     dropout for CFG.
     """
 

@@ -17,7 +17,7 @@ The book's evidence standard (the page "How to read the numbers") in code, on :m
 * :func:`share`: the share of a set (a basin, a class) with its interval, from independent draws or a
   correlated series.
 
-Chapters 3 to 11 use it; the page "How to read the numbers" explains each function on an example.
+Chapter 1 and chapters 3 to 11 use it; the page "How to read the numbers" explains each function on an example.
 """
 
 from __future__ import annotations

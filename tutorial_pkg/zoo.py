@@ -172,6 +172,33 @@ def _digits_classifier_train(model, steps, progress):
                                     batch_size=256, lr=1e-3, seed=0, progress=progress).model
 
 
+def ch1_mixture_data():
+    """Chapter 1's data: the two-dimensional mixture of three Gaussians and its 4 000 training samples (seed 0).
+    Returns ``(mixture, x0)``, ``x0`` in float64 as the chapter draws it."""
+    from .analytic import GaussianMixture
+
+    mixture = GaussianMixture(
+        weights=[0.3, 0.3, 0.4],
+        means=[[-2.0, -1.0], [2.0, -1.0], [0.0, 2.0]],
+        covs=[[[0.3, 0.1], [0.1, 0.2]], [[0.2, -0.1], [-0.1, 0.3]], [[0.5, 0.0], [0.0, 0.1]]],
+    )
+    x0, _ = mixture.sample(4000, generator=torch.Generator().manual_seed(0))
+    return mixture, x0
+
+
+def _ch1_mixture_model(seed: int):
+    torch.manual_seed(seed)
+    return nets.MLPEpsModel(2)
+
+
+def _ch1_mixture_train(seed: int):
+    def train(model, steps, progress):
+        _, x0 = ch1_mixture_data()
+        return training.train_eps_model(model, x0.float(), linear_schedule(SCHEDULE_T), steps=steps, batch_size=256,
+                                        lr=3e-3, seed=seed, progress=progress).model
+    return train
+
+
 RECIPES = {r.name: r for r in [
     Recipe("muller_brown_cfg", "chapter 6: energy-conditioned eps-model, learned null, p_uncond = 0.2, band held out",
            _mb_cfg_model, _mb_cfg_train, 20_000),
@@ -187,6 +214,12 @@ RECIPES = {r.name: r for r in [
            _digits_eps_model, _digits_eps_train, 8_000),
     Recipe("digits_classifier", "chapter 7: noise-aware classifier of 8x8 digits, for classifier guidance",
            _digits_classifier_model, _digits_classifier_train, 6_000),
+    Recipe("ch1_mixture_seed0", "chapter 1: eps-model of the three-Gaussian mixture, the chapter's training call "
+           "with training seed 0", functools.partial(_ch1_mixture_model, 0), _ch1_mixture_train(0), 2_000),
+    Recipe("ch1_mixture_seed1", "chapter 1: eps-model of the three-Gaussian mixture, the chapter's training call "
+           "with training seed 1", functools.partial(_ch1_mixture_model, 1), _ch1_mixture_train(1), 2_000),
+    Recipe("ch1_mixture_seed2", "chapter 1: eps-model of the three-Gaussian mixture, the chapter's training call "
+           "with training seed 2", functools.partial(_ch1_mixture_model, 2), _ch1_mixture_train(2), 2_000),
 ]}
 
 
