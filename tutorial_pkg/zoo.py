@@ -172,6 +172,28 @@ def _digits_classifier_train(model, steps, progress):
                                     batch_size=256, lr=1e-3, seed=0, progress=progress).model
 
 
+# chapter 4: small noise-aware classifiers of the chapter's three-Gaussian mixture, one per training seed,
+# each on its own draw of the data, so that the chapter replicates over independently trained networks
+CH4_SEEDS = (0, 1, 2, 3, 4)
+
+
+def _ch4_mixture():
+    from .analytic import GaussianMixture
+    return GaussianMixture(weights=[0.35, 0.35, 0.3], means=[[-1.0, 0.0], [1.0, 0.0], [0.0, 1.5]],
+                           covs=[[[0.5, 0.2], [0.2, 0.4]], [[0.4, -0.1], [-0.1, 0.5]], [[0.6, 0.0], [0.0, 0.3]]])
+
+
+def _ch4_classifier_model(seed):
+    torch.manual_seed(seed)
+    return nets.NoiseAwareClassifier(2, 3)
+
+
+def _ch4_classifier_train(seed, model, steps, progress):
+    x0, labels = _ch4_mixture().sample(4000, generator=torch.Generator().manual_seed(100 + seed))
+    return training.train_predictor(model, x0.float(), labels, linear_schedule(SCHEDULE_T), steps=steps, seed=seed,
+                                    progress=progress).model
+
+
 RECIPES = {r.name: r for r in [
     Recipe("muller_brown_cfg", "chapter 6: energy-conditioned eps-model, learned null, p_uncond = 0.2, band held out",
            _mb_cfg_model, _mb_cfg_train, 20_000),
@@ -187,6 +209,9 @@ RECIPES = {r.name: r for r in [
            _digits_eps_model, _digits_eps_train, 8_000),
     Recipe("digits_classifier", "chapter 7: noise-aware classifier of 8x8 digits, for classifier guidance",
            _digits_classifier_model, _digits_classifier_train, 6_000),
+    *[Recipe(f"ch4_classifier_seed{seed}", f"chapter 4: noise-aware classifier of the three-Gaussian mixture, "
+             f"training seed {seed}, its own 4000 draws", functools.partial(_ch4_classifier_model, seed),
+             functools.partial(_ch4_classifier_train, seed), 800) for seed in CH4_SEEDS],
 ]}
 
 
