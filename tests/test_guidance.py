@@ -233,3 +233,24 @@ def test_autoguidance_with_the_unconditional_model_as_weak_model_is_cfg(mixture,
 def test_chapter8_bad_input_names_the_argument(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call()
+
+
+@pytest.mark.parametrize("variance", ["small", "large"])
+def test_mean_form_leaves_the_noiseless_last_step_alone_and_shifts_the_others_by_its_variance(mixture, gen, variance):
+    """The mean form shifts a DDPM step by s Sigma_t g with Sigma_t the variance of the noise that step adds:
+    beta_tilde_t or beta_t, and 0 at t = 0, where ddpm_coefficients adds no noise."""
+    s = cosine_schedule(40)
+    exact, clf = mixture.eps_model(s), mixture.classifier(s)
+    x = torch.randn(8, 2, generator=gen, dtype=torch.float64)
+    k = torch.randint(0, 3, (8,), generator=gen)
+    model = classifier_guided_model(exact, clf, s, 2.0, form="mean", variance=variance)
+    for t in (0, 1, 20, 39):
+        tt = torch.full((8,), t)
+        std = sampling.ddpm_coefficients(s, t, variance)[2]
+        assert (std == 0.0) == (t == 0)
+        landed = sampling.ddpm_step(model(x, tt, k), x, t, s, noise=torch.zeros_like(x), variance=variance)
+        mu = sampling.ddpm_step(exact(x, tt, None), x, t, s, noise=torch.zeros_like(x), variance=variance)
+        g = grad_log_likelihood(clf, x, tt, k)
+        assert torch.allclose(landed, shifted_mean(mu, std ** 2, g, 2.0), atol=1e-9, rtol=0)
+        if t == 0:
+            assert torch.equal(model(x, tt, k), exact(x, tt, None).to(model(x, tt, k).dtype))

@@ -308,8 +308,10 @@ class ClassifierGuidedModel(models.Wrapper):
     ``form="eps"`` gives eq. (guided-eps): eps - s sqrt(1 - ab_t) grad log p_phi(cond | x_t), for every sampler.
     ``form="mean"`` gives the mean shift of eq. (taylor-shift) for a DDPM step, mu + s Sigma_t g, written as
     the eps that produces it: eps - s Sigma_t sqrt(alpha_t) sqrt(1 - ab_t) / beta_t * g, with Sigma_t the
-    ``variance`` of the DDPM sampler (``"small"`` or ``"large"``). That form fits that sampler only, and says so
-    in ``sampler_requirement``: any other sampler refuses it. The gradient is taken at x_t.
+    ``variance`` of the DDPM sampler (``"small"`` or ``"large"``), the variance of the noise that sampler adds:
+    0 at t = 0, where :func:`~tutorial_pkg.sampling.ddpm_coefficients` adds none, so the last step gets no mean
+    shift with either variance. That form fits that sampler only, and says so in ``sampler_requirement``: any
+    other sampler refuses it. The gradient is taken at x_t.
 
     ``model_cond`` passes ``cond`` to the eps-model too (guiding a conditional model, Dhariwal & Nichol's best
     setting); otherwise the eps-model is called with ``cond=None``. Rows whose condition is the null condition
@@ -333,7 +335,8 @@ class ClassifierGuidedModel(models.Wrapper):
         if form == "eps":
             self._factor = (1.0 - ab).sqrt()
         else:
-            sigma = schedule.posterior_variances if variance == "small" else schedule.betas
+            sigma = schedule.posterior_variances if variance == "small" else schedule.betas.clone()
+            sigma[0] = 0.0          # the last step adds no noise (ddpm_coefficients), so it has no shift
             self._factor = sigma * schedule.alphas.sqrt() * (1.0 - ab).sqrt() / schedule.betas
             self.sampler_requirement = ("ddpm", variance)
 

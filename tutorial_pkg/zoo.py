@@ -199,6 +199,28 @@ def _ch1_mixture_train(seed: int):
     return train
 
 
+# chapter 4: small noise-aware classifiers of the chapter's three-Gaussian mixture, one per training seed,
+# each on its own draw of the data, so that the chapter replicates over independently trained networks
+CH4_SEEDS = (0, 1, 2, 3, 4)
+
+
+def _ch4_mixture():
+    from .analytic import GaussianMixture
+    return GaussianMixture(weights=[0.35, 0.35, 0.3], means=[[-1.0, 0.0], [1.0, 0.0], [0.0, 1.5]],
+                           covs=[[[0.5, 0.2], [0.2, 0.4]], [[0.4, -0.1], [-0.1, 0.5]], [[0.6, 0.0], [0.0, 0.3]]])
+
+
+def _ch4_classifier_model(seed):
+    torch.manual_seed(seed)
+    return nets.NoiseAwareClassifier(2, 3)
+
+
+def _ch4_classifier_train(seed, model, steps, progress):
+    x0, labels = _ch4_mixture().sample(4000, generator=torch.Generator().manual_seed(100 + seed))
+    return training.train_predictor(model, x0.float(), labels, linear_schedule(SCHEDULE_T), steps=steps, seed=seed,
+                                    progress=progress).model
+
+
 RECIPES = {r.name: r for r in [
     Recipe("muller_brown_cfg", "chapter 6: energy-conditioned eps-model, learned null, p_uncond = 0.2, band held out",
            _mb_cfg_model, _mb_cfg_train, 20_000),
@@ -220,6 +242,9 @@ RECIPES = {r.name: r for r in [
            "with training seed 1", functools.partial(_ch1_mixture_model, 1), _ch1_mixture_train(1), 2_000),
     Recipe("ch1_mixture_seed2", "chapter 1: eps-model of the three-Gaussian mixture, the chapter's training call "
            "with training seed 2", functools.partial(_ch1_mixture_model, 2), _ch1_mixture_train(2), 2_000),
+    *[Recipe(f"ch4_classifier_seed{seed}", f"chapter 4: noise-aware classifier of the three-Gaussian mixture, "
+             f"training seed {seed}, its own 4000 draws", functools.partial(_ch4_classifier_model, seed),
+             functools.partial(_ch4_classifier_train, seed), 800) for seed in CH4_SEEDS],
 ]}
 
 
