@@ -35,7 +35,7 @@ def test_shipped_weights_match_their_recorded_hash_and_load(name):
 
 def test_all_shipped_weights_are_a_few_megabytes():
     total = sum((zoo.WEIGHTS_DIR / f"{name}.pt").stat().st_size for name in zoo.RECIPES)
-    assert total < 14_000_000
+    assert total < 16_000_000      # chapter 2 adds twelve small networks (1.7 MB)
 
 
 def test_a_tampered_file_is_refused(tmp_path):
@@ -113,3 +113,19 @@ def test_shipped_alanine_models_respond_to_the_energy_and_the_regressor_is_calib
         x_t = schedule.q_sample(f, t, torch.randn(f.shape, generator=torch.Generator().manual_seed(1)))
         z = metrics.z_scores(regressor, x_t, t, E.float())
         assert 0.8 < z.std().item() < 1.25 and abs(metrics.coverage(z) - 0.95) < 0.05
+
+
+def test_ch2_training_sets_are_the_chapters_draws_and_differ_by_seed():
+    from tutorial_pkg.analytic import LinearGaussianLikelihood
+
+    x0, labels, energies, likelihood = zoo.ch2_data(0)
+    mixture = zoo.ch2_mixture()
+    x_ref, y_ref = mixture.sample(4000, generator=torch.Generator().manual_seed(0))
+    e_ref = LinearGaussianLikelihood(mixture, h=[1.0, 0.6], b=0.0, tau=0.3).sample(
+        x_ref, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(x0, x_ref) and torch.equal(labels, y_ref) and torch.equal(energies, e_ref)
+    assert likelihood.tau == 0.3 and zoo.ch2_data(0, tau=1.0)[3].tau == 1.0
+    assert not torch.equal(zoo.ch2_data(1)[0], x0)
+    assert {f"ch2_energy_{n}_seed{s}" for n in (300, 2000) for s in zoo.CH2_SEEDS} <= set(zoo.RECIPES)
+    with pytest.raises(ValueError, match="seed"):
+        zoo.ch2_data(-1)

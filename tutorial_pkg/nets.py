@@ -45,7 +45,11 @@ def _even_dim(name: str, value) -> int:
 
 
 class SinusoidalEmbedding(nn.Module):
-    """The transformer's sinusoidal embedding of the timestep t (Ho et al. 2020), ``(B,) -> (B, dim)``."""
+    """The transformer's sinusoidal embedding of the timestep t, ``(B,) -> (B, dim)``.
+
+    The positional encoding of Vaswani et al. (2017), "Attention Is All You Need", applied to the timestep as
+    Ho et al. (2020) do: ``[sin(t * omega_i), cos(t * omega_i)]`` with ``omega_i = max_period^(-i / (dim / 2))``.
+    """
 
     def __init__(self, dim: int, max_period: float = 10_000.0):
         super().__init__()
