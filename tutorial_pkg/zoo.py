@@ -210,12 +210,14 @@ def _ch2_label_train(model, steps, progress):
                                     batch_size=256, lr=3e-3, seed=0, progress=progress).model
 
 
-def _ch2_energy_model(seed: int, tau: float = 0.3):
+def _ch2_energy_model(seed: int, tau: float = 0.3, energy_features: str = "fourier"):
+    # the Fourier recipes keep the frequencies of generator seed 0 (FourierFeatures' default) for every network
+    # seed, as shipped; the linear embedding has no frequencies
     def make():
         _, _, energies, _ = ch2_data(seed, tau)
         torch.manual_seed(seed)
         return nets.MLPEpsModel(2, cond="energy", energy_shift=energies.mean().item(),
-                                energy_scale=energies.std().item())
+                                energy_scale=energies.std().item(), energy_features=energy_features)
     return make
 
 
@@ -233,6 +235,9 @@ CH2_RECIPES = [
     *[Recipe(f"ch2_energy_{steps}_seed{s}", f"chapter 2: energy-conditional eps-model (tau = 0.3), training set "
              f"and network seed {s}, {steps} steps", _ch2_energy_model(s), _ch2_energy_train(s), steps)
       for steps in (300, 2000) for s in CH2_SEEDS],
+    *[Recipe(f"ch2_energy_linear_2000_seed{s}", f"chapter 2, control: the recipe ch2_energy_2000_seed{s} with the "
+             f"energy embedded linearly (no Fourier features)", _ch2_energy_model(s, energy_features="linear"),
+             _ch2_energy_train(s), 2000) for s in CH2_SEEDS],
     Recipe("ch2_energy_tau1", "chapter 2, exercise 3: energy-conditional eps-model with tau = 1, training set 0, "
            "2000 steps", _ch2_energy_model(0, 1.0), _ch2_energy_train(0, 1.0), 2000),
 ]
