@@ -129,3 +129,17 @@ def test_ch2_training_sets_are_the_chapters_draws_and_differ_by_seed():
     assert {f"ch2_energy_{n}_seed{s}" for n in (300, 2000) for s in zoo.CH2_SEEDS} <= set(zoo.RECIPES)
     with pytest.raises(ValueError, match="seed"):
         zoo.ch2_data(-1)
+
+
+def test_ch2_fourier_seed_recipes_draw_their_own_frequencies_and_have_linear_controls():
+    base = zoo.RECIPES["ch2_energy_2000_seed0"].make_model().cond_embedding.fourier.freqs
+    seen = [base]
+    for s, f in zoo.CH2_FSEEDS.items():
+        assert s not in zoo.CH2_SEEDS and f != 0
+        model = zoo.RECIPES[f"ch2_energy_2000_fseed{f}_seed{s}"].make_model()
+        assert model.cond_embedding.fourier.freqs.shape == base.shape
+        assert all(not torch.equal(model.cond_embedding.fourier.freqs, other) for other in seen)
+        seen.append(model.cond_embedding.fourier.freqs)
+        linear = zoo.RECIPES[f"ch2_energy_linear_2000_seed{s}"].make_model()
+        assert linear.cond_embedding.energy_features == "linear"
+        assert zoo.RECIPES[f"ch2_energy_2000_fseed{f}_seed{s}"].steps == 2000

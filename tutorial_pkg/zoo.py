@@ -174,6 +174,8 @@ def _digits_classifier_train(model, steps, progress):
 
 # -- chapter 2: the conditional models of the two-dimensional mixture, several independent seeds -------
 CH2_SEEDS = (0, 1, 2, 3, 4)
+# more training sets, each with a Fourier network whose frequencies B have their own seed, and a linear control
+CH2_FSEEDS = {5: 1, 6: 2, 7: 3}                      # training set and network seed -> fourier_seed
 
 
 def ch2_mixture():
@@ -210,14 +212,16 @@ def _ch2_label_train(model, steps, progress):
                                     batch_size=256, lr=3e-3, seed=0, progress=progress).model
 
 
-def _ch2_energy_model(seed: int, tau: float = 0.3, energy_features: str = "fourier"):
-    # the Fourier recipes keep the frequencies of generator seed 0 (FourierFeatures' default) for every network
-    # seed, as shipped; the linear embedding has no frequencies
+def _ch2_energy_model(seed: int, tau: float = 0.3, energy_features: str = "fourier", fourier_seed: int = 0):
+    # the recipes ch2_energy_<steps>_seed<s> keep the frequencies of generator seed 0 (FourierFeatures' default)
+    # for every network seed, as shipped; ch2_energy_2000_fseed<f>_seed<s> draw them with seed f; the linear
+    # embedding has no frequencies
     def make():
         _, _, energies, _ = ch2_data(seed, tau)
         torch.manual_seed(seed)
         return nets.MLPEpsModel(2, cond="energy", energy_shift=energies.mean().item(),
-                                energy_scale=energies.std().item(), energy_features=energy_features)
+                                energy_scale=energies.std().item(), energy_features=energy_features,
+                                fourier_seed=fourier_seed)
     return make
 
 
@@ -240,6 +244,13 @@ CH2_RECIPES = [
              _ch2_energy_train(s), 2000) for s in CH2_SEEDS],
     Recipe("ch2_energy_tau1", "chapter 2, exercise 3: energy-conditional eps-model with tau = 1, training set 0, "
            "2000 steps", _ch2_energy_model(0, 1.0), _ch2_energy_train(0, 1.0), 2000),
+    *[Recipe(f"ch2_energy_2000_fseed{f}_seed{s}", f"chapter 2: the recipe ch2_energy_2000_seed<s> on training set "
+             f"and network seed {s}, with Fourier frequencies B of generator seed {f}",
+             _ch2_energy_model(s, fourier_seed=f), _ch2_energy_train(s), 2000) for s, f in CH2_FSEEDS.items()],
+    *[Recipe(f"ch2_energy_linear_2000_seed{s}", f"chapter 2, control: the recipe ch2_energy_2000_fseed{f}_seed{s} "
+             f"with the energy embedded linearly (no Fourier features)",
+             _ch2_energy_model(s, energy_features="linear"), _ch2_energy_train(s), 2000)
+      for s, f in CH2_FSEEDS.items()],
 ]
 
 
