@@ -131,3 +131,29 @@ def test_a_heteroscedastic_regressor_gradient_has_the_spread_term():
     t_only = nets.NoiseAwareRegressor(2, spread="t").double()
     (g_ls,) = torch.autograd.grad(t_only(x, 40)[1].sum(), x, allow_unused=True)
     assert g_ls is None                                                  # sigma(t) does not see x_t at all
+
+
+def test_energy_features_default_is_fourier_with_seed_0_and_linear_embeds_e_affinely():
+    torch.manual_seed(0)
+    default = nets.MLPEpsModel(2, cond="energy")
+    assert default.cond_embedding.energy_features == "fourier"
+    expected = torch.randn(16, generator=torch.Generator().manual_seed(0))          # FourierFeatures(32), scale 1
+    assert torch.equal(default.cond_embedding.fourier.freqs, expected)
+    other = nets.MLPEpsModel(2, cond="energy", fourier_seed=3).cond_embedding.fourier.freqs
+    assert torch.equal(other, torch.randn(16, generator=torch.Generator().manual_seed(3)))
+    # a shipped Fourier network's state dict holds its frequencies and loads into the default build
+    assert "cond_embedding.fourier.freqs" in default.state_dict()
+    lin = nets.MLPEpsModel(2, cond="energy", energy_features="linear", energy_shift=1.0, energy_scale=2.0).double()
+    emb = lin.cond_embedding
+    assert not hasattr(emb, "fourier") and emb.proj.in_features == 1
+    E = torch.tensor([-7.0, 0.5, 1.0, 40.0], dtype=torch.float64)
+    e = (E - 1.0) / 2.0
+    want = e[:, None] * emb.proj.weight[:, 0] + emb.proj.bias
+    assert torch.allclose(emb(E, 4, "cpu"), want, atol=1e-12)
+    # affine in E: second differences vanish however far outside any range
+    out = emb(torch.tensor([100.0, 200.0, 300.0], dtype=torch.float64), 3, "cpu")
+    assert torch.allclose(out[2] - 2 * out[1] + out[0], torch.zeros_like(out[0]), atol=1e-9)
+    null = emb(torch.tensor([float("nan"), 0.0], dtype=torch.float64), 2, "cpu")
+    assert torch.equal(null[0], emb.null_embedding) and not torch.equal(null[1], emb.null_embedding)
+    x = torch.randn(4, 2, dtype=torch.float64)
+    assert lin(x, 5, E).shape == (4, 2)

@@ -35,7 +35,9 @@ def test_shipped_weights_match_their_recorded_hash_and_load(name):
 
 def test_all_shipped_weights_are_a_few_megabytes():
     total = sum((zoo.WEIGHTS_DIR / f"{name}.pt").stat().st_size for name in zoo.RECIPES)
+    assert total < 14_000_000
     assert total < 15_000_000      # chapter 4 adds five classifiers of 0.14 MB each
+    assert total < 17_500_000      # chapter 2 adds 23 small networks of 0.15 MB each (3.5 MB)
 
 
 def test_a_tampered_file_is_refused(tmp_path):
@@ -125,3 +127,33 @@ def test_chapter_1_data_is_the_mixture_seed_0_sample_and_matches_the_exact_momen
     # the three chapter-1 networks differ only by their training seed: different initial weights
     first = [zoo.RECIPES[f"ch1_mixture_seed{k}"].make_model().state_dict() for k in range(3)]
     assert not torch.equal(next(iter(first[0].values())), next(iter(first[1].values())))
+
+
+def test_ch2_training_sets_are_the_chapters_draws_and_differ_by_seed():
+    from tutorial_pkg.analytic import LinearGaussianLikelihood
+
+    x0, labels, energies, likelihood = zoo.ch2_data(0)
+    mixture = zoo.ch2_mixture()
+    x_ref, y_ref = mixture.sample(4000, generator=torch.Generator().manual_seed(0))
+    e_ref = LinearGaussianLikelihood(mixture, h=[1.0, 0.6], b=0.0, tau=0.3).sample(
+        x_ref, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(x0, x_ref) and torch.equal(labels, y_ref) and torch.equal(energies, e_ref)
+    assert likelihood.tau == 0.3 and zoo.ch2_data(0, tau=1.0)[3].tau == 1.0
+    assert not torch.equal(zoo.ch2_data(1)[0], x0)
+    assert {f"ch2_energy_{n}_seed{s}" for n in (300, 2000) for s in zoo.CH2_SEEDS} <= set(zoo.RECIPES)
+    with pytest.raises(ValueError, match="seed"):
+        zoo.ch2_data(-1)
+
+
+def test_ch2_fourier_seed_recipes_draw_their_own_frequencies_and_have_linear_controls():
+    base = zoo.RECIPES["ch2_energy_2000_seed0"].make_model().cond_embedding.fourier.freqs
+    seen = [base]
+    for s, f in zoo.CH2_FSEEDS.items():
+        assert s not in zoo.CH2_SEEDS and f != 0
+        model = zoo.RECIPES[f"ch2_energy_2000_fseed{f}_seed{s}"].make_model()
+        assert model.cond_embedding.fourier.freqs.shape == base.shape
+        assert all(not torch.equal(model.cond_embedding.fourier.freqs, other) for other in seen)
+        seen.append(model.cond_embedding.fourier.freqs)
+        linear = zoo.RECIPES[f"ch2_energy_linear_2000_seed{s}"].make_model()
+        assert linear.cond_embedding.energy_features == "linear"
+        assert zoo.RECIPES[f"ch2_energy_2000_fseed{f}_seed{s}"].steps == 2000

@@ -1,7 +1,8 @@
 """Small networks for vector data: a conditional eps-model and noise-aware predictors.
 
 The condition enters the network beside the timestep, in every residual block (chapter 2, eq.
-``cond-embedding``). It is a scalar energy E (Fourier features), a class label (``nn.Embedding``), or a
+``cond-embedding``). It is a scalar energy E (random Fourier features, or the normalised energy alone,
+``energy_features="linear"``), a class label (``nn.Embedding``), or a
 vector of ``cond_features`` numbers per sample (a linear layer). Two ways to say "no condition", the
 ``null`` mode (chapter 5, section "the null condition"):
 
@@ -30,10 +31,11 @@ from . import _checks
 Tensor = torch.Tensor
 
 __all__ = ["SinusoidalEmbedding", "FourierFeatures", "ConditionEmbedding", "MLPEpsModel",
-           "NoiseAwareClassifier", "NoiseAwareRegressor", "NULL_MODES", "COND_KINDS"]
+           "NoiseAwareClassifier", "NoiseAwareRegressor", "NULL_MODES", "COND_KINDS", "ENERGY_FEATURES"]
 
 NULL_MODES = ("zero", "learned")
 COND_KINDS = ("energy", "label", "vector")
+ENERGY_FEATURES = ("fourier", "linear")
 
 
 def _even_dim(name: str, value) -> int:
@@ -45,7 +47,11 @@ def _even_dim(name: str, value) -> int:
 
 
 class SinusoidalEmbedding(nn.Module):
-    """The transformer's sinusoidal embedding of the timestep t (Ho et al. 2020), ``(B,) -> (B, dim)``."""
+    """The transformer's sinusoidal embedding of the timestep t, ``(B,) -> (B, dim)``.
+
+    The positional encoding of Vaswani et al. (2017), "Attention Is All You Need", applied to the timestep as
+    Ho et al. (2020) do: ``[sin(t * omega_i), cos(t * omega_i)]`` with ``omega_i = max_period^(-i / (dim / 2))``.
+    """
 
     def __init__(self, dim: int, max_period: float = 10_000.0):
         super().__init__()
@@ -64,14 +70,16 @@ class SinusoidalEmbedding(nn.Module):
 class FourierFeatures(nn.Module):
     """Random Fourier features of a scalar (Tancik et al. 2020), ``(B,) -> (B, dim)``.
 
-    The frequencies are drawn once from N(0, scale^2) with a fixed seed, so two networks built alike
-    embed alike.
+    The frequencies are drawn once from N(0, scale^2) with the generator seed ``seed`` (0 unless given), so
+    two networks built with the same seed embed alike, whatever their other weights. They are a buffer of the
+    state dict, so a saved network loads back with the frequencies it was trained with.
     """
 
     def __init__(self, dim: int, scale: float = 1.0, seed: int = 0):
         super().__init__()
         dim = _even_dim("dim", dim)
         scale = _checks.real("scale", scale, low=0.0, low_open=True)
+        seed = _checks.integer("seed", seed, low=0)
         g = torch.Generator().manual_seed(seed)
         self.register_buffer("freqs", torch.randn(dim // 2, generator=g) * scale)
 
@@ -92,13 +100,23 @@ class ConditionEmbedding(nn.Module):
         num_classes: number of labels, for ``kind="label"``.
         features: length of the condition vector, for ``kind="vector"``.
         null: ``"zero"`` or ``"learned"``.
-        energy_shift, energy_scale: energies are embedded as (E - shift) / scale.
+        energy_shift, energy_scale: energies are embedded as e = (E - shift) / scale.
+        energy_features: how e is embedded, for ``kind="energy"``: ``"fourier"`` (the default), a linear layer of
+            ``[sin(2 pi B e), cos(2 pi B e), e]`` with random frequencies B (:class:`FourierFeatures`), or
+            ``"linear"``, a linear layer of e alone. Periodic features extrapolate arbitrarily outside the
+            range of the training energies, the linear embedding affinely (chapter 2).
+        fourier_seed: the generator seed of the frequencies B (``energy_features="fourier"`` only).
     """
 
     def __init__(self, kind: str, dim: int, *, num_classes: Optional[int] = None, features: Optional[int] = None,
-                 null: str = "learned", energy_shift: float = 0.0, energy_scale: float = 1.0):
+                 null: str = "learned", energy_shift: float = 0.0, energy_scale: float = 1.0,
+                 energy_features: str = "fourier", fourier_seed: int = 0):
         super().__init__()
         self.kind = _checks.choice("kind", kind, COND_KINDS)
+        self.energy_features = _checks.choice("energy_features", energy_features, ENERGY_FEATURES)
+        fourier_seed = _checks.integer("fourier_seed", fourier_seed, low=0)
+        if kind != "energy" and energy_features != "fourier":
+            raise ValueError(f"energy_features={energy_features!r} applies to kind='energy' only, got kind={kind!r}")
         self.null = _checks.choice("null", null, NULL_MODES)
         self.energy_shift = _checks.real("energy_shift", energy_shift)
         self.energy_scale = _checks.real("energy_scale", energy_scale, low=0.0, low_open=True)
@@ -109,8 +127,11 @@ class ConditionEmbedding(nn.Module):
             # row num_classes is the learned null (unused in zero mode)
             self.table = nn.Embedding(self.num_classes + 1, dim)
         elif kind == "energy":
-            self.fourier = FourierFeatures(dim)
-            self.proj = nn.Linear(dim + 1, dim)
+            if energy_features == "fourier":
+                self.fourier = FourierFeatures(dim, seed=fourier_seed)
+                self.proj = nn.Linear(dim + 1, dim)
+            else:
+                self.proj = nn.Linear(1, dim)
             self.null_embedding = nn.Parameter(torch.zeros(dim))
         else:
             self.features = _checks.integer("features", features, low=1)
@@ -159,7 +180,8 @@ class ConditionEmbedding(nn.Module):
         mask = torch.isnan(E)
         e = (torch.where(mask, torch.zeros_like(E), E) - self.energy_shift) / self.energy_scale
         e = e.to(self.null_embedding.dtype)
-        emb = self.proj(torch.cat([self.fourier(e), e[:, None]], dim=-1))
+        features = torch.cat([self.fourier(e), e[:, None]], dim=-1) if self.energy_features == "fourier" else e[:, None]
+        emb = self.proj(features)
         return torch.where(mask[:, None], self.null_embedding.expand_as(emb), emb)
 
     def _vector(self, c: Tensor) -> Tensor:
@@ -249,6 +271,7 @@ class MLPEpsModel(nn.Module):
         cond_features: the length of the condition vector, for ``cond="vector"``.
         null: ``"zero"`` or ``"learned"``, see the module docstring.
         energy_shift, energy_scale: normalisation of energies before embedding.
+        energy_features, fourier_seed: the embedding of an energy, see :class:`ConditionEmbedding`.
 
     ``t`` is an int or a long tensor ``(B,)``. Chapters 1 and 2 train it; chapter 5 trains it with condition
     dropout for CFG.
@@ -256,7 +279,8 @@ class MLPEpsModel(nn.Module):
 
     def __init__(self, data_dim: int, *, hidden: int = 64, depth: int = 2, time_dim: int = 32,
                  cond: Optional[str] = None, num_classes: Optional[int] = None, cond_features: Optional[int] = None,
-                 null: str = "learned", cond_dim: int = 32, energy_shift: float = 0.0, energy_scale: float = 1.0):
+                 null: str = "learned", cond_dim: int = 32, energy_shift: float = 0.0, energy_scale: float = 1.0,
+                 energy_features: str = "fourier", fourier_seed: int = 0):
         super().__init__()
         self.data_dim = _checks.integer("data_dim", data_dim, low=1)
         hidden = _checks.integer("hidden", hidden, low=1)
@@ -264,12 +288,16 @@ class MLPEpsModel(nn.Module):
         if cond is not None:
             _checks.choice("cond", cond, COND_KINDS)
         _checks.choice("null", null, NULL_MODES)
+        _checks.choice("energy_features", energy_features, ENERGY_FEATURES)
+        if cond != "energy" and energy_features != "fourier":
+            raise ValueError(f"energy_features={energy_features!r} applies to cond='energy' only, got cond={cond!r}")
         if cond == "energy":
             _even_dim("cond_dim", cond_dim)
         self.cond_kind = cond
         self.time_embedding = SinusoidalEmbedding(_even_dim("time_dim", time_dim))
         self.cond_embedding = (ConditionEmbedding(cond, cond_dim, num_classes=num_classes, features=cond_features,
-                                                  null=null, energy_shift=energy_shift, energy_scale=energy_scale)
+                                                  null=null, energy_shift=energy_shift, energy_scale=energy_scale,
+                                                  energy_features=energy_features, fourier_seed=fourier_seed)
                                if cond is not None else None)
         emb_in = time_dim + (cond_dim if cond is not None else 0)
         self.embed = nn.Sequential(nn.Linear(emb_in, hidden), nn.SiLU(), nn.Linear(hidden, hidden))

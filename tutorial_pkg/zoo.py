@@ -221,6 +221,88 @@ def _ch4_classifier_train(seed, model, steps, progress):
                                     progress=progress).model
 
 
+# -- chapter 2: the conditional models of the two-dimensional mixture, several independent seeds -------
+CH2_SEEDS = (0, 1, 2, 3, 4)
+# more training sets, each with a Fourier network whose frequencies B have their own seed, and a linear control
+CH2_FSEEDS = {5: 1, 6: 2, 7: 3}                      # training set and network seed -> fourier_seed
+
+
+def ch2_mixture():
+    """Chapter 2's three-component mixture and its noisy linear energy (h = (1, 0.6), b = 0), with the
+    label noise ``tau`` of the energy given to :func:`ch2_data`."""
+    from .analytic import GaussianMixture
+
+    return GaussianMixture(weights=[0.3, 0.3, 0.4], means=[[-2.0, -1.0], [2.0, -1.0], [0.0, 2.0]],
+                           covs=[[[0.3, 0.1], [0.1, 0.2]], [[0.2, -0.1], [-0.1, 0.3]], [[0.5, 0.0], [0.0, 0.1]]])
+
+
+def ch2_data(seed: int = 0, tau: float = 0.3):
+    """Training set ``seed`` of chapter 2: 4000 configurations (generator seed ``2 * seed``), their labels and
+    one energy each (generator seed ``2 * seed + 1``). Seed 0 is the set the chapter draws itself.
+    Returns ``(x0, labels, energies, likelihood)``, all float64."""
+    from .analytic import LinearGaussianLikelihood
+
+    seed = _checks.integer("seed", seed, low=0)
+    mixture = ch2_mixture()
+    x0, labels = mixture.sample(4000, generator=torch.Generator().manual_seed(2 * seed))
+    likelihood = LinearGaussianLikelihood(mixture, h=[1.0, 0.6], b=0.0, tau=tau)
+    energies = likelihood.sample(x0, generator=torch.Generator().manual_seed(2 * seed + 1))
+    return x0, labels, energies, likelihood
+
+
+def _ch2_label_model():
+    torch.manual_seed(0)
+    return nets.MLPEpsModel(2, cond="label", num_classes=3)
+
+
+def _ch2_label_train(model, steps, progress):
+    x0, labels, _, _ = ch2_data(0)
+    return training.train_eps_model(model, x0.float(), linear_schedule(SCHEDULE_T), cond=labels, steps=steps,
+                                    batch_size=256, lr=3e-3, seed=0, progress=progress).model
+
+
+def _ch2_energy_model(seed: int, tau: float = 0.3, energy_features: str = "fourier", fourier_seed: int = 0):
+    # the recipes ch2_energy_<steps>_seed<s> keep the frequencies of generator seed 0 (FourierFeatures' default)
+    # for every network seed, as shipped; ch2_energy_2000_fseed<f>_seed<s> draw them with seed f; the linear
+    # embedding has no frequencies
+    def make():
+        _, _, energies, _ = ch2_data(seed, tau)
+        torch.manual_seed(seed)
+        return nets.MLPEpsModel(2, cond="energy", energy_shift=energies.mean().item(),
+                                energy_scale=energies.std().item(), energy_features=energy_features,
+                                fourier_seed=fourier_seed)
+    return make
+
+
+def _ch2_energy_train(seed: int, tau: float = 0.3):
+    def train(model, steps, progress):
+        x0, _, energies, _ = ch2_data(seed, tau)
+        return training.train_eps_model(model, x0.float(), linear_schedule(SCHEDULE_T), cond=energies.float(),
+                                        steps=steps, batch_size=256, lr=3e-3, seed=seed, progress=progress).model
+    return train
+
+
+CH2_RECIPES = [
+    Recipe("ch2_label", "chapter 2: class-conditional eps-model of the mixture, training set 0, 2000 steps",
+           _ch2_label_model, _ch2_label_train, 2000),
+    *[Recipe(f"ch2_energy_{steps}_seed{s}", f"chapter 2: energy-conditional eps-model (tau = 0.3), training set "
+             f"and network seed {s}, {steps} steps", _ch2_energy_model(s), _ch2_energy_train(s), steps)
+      for steps in (300, 2000) for s in CH2_SEEDS],
+    *[Recipe(f"ch2_energy_linear_2000_seed{s}", f"chapter 2, control: the recipe ch2_energy_2000_seed{s} with the "
+             f"energy embedded linearly (no Fourier features)", _ch2_energy_model(s, energy_features="linear"),
+             _ch2_energy_train(s), 2000) for s in CH2_SEEDS],
+    Recipe("ch2_energy_tau1", "chapter 2, exercise 3: energy-conditional eps-model with tau = 1, training set 0, "
+           "2000 steps", _ch2_energy_model(0, 1.0), _ch2_energy_train(0, 1.0), 2000),
+    *[Recipe(f"ch2_energy_2000_fseed{f}_seed{s}", f"chapter 2: the recipe ch2_energy_2000_seed<s> on training set "
+             f"and network seed {s}, with Fourier frequencies B of generator seed {f}",
+             _ch2_energy_model(s, fourier_seed=f), _ch2_energy_train(s), 2000) for s, f in CH2_FSEEDS.items()],
+    *[Recipe(f"ch2_energy_linear_2000_seed{s}", f"chapter 2, control: the recipe ch2_energy_2000_fseed{f}_seed{s} "
+             f"with the energy embedded linearly (no Fourier features)",
+             _ch2_energy_model(s, energy_features="linear"), _ch2_energy_train(s), 2000)
+      for s, f in CH2_FSEEDS.items()],
+]
+
+
 RECIPES = {r.name: r for r in [
     Recipe("muller_brown_cfg", "chapter 6: energy-conditioned eps-model, learned null, p_uncond = 0.2, band held out",
            _mb_cfg_model, _mb_cfg_train, 20_000),
@@ -245,6 +327,7 @@ RECIPES = {r.name: r for r in [
     *[Recipe(f"ch4_classifier_seed{seed}", f"chapter 4: noise-aware classifier of the three-Gaussian mixture, "
              f"training seed {seed}, its own 4000 draws", functools.partial(_ch4_classifier_model, seed),
              functools.partial(_ch4_classifier_train, seed), 800) for seed in CH4_SEEDS],
+    *CH2_RECIPES,
 ]}
 
 
