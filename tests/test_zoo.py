@@ -35,7 +35,7 @@ def test_shipped_weights_match_their_recorded_hash_and_load(name):
 
 def test_all_shipped_weights_are_a_few_megabytes():
     total = sum((zoo.WEIGHTS_DIR / f"{name}.pt").stat().st_size for name in zoo.RECIPES)
-    assert total < 14_000_000
+    assert total < 16_000_000   # chapter 3 ships eight small predictors (0.14 MB each)
 
 
 def test_a_tampered_file_is_refused(tmp_path):
