@@ -38,6 +38,7 @@ def test_all_shipped_weights_are_a_few_megabytes():
     assert total < 14_000_000
     assert total < 15_000_000      # chapter 4 adds five classifiers of 0.14 MB each
     assert total < 17_500_000      # chapter 2 adds 23 small networks of 0.15 MB each (3.5 MB)
+    assert total < 16_000_000   # chapter 3 ships eight small predictors (0.14 MB each)
 
 
 def test_a_tampered_file_is_refused(tmp_path):

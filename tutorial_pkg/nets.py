@@ -379,7 +379,9 @@ class NoiseAwareRegressor(nn.Module):
     ``energy_scale`` normalise the target inside the network). The spread is
 
     * ``spread="t"``: sigma(t), a function of the noise level only. Then grad_x log p = (E - f) / sigma^2 *
-      grad_x f, chapter 3, eq. ``regressor-grad``; exact for a linear-Gaussian likelihood.
+      grad_x f, chapter 3, eq. ``regressor-grad``; exact for a linear-Gaussian likelihood on a *Gaussian*
+      prior, where Var[E | x_t] depends on t only. On a mixture prior Var[E | x_t] also changes with x_t, and
+      this spread is misspecified (it learns an average over the states of each step).
     * ``spread="x_t"``: sigma(x_t, t), heteroscedastic, from the same trunk as f. For a nonlinear energy the
       uncertainty Var[E | x_t] ~ grad V^T Cov[x_0 | x_t] grad V changes by orders of magnitude at a fixed t
       (steep walls against flat basins), and a spread of t alone is overconfident where the potential is steep.

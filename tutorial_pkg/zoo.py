@@ -331,6 +331,56 @@ RECIPES = {r.name: r for r in [
 ]}
 
 
+# -- chapter 3: small noise-aware predictors of a three-component Gaussian mixture, several training seeds
+CH3_SEEDS = (0, 1, 2, 3)
+
+
+@functools.lru_cache(maxsize=1)
+def ch3_data():
+    """Chapter 3's mixture and data: ``(mixture, likelihood, x, y, E)``, 3000 samples (seed 4) with their
+    classes and linear-Gaussian energies (seed 5), float64, as the chapter draws them."""
+    from .analytic import GaussianMixture, LinearGaussianLikelihood
+
+    mixture = GaussianMixture(
+        weights=[0.35, 0.35, 0.3],
+        means=[[-1.5, 0.0], [1.5, 0.0], [0.0, 1.8]],
+        covs=[[[0.6, 0.2], [0.2, 0.4]], [[0.5, -0.2], [-0.2, 0.4]], [[0.7, 0.0], [0.0, 0.3]]],
+    )
+    likelihood = LinearGaussianLikelihood(mixture, h=[1.0, 0.6], b=0.0, tau=0.3)
+    x, y = mixture.sample(3000, generator=torch.Generator().manual_seed(4))
+    E = likelihood.sample(x, generator=torch.Generator().manual_seed(5))
+    return mixture, likelihood, x, y, E
+
+
+def _ch3_classifier_model(seed):
+    torch.manual_seed(seed)
+    return nets.NoiseAwareClassifier(2, 3)
+
+
+def _ch3_regressor_model(seed):
+    _, _, _, _, E = ch3_data()
+    torch.manual_seed(seed)
+    return nets.NoiseAwareRegressor(2, energy_shift=E.mean().item(), energy_scale=E.std().item())
+
+
+def _ch3_train(seed, target):
+    def train(model, steps, progress):
+        _, _, x, y, E = ch3_data()
+        return training.train_predictor(model, x.float(), y if target == "class" else E.float(),
+                                        linear_schedule(SCHEDULE_T), steps=steps, seed=seed,
+                                        progress=progress).model
+    return train
+
+
+RECIPES.update({r.name: r for seed in CH3_SEEDS for r in [
+    Recipe(f"ch3_classifier_seed{seed}", f"chapter 3: noise-aware classifier of the mixture, training seed {seed}",
+           functools.partial(_ch3_classifier_model, seed), _ch3_train(seed, "class"), 1500),
+    Recipe(f"ch3_regressor_seed{seed}", f"chapter 3: noise-aware Gaussian regressor of the mixture's energy, "
+           f"spread sigma(t), training seed {seed}", functools.partial(_ch3_regressor_model, seed),
+           _ch3_train(seed, "energy"), 1500),
+]})
+
+
 # -- files and hashes --------------------------------------------------------------------------------
 def _recipe(name: str) -> Recipe:
     _checks.choice("name", name, RECIPES)
