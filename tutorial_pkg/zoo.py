@@ -264,20 +264,20 @@ def _ch5_energy(null: str, seed: int) -> Recipe:
                   f"p_uncond = 0.2, training seed {seed}", make, train, 1000)
 
 
-def _ch5_cure(kind: str) -> Recipe:
+def _ch5_cure(kind: str, seed: int = 0) -> Recipe:
     def normalise():
         _, _, _, E = ch5_chapter2_data()
         return dict(energy_shift=E.mean().item(), energy_scale=E.std().item())
 
     def make():
-        torch.manual_seed(0)
+        torch.manual_seed(seed)
         if kind == "regressor":
             return nets.NoiseAwareRegressor(2, **normalise())
         return nets.MLPEpsModel(2, cond="energy", **normalise())
 
     def train(model, steps, progress):
         _, x, _, E = ch5_chapter2_data()
-        recipe = dict(batch_size=256, lr=3e-3, seed=0, progress=progress)
+        recipe = dict(batch_size=256, lr=3e-3, seed=seed, progress=progress)
         if kind == "regressor":
             return training.train_predictor(model, x.float(), E.float(), linear_schedule(SCHEDULE_T), steps=steps,
                                             **recipe).model
@@ -287,7 +287,9 @@ def _ch5_cure(kind: str) -> Recipe:
     what = {"chapter2": "chapter 2's energy-conditioned eps-model (no condition dropout)",
             "dropout": "the same network trained with condition dropout, p_uncond = 0.2",
             "regressor": "a noise-aware Gaussian regressor of the energy"}[kind]
-    return Recipe(f"ch5_cure_{kind}", f"chapter 5: {what}, on chapter 2's data", make, train,
+    # seed 0 keeps its first name; seeds 1 and 2 replicate the cure section over independently trained networks
+    name = f"ch5_cure_{kind}" if seed == 0 else f"ch5_cure_{kind}_seed{seed}"
+    return Recipe(name, f"chapter 5: {what}, on chapter 2's data, training seed {seed}", make, train,
                   600 if kind == "regressor" else 2000)
 
 
@@ -295,6 +297,7 @@ RECIPES.update({r.name: r for r in (
     [_ch5_label(p, s) for p in CH5_P_UNCOND for s in CH5_SEEDS]
     + [_ch5_energy("zero", 0)] + [_ch5_energy("learned", s) for s in CH5_SEEDS]
     + [_ch5_cure(kind) for kind in ("chapter2", "dropout", "regressor")]
+    + [_ch5_cure(kind, s) for kind in ("chapter2", "dropout", "regressor") for s in CH5_SEEDS[1:]]
 )})
 
 
