@@ -211,8 +211,9 @@ _ATTRIBUTES = {"modules", "sys", "os", "importlib", "inspect", "types", "builtin
 def _package_names(template: dict) -> set[str]:
     """The names that the template's cells bind to the package's modules or objects by import, and the names of
     all the package's modules (whether the notebook imports them or not)."""
-    names = {"tutorial_pkg", "tp"} | {p.stem for p in pathlib.Path(__file__).parent.glob("*.py")
-                                      if not p.stem.startswith("_")} | {"systems"}
+    modules = {"tutorial_pkg", "tp", "systems"} | {p.stem for p in pathlib.Path(__file__).parent.glob("*.py")
+                                                 if not p.stem.startswith("_")}
+    names, assigned = set(), set()
     for cell in template["cells"]:
         if cell["cell_type"] != "code":
             continue
@@ -226,7 +227,9 @@ def _package_names(template: dict) -> set[str]:
             elif isinstance(node, ast.Import):
                 names.update(alias.asname or alias.name.split(".")[0] for alias in node.names
                              if alias.name.split(".")[0] == "tutorial_pkg")
-    return names
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                assigned.add(node.id)  # the notebook's own variables (device = tp.default_device()) stay usable
+    return names | (modules - assigned)
 
 
 def screen(source: str, package_names, allowed=()) -> Optional[str]:
