@@ -96,62 +96,38 @@ def test_the_sampler_may_use_only_the_calls_its_task_names():
     assert grader.screen("def f(:\n", PACKAGE).startswith("the cell is not valid Python")
 
 
-@pytest.fixture(scope="module")
-def graded(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("submissions")
+def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
+    """One test, so that the folder is graded once (under pytest-xdist too): a correct submission scores full marks;
+    a wrong one its hint and partial marks; an open TODO zero; an answer hard-coded from a stored run zero; each
+    cheating submission zero on the task it cheats (refused before it runs)."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
     _submission(folder, "correct", {"a2-04": DROP, "a2-07": CFG, "a2-10": SAMPLER})
+    # wrong: the w/gamma off-by-one in the combination, and a sampler hard-coded from a stored run (one submission,
+    # so that the test starts one process fewer)
     _submission(folder, "wrong", {"a2-07": CFG.replace("gamma * eps_cond + (1 - gamma)", "(1 + gamma) * eps_cond - gamma"),
-                                  "a2-04": DROP, "a2-10": SAMPLER})
+                                  "a2-04": DROP, "a2-10": _stored_answer()})
     _submission(folder, "todo", {})
-    _submission(folder, "hard_coded", {"a2-04": DROP, "a2-07": CFG, "a2-10": _stored_answer()})
-    for k, (name, source) in enumerate(CHEATS.items()):
+    for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a2-07": source})
     _submission(folder, "cheat_sampler", {"a2-10": SAMPLER_CHEAT})
-    out = folder.parent / "gradebook.csv"
+    out = tmp_path / "gradebook.csv"
     grader.grade_folder(folder, out=out, seed=2026, jobs=2)  # hidden inputs: not the seed 0 of the stored run
     with open(out) as f:
         rows = {row["submission"]: row for row in csv.DictReader(f)}
-    feedback = {p.stem: p.read_text() for p in (folder.parent / "gradebook").glob("*.md")}
-    return rows, feedback
+    feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
+    points = lambda name, task: float(rows[name][task])
 
-
-def test_a_correct_submission_scores_full_marks(graded):
-    rows, _ = graded
-    assert float(rows["correct"]["auto_points"]) == float(rows["correct"]["auto_max"]) == 10
-
-
-def test_a_wrong_submission_gets_its_hint_and_partial_marks(graded):
-    rows, feedback = graded
-    row = rows["wrong"]
-    assert float(row["CFG combination (2)"]) == 1  # half: the named off-by-one
-    assert float(row["condition dropout (3)"]) == 3
-    assert 0 < float(row["auto_points"]) < 10
-    assert "off by one" in feedback["wrong"]
-
-
-def test_an_open_todo_scores_zero(graded):
-    rows, feedback = graded
-    assert float(rows["todo"]["auto_points"]) == 0
-    assert "TODO is still open" in feedback["todo"]
-
-
-def test_an_answer_hard_coded_from_a_stored_run_scores_zero(graded):
-    rows, _ = graded
-    assert float(rows["hard_coded"]["CFG DDIM sampler (5)"]) == 0
-    assert float(rows["hard_coded"]["CFG combination (2)"]) == 2
-
-
-@pytest.mark.parametrize("k", range(len(CHEATS)), ids=list(CHEATS))
-def test_a_cheating_submission_scores_zero_on_the_task_it_cheats(graded, k):
-    rows, feedback = graded
-    assert float(rows[f"cheat_{k}"]["CFG combination (2)"]) == 0
-    assert "refused" in feedback[f"cheat_{k}"]
-
-
-def test_a_package_call_in_the_sampler_scores_zero(graded):
-    rows, feedback = graded
-    assert float(rows["cheat_sampler"]["CFG DDIM sampler (5)"]) == 0
-    assert "refused" in feedback["cheat_sampler"]
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 10
+    # wrong: the named off-by-one earns half, with its hint; the hard-coded sampler zero, since the inputs are new
+    assert points("wrong", "CFG combination (2)") == 1 and points("wrong", "condition dropout (3)") == 3
+    assert points("wrong", "CFG DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 4
+    assert "off by one" in feedback["wrong"] and "the values differ" in feedback["wrong"]
+    assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
+    for k, cheat in enumerate(CHEATS):
+        assert points(f"cheat_{k}", "CFG combination (2)") == 0, cheat
+        assert "refused" in feedback[f"cheat_{k}"], cheat
+    assert points("cheat_sampler", "CFG DDIM sampler (5)") == 0 and "refused" in feedback["cheat_sampler"]
 
 
 def test_the_grader_refuses_a_missing_folder(tmp_path):
