@@ -205,7 +205,8 @@ _NAMES = {"exec", "eval", "compile", "__import__", "globals", "locals", "vars", 
           "__spec__"}
 _ATTRIBUTES = {"modules", "sys", "os", "importlib", "inspect", "types", "builtins", "subprocess", "load", "hub",
                "jit", "package", "f_globals", "f_locals", "f_back", "gi_frame", "tb_frame", "getsource",
-               "spec_from_file_location", "module_from_spec", "exec_module", "tutorial_pkg", "loader", "func_globals"}
+               "spec_from_file_location", "module_from_spec", "exec_module", "tutorial_pkg", "loader", "func_globals",
+               "ctypes", "ctypeslib", "pickle", "marshal", "_C", "ops", "library"}
 
 
 def _package_names(template: dict) -> set[str]:
