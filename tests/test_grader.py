@@ -131,7 +131,7 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
 
 
 def test_the_grader_refuses_a_missing_folder(tmp_path):
-    with pytest.raises(FileNotFoundError, match="folder"):
+    with pytest.raises(ValueError, match="folder"):
         grader.grade_folder(tmp_path / "none")
     with pytest.raises(ValueError, match="jobs"):
         grader.grade_folder(tmp_path, jobs=0)

@@ -56,7 +56,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
-__all__ = ["Task", "ASSIGNMENTS", "screen", "grade_notebook", "grade_folder", "main"]
+__all__ = ["Task", "screen", "grade_notebook", "grade_folder", "main"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "book" / "assignments"
@@ -81,6 +81,14 @@ class Task:
     check: Optional[Callable] = None
     allowed: tuple = ()
     rubric: str = ""
+
+    def __post_init__(self):
+        if self.kind not in ("function", "values", "written"):
+            raise ValueError(f"kind must be 'function', 'values' or 'written', got {self.kind!r}")
+        if not isinstance(self.points, (int, float)) or isinstance(self.points, bool) or self.points <= 0:
+            raise ValueError(f"points must be a positive number, got {self.points!r}")
+        if (self.check is None) != (self.kind == "written"):
+            raise ValueError(f"check must be given for a {self.kind!r} task, and only for one graded automatically")
 
 
 def _function(check_name: str) -> Callable:
@@ -238,6 +246,8 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
 
     ``package_names``: the notebook's names of package modules (``guidance``, ``sampling``, ``tp``, ...), of which
     only the ``module.attribute`` pairs in ``allowed`` may appear."""
+    if not isinstance(source, str):
+        raise TypeError(f"source must be the text of a cell, got {type(source).__name__}")
     try:
         tree = ast.parse(source)
     except SyntaxError as err:
@@ -405,6 +415,10 @@ def grade_notebook(path, *, templates=TEMPLATES, seed: Optional[int] = None, tim
                    label: Optional[str] = None) -> dict:
     """Grade one submitted notebook; return its gradebook row (``points`` per task) and its feedback text."""
     path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"path must be a submitted notebook, got {str(path)!r}, which is not a file")
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
     seed = random.SystemRandom().randrange(2 ** 31) if seed is None else seed
     row = {"submission": label or path.stem, "file": path.name, "hidden_seed": seed}
     feedback = [f"# {row['submission']} ({path.name})", f"hidden inputs: seed {seed} (grade again with --seed {seed} to replay them)", ""]
@@ -504,7 +518,7 @@ def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, seed: 
     """Grade every ``*.ipynb`` under ``folder``; write the gradebook CSV ``out`` and the feedback files."""
     folder = pathlib.Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"folder: no such folder {folder}")
+        raise ValueError(f"folder must be a folder of submitted notebooks, got {str(folder)!r}, which is not a folder")
     if jobs < 1:
         raise ValueError(f"jobs must be >= 1, got {jobs}")
     paths = sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
