@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 MATHJAX_VERSION := 3.2.2
 MATHJAX := .mathjax/.installed-$(MATHJAX_VERSION)
 
-.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab test-portability test-gpu chromium execute assignments determinism bench bench-notebooks clean
+.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab test-portability test-gpu chromium execute assignments grade determinism bench bench-notebooks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -91,6 +91,13 @@ execute: setup
 assignments: setup
 	$(BIN)/python tools/make_assignments.py
 	$(BIN)/python tools/execute_notebooks.py book/assignments
+
+# Grade a folder of submitted assignment notebooks (make grade SUBMISSIONS=folder): hidden tests in the grader's
+# process, the answer cells screened and run in a fresh process each; writes FOLDER_gradebook.csv and feedback files
+# (tutorial_pkg/grader.py; README, "For instructors").
+SUBMISSIONS ?= submissions
+grade: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m tutorial_pkg.grader $(SUBMISSIONS)
 
 # Execute every notebook three times, in memory, and report each NBVAL_CHECK_OUTPUT cell whose output differs
 # between runs or from the stored one. About three times the notebooks' run time: not part of `make test`.

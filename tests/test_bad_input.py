@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from tutorial_pkg import grading, guidance, metrics, models, nets, reporting, sampling, schedules, systems, training
-from tutorial_pkg import smc, stats, tweedie, variants
+from tutorial_pkg import grader, smc, stats, tweedie, variants
 from tutorial_pkg.analytic import GaussianMixture
 from tutorial_pkg.systems import alanine_md, internal_coordinates
 
 MODULES = (models, schedules, sampling, guidance, nets, training, systems, internal_coordinates, alanine_md, metrics,
-           reporting, stats, grading, variants, tweedie, smc)
+           reporting, stats, grading, variants, tweedie, smc, grader)
 # classes that the package builds and returns, never from a user's arguments: their constructors need no row
 # (their methods with arguments do)
 BUILT_BY_THE_PACKAGE = {"training.TrainResult", "metrics.EnergyError", "grading.CheckResult", "systems.BoltzmannData",
@@ -709,6 +709,17 @@ ROWS = [
      lambda: tweedie.affine_sampler_moments(exact()[0], S, 2, sampler="ddpm", num_steps=5)),
     ("tweedie.affine_sampler_moments", "eps_model",
      lambda: tweedie.affine_sampler_moments(exact()[0], S, 2, sampler="ddim", num_steps=3)),
+    # -- grader ------------------------------------------------------------------------------------------
+    ("grader.Task", "kind", lambda: grader.Task("t", "a2-07", 2, "multiple choice")),
+    ("grader.Task", "points", lambda: grader.Task("t", "a2-07", -1, "written")),
+    ("grader.Task", "check", lambda: grader.Task("t", "a2-07", 2, "function")),
+    ("grader.screen", "source", lambda: grader.screen(["def f(): pass"], set())),
+    ("grader.grade_notebook", "path", lambda: grader.grade_notebook("no such notebook.ipynb")),
+    ("grader.grade_notebook", "timeout",
+     lambda: grader.grade_notebook(grader.TEMPLATES / "a2_classifier_free_guidance.ipynb", timeout=0)),
+    ("grader.grade_folder", "folder", lambda: grader.grade_folder("no such folder")),
+    ("grader.grade_folder", "jobs", lambda: grader.grade_folder(grader.TEMPLATES, jobs=0)),
+    ("grader.main", "folder", lambda: grader.main(["no such folder"])),
 ]
 
 

@@ -435,3 +435,29 @@ def test_guided_report_passes_and_catches_its_mistakes():
     unguided = _sample(_setting()[1], target=-60.0)[1]
     assert "not what classifier guidance" in _check_guided({"energy_error": median.median}, unguided).message
     assert "not what classifier guidance" in _check_guided({"energy_error": median.median}, x, seed=SEED + 1).message
+
+
+def test_a_failure_prints_the_seed_that_replays_it(capsys):
+    wrong = lambda eps_c, eps_u, gamma: (1 + gamma) * eps_c - gamma * eps_u
+    assert grading.check_cfg(wrong).status == "fail"
+    out = capsys.readouterr().out
+    seed = int(out.split("seed=")[1].split(":")[0])
+    assert grading.check_cfg(wrong, seed=seed).status == "fail"
+    assert f"seed={seed}" in capsys.readouterr().out
+    assert grading.check_cfg(cfg).passed and "seed=" not in capsys.readouterr().out
+
+
+def test_a_float32_result_is_named():
+    nll = lambda f, log_sigma, E: (0.5 * ((E - f) / log_sigma.exp()) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)).float()
+    result = grading.check_gaussian_nll(nll, seed=0)
+    assert result.status == "fail" and "float32" in result.message
+
+
+def test_energy_report_regenerates_every_scale_from_the_seed():
+    # the guided scales replaced by exact reference draws (the opposite of the trade-off) no longer pass
+    data, _, _, reference = _setting()
+    samples = dict(_energy_answer()[0])
+    for k, gamma in enumerate((2.0, 3.0)):
+        samples[gamma] = data.conditional_reference(TARGET, N, delta=0.5, generator=torch.Generator().manual_seed(50 + k))
+    result = _check_energy(_report_of(samples), samples)
+    assert result.status == "fail" and "gamma = 2" in result.message, result.message

@@ -20,7 +20,8 @@ Modules, one idea each:
 * :mod:`~tutorial_pkg.metrics`: energy errors, Wasserstein distances, basins, accuracy, diversity.
 * :mod:`~tutorial_pkg.datasets`: real data that ships with its libraries (chapter 7).
 * :mod:`~tutorial_pkg.zoo`: the shipped, SHA-256-checked weights and the recipes that make them.
-* :mod:`~tutorial_pkg.grading`: the automatic checks of the assignments.
+* :mod:`~tutorial_pkg.grading`: the self-checks of the assignments, feedback for students.
+* :mod:`~tutorial_pkg.grader`: grading the assignments on the instructor's side (``python -m tutorial_pkg.grader``).
 * :mod:`~tutorial_pkg.reporting`: numbers printed to the precision their uncertainty supports.
 * :mod:`~tutorial_pkg.stats`: replicates, paired comparisons, verdicts and effective sample sizes, on scipy and
   pymbar (the page "How to read the numbers").
@@ -35,9 +36,9 @@ from .device import default_device
 __version__ = "0.1.0"
 
 # imported when first used, so that `python -m tutorial_pkg.zoo` runs a module not yet imported (PEP 562)
-_LAZY = ("datasets", "grading", "metrics", "reporting", "smc", "stats", "systems", "tweedie", "zoo")
+_LAZY = ("datasets", "grader", "grading", "metrics", "reporting", "smc", "stats", "systems", "tweedie", "zoo")
 
-__all__ = ["analytic", "datasets", "grading", "guidance", "metrics", "models", "nets", "reporting", "sampling",
+__all__ = ["analytic", "datasets", "grader", "grading", "guidance", "metrics", "models", "nets", "reporting", "sampling",
            "schedules", "smc", "stats", "systems", "training", "tweedie", "variants", "zoo", "default_device", "__version__"]
 
 

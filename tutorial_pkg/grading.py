@@ -1,18 +1,19 @@
-"""Automatic checks for the assignments in ``book/assignments``.
+"""Self-checks for the assignments in ``book/assignments``: feedback while a student works, not grading.
 
 Each ``check_*`` function calls a student's function on inputs drawn afresh at every call (from the operating
 system's entropy unless ``seed`` is given), compares the result with the package's reference within a
 tolerance, and prints a short report: ``PASS``, or ``FAIL`` with a hint that names the likely mistake (a flipped
 sign, a missing square root, the w/gamma off-by-one, a mean where a sum belongs, the lecture's 0 where the null
-condition belongs). It never prints the reference values. A function that still raises ``NotImplementedError``
-is reported as "not implemented yet", without raising, so that a student notebook with its TODOs open still
-runs from top to bottom.
+condition belongs) and the seed of the failing inputs, so that ``check_...(fn, seed=...)`` replays the case. It
+never prints the reference values. A function that still raises ``NotImplementedError`` is reported as "not
+implemented yet", without raising, so that a student notebook with its TODOs open still runs from top to bottom.
 
-While the student's function runs, the package functions that would solve the task refuse to run: calling
-``tutorial_pkg.guidance.cfg`` inside the answer to "write the CFG combination" raises a ``PermissionError``
-that the check reports ("this check does not accept a call of tutorial_pkg.guidance.cfg: write the combination
-yourself"), however the function was imported. Answers stored from an earlier run fail, because the inputs are
-new at every call.
+While the student's function runs, the package functions that would solve the task raise ``PermissionError``
+when they are called by their own name. This is a nudge, not a guard: code in the student's own process can
+always get round it (a copy of the function, of its module or of its source, or another package function that
+computes the same thing). Grading is therefore separate: :mod:`tutorial_pkg.grader` runs the submitted answer
+cells, read and screened before they run, in a fresh process, on inputs the student never saw, and computes
+the references in its own process.
 
 Every check returns a :class:`CheckResult`, so a notebook or a test can also assert on it. Assignment 1 covers
 chapters 3 and 4, assignment 2 chapter 5, assignment 3 chapter 6, and assignment 4 chapter 6's calibrated
@@ -52,9 +53,14 @@ class CheckResult(NamedTuple):
         return self.status == "pass"
 
 
+_SEED: list = []  # the seed of the inputs of the check that is running, printed with a failure
+
+
 def _report(name: str, status: str, message: str) -> CheckResult:
     mark = {"pass": "PASS", "fail": "FAIL", "not implemented": "TODO"}[status]
-    print(f"[{mark}] {name}: {message}")
+    replay = f" [inputs of seed={_SEED[-1]}: pass seed={_SEED[-1]} to the check to replay them]" if status == "fail" and _SEED else ""
+    _SEED.clear()
+    print(f"[{mark}] {name}: {message}{replay}")
     return CheckResult(name, status, message)
 
 
@@ -121,8 +127,11 @@ def _call(name: str, fn: Callable, *args, refused: Optional[dict] = None):
 
 
 def _generator(seed: Optional[int]) -> torch.Generator:
-    """Fresh inputs at every call unless a seed is given: a stored answer cannot pass."""
-    return torch.Generator().manual_seed(random.SystemRandom().randrange(2 ** 62) if seed is None else seed)
+    """Fresh inputs at every call unless a seed is given: a stored answer cannot pass. The seed is printed with a
+    failure, so that the student can replay the failing inputs."""
+    seed = random.SystemRandom().randrange(2 ** 31) if seed is None else seed
+    _SEED[:] = [seed]
+    return torch.Generator().manual_seed(seed)
 
 
 def _close(a, b, tol: float) -> bool:
@@ -144,9 +153,11 @@ def _diagnose(name: str, out, expected: Tensor, suspects: dict, tol: float) -> C
     if hint is None and _close(out, expected, tol):
         return _report(name, "pass", "matches the reference on fresh random inputs")
     if hint is None:
-        hint = next((h for h, wrong in suspects.items() if _close(out, wrong, tol)),
-                    "the values differ from the reference; re-derive the formula from the chapter")
-    return _report(name, "fail", hint)
+        hint = next((h for h, wrong in suspects.items() if _close(out, wrong, tol)), None)
+    if hint is None and out.dtype in (torch.float32, torch.float16, torch.bfloat16) and _close(out, expected, 1e-3):
+        hint = (f"right up to rounding, but your result is {out.dtype} while the inputs are {expected.dtype}: keep the "
+                "inputs' dtype (a tensor made with torch.tensor(...) or torch.zeros(...) without dtype= is float32)")
+    return _report(name, "fail", hint or "the values differ from the reference; re-derive the formula from the chapter")
 
 
 def _inputs(g: torch.Generator, B: int = 16, D: int = 3):
@@ -412,20 +423,28 @@ def _check_samples(name: str, samples: dict, data, *, n: int, label=lambda key: 
     return None
 
 
-def _reproduce_unguided(name: str, x, eps_model, data, schedule, target: float, seed, n: int) -> Optional[CheckResult]:
-    """The gamma = 1 run, repeated from the student's seed: it must give the student's samples."""
+def _reproduce(name: str, samples: dict, eps_model, data, schedule, target: float, seed, n: int) -> Optional[CheckResult]:
+    """Every scale's run, repeated from the student's seed: ``samples[gamma]`` must be what CFG at ``gamma``
+    (``guidance.cfg_model``, DDIM 50 steps) gives, so that no scale's samples can come from elsewhere."""
     if not isinstance(seed, int) or isinstance(seed, bool):
         return _report(name, "fail", f"seed must be the int you seeded your generator with, got {seed!r}")
     device = next(eps_model.parameters()).device
-    z = sampling.ddim_sample(eps_model, (n, 2), schedule, num_steps=50, cond=torch.full((n,), target, device=device),
-                             device=device, generator=torch.Generator(device).manual_seed(seed))
-    mine = data.unstandardize(z.cpu().double())
-    if not torch.allclose(x.double(), mine, atol=1e-3):
-        if torch.allclose(x.double(), z.cpu().double(), atol=1e-3):
-            return _report(name, "fail", "your gamma = 1 samples are the network's standardised coordinates z: map them "
-                                         "back with data.unstandardize(z)")
-        return _report(name, "fail", f"the gamma = 1 samples are not what ddim_sample(eps_model, ({n}, 2), schedule, "
-                                     "num_steps=50, cond=...) gives with your seed: sample them as the notebook says")
+    for gamma, x in sorted(samples.items()):
+        gamma_value = _as_number(gamma)
+        if gamma_value is None or gamma_value < 0:
+            return _report(name, "fail", f"the scales must be numbers gamma >= 0, got {gamma!r}")
+        model = eps_model if gamma_value == 1 else guidance.cfg_model(eps_model, gamma_value)
+        z = sampling.ddim_sample(model, (n, 2), schedule, num_steps=50, cond=torch.full((n,), target, device=device),
+                                 device=device, generator=torch.Generator(device).manual_seed(seed))
+        mine = data.unstandardize(z.cpu().double())
+        if not torch.allclose(x.double(), mine, atol=1e-3):
+            if torch.allclose(x.double(), z.cpu().double(), atol=1e-3):
+                return _report(name, "fail", f"your gamma = {gamma_value:g} samples are the network's standardised "
+                                             "coordinates z: map them back with data.unstandardize(z)")
+            return _report(name, "fail", f"the gamma = {gamma_value:g} samples are not what ddim_sample("
+                                         f"guidance.cfg_model(eps_model, {gamma_value:g}), ({n}, 2), schedule, num_steps=50, "
+                                         "cond=...) gives with your seed: sample every scale as the notebook says, "
+                                         "from one seed")
     return None
 
 
@@ -437,7 +456,7 @@ def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedul
     gamma = 1; ``report[gamma] = {"energy_error": median |E(x) - E*|, "sliced_w1": sliced W1 to reference}``.
     The check recomputes both from the samples (energies of the configurations, the sliced Wasserstein distance
     to chapter 6's exact conditional reference with ``torch.Generator().manual_seed(1)``), checks that the samples
-    are configurations in the potential's box, and repeats the gamma = 1 run from ``seed``.
+    are configurations in the potential's box, and repeats every scale's run from ``seed``.
     """
     name = "energy trade-off report"
     target = _check_setting(data=data, eps_model=eps_model, schedule=schedule, target=target, n=n)
@@ -455,7 +474,7 @@ def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedul
     failed = _check_samples(name, samples, data, n=n)
     if failed:
         return failed
-    failed = _reproduce_unguided(name, samples[1.0], eps_model, data, schedule, target, seed, n)
+    failed = _reproduce(name, samples, eps_model, data, schedule, target, seed, n)
     if failed:
         return failed
     for gamma, x in sorted(samples.items()):
@@ -472,8 +491,8 @@ def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedul
                 hint = (" (the median, not the mean, of |E(x) - E*|)" if key == "energy_error" else
                         " (sliced_wasserstein(x, reference, generator=torch.Generator().manual_seed(1)))")
                 return _report(name, "fail", f"report[{gamma}][{key!r}] is not what your samples give{hint}")
-    return _report(name, "pass", f"the report matches the samples at {len(report)} scales, and the gamma = 1 samples "
-                                 "repeat from your seed")
+    return _report(name, "pass", f"the report matches the samples at {len(report)} scales, and the samples of every "
+                                 "scale repeat from your seed")
 
 
 def check_gaussian_nll(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:

@@ -1,0 +1,147 @@
+"""Grading on the instructor's side (``python -m tutorial_pkg.grader``): a folder of submissions of assignment 2 is
+graded into a gradebook. A correct submission scores full marks; a wrong one its hint and partial marks; an open
+TODO zero; each way round the self-checks' in-process refusal (a fresh function object from the saved code, a
+second copy of the module, restoring the code object inside the answer, exec of the copied source, package
+functions that compute the same thing) is refused before it runs and scores zero on the task it cheats; an
+answer hard-coded from a stored run scores zero, since the hidden inputs are new."""
+
+import csv
+import json
+import pathlib
+
+import pytest
+import torch
+
+from tutorial_pkg import grader, grading
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+A2 = "a2_classifier_free_guidance"
+TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A2}.ipynb").read_text())
+PACKAGE = grader._package_names(TEMPLATE)
+
+DROP = """def drop_condition(cond, p_uncond, null, generator):
+    drop = torch.rand(cond.shape[0], generator=generator) < p_uncond
+    return torch.where(drop, torch.full_like(cond, null), cond)
+"""
+CFG = "def cfg(eps_cond, eps_uncond, gamma):\n    return gamma * eps_cond + (1 - gamma) * eps_uncond\n"
+SAMPLER = """def cfg_ddim_sampler(eps_model, x_T, cond, gamma, schedule, num_steps):
+    x = x_T
+    steps = sampling.ddim_timesteps(schedule.T, num_steps)
+    for t, t_prev in zip(steps, steps[1:] + [-1]):
+        tt = torch.full((x.shape[0],), t)
+        eps = cfg(eps_model(x, tt, cond), eps_model(x, tt, None), gamma)
+        ab = schedule.alpha_bars[t]
+        ab_prev = schedule.alpha_bars[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+        x = ab_prev.sqrt() * (x - (1 - ab).sqrt() * eps) / ab.sqrt() + (1 - ab_prev).sqrt() * eps
+    return x
+"""
+# each way round the in-process refusal, as an answer to "write the CFG combination" (or the sampler)
+CHEATS = {
+    "function object": "import types\n_cfg = types.FunctionType(guidance.cfg.__code__, guidance.cfg.__globals__)\n"
+                       "def cfg(eps_cond, eps_uncond, gamma):\n    return _cfg(eps_cond, eps_uncond, gamma)\n",
+    "module copy": "import importlib.util\n"
+                   "spec = importlib.util.spec_from_file_location('copy', guidance.__file__)\n"
+                   "copy = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(copy)\n"
+                   "def cfg(eps_cond, eps_uncond, gamma):\n    return copy.cfg(eps_cond, eps_uncond, gamma)\n",
+    "code restored": "_code = guidance.cfg.__code__\n"
+                     "def cfg(eps_cond, eps_uncond, gamma):\n    refuser = guidance.cfg.__code__\n"
+                     "    guidance.cfg.__code__ = _code\n    try:\n"
+                     "        return guidance.cfg(eps_cond, eps_uncond, gamma)\n"
+                     "    finally:\n        guidance.cfg.__code__ = refuser\n",
+    "exec of the source": "import inspect\nnamespace = {}\nexec(inspect.getsource(guidance.cfg), namespace)\n"
+                          "cfg = namespace['cfg']\n",
+    "apg": "from tutorial_pkg import variants\n"
+           "def cfg(eps_cond, eps_uncond, gamma):\n    return variants.apg(eps_cond, eps_uncond, gamma, eta=1.0)\n",
+    "alias of the module": "g = guidance\ndef cfg(eps_cond, eps_uncond, gamma):\n"
+                           "    return g.cfg(eps_cond, eps_uncond, gamma)\n",
+    "through torch": "def cfg(eps_cond, eps_uncond, gamma):\n"
+                     "    return torch.sys.modules['tutorial_pkg.guidance'].cfg(eps_cond, eps_uncond, gamma)\n",
+    "through an argument": "def cfg(eps_cond, eps_uncond, gamma):\n    return eps_cond.__class__\n",
+    "getattr": "def cfg(eps_cond, eps_uncond, gamma):\n    return getattr(guidance, 'cfg')(eps_cond, eps_uncond, gamma)\n",
+}
+SAMPLER_CHEAT = SAMPLER.replace("x = ab_prev.sqrt()", "c = sampling.ddim_coefficients(schedule, t, t_prev)\n        x = ab_prev.sqrt()")
+
+
+def _stored_answer() -> str:
+    """An answer hard-coded from a stored run: the output of a correct sampler on the self-check's inputs of seed 0."""
+    stored = {}
+    namespace = {"torch": torch, "sampling": grading.sampling}
+    exec(CFG + SAMPLER, namespace)
+    grading.check_cfg_sampler(lambda *args: stored.setdefault("x", namespace["cfg_ddim_sampler"](*args)), seed=0)
+    return (f"STORED = {stored['x'].tolist()!r}\n"
+            "def cfg_ddim_sampler(eps_model, x_T, cond, gamma, schedule, num_steps):\n"
+            "    return torch.tensor(STORED, dtype=torch.float64)\n")
+
+
+def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
+    nb = json.loads(json.dumps(TEMPLATE))
+    for cell in nb["cells"]:
+        if cell.get("id") in answers:
+            cell["source"] = answers[cell["id"]]
+    (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+
+
+@pytest.mark.parametrize("cheat", list(CHEATS))
+def test_each_way_round_the_refusal_is_refused_before_it_runs(cheat):
+    assert grader.screen(CHEATS[cheat], PACKAGE) is not None
+    assert grader.screen(CFG, PACKAGE) is None
+
+
+def test_the_sampler_may_use_only_the_calls_its_task_names():
+    allowed = ("sampling.ddim_timesteps",)
+    assert grader.screen(SAMPLER, PACKAGE, allowed) is None
+    assert "ddim_coefficients" not in (grader.screen(SAMPLER, PACKAGE, allowed) or "")
+    assert "sampling" in grader.screen(SAMPLER_CHEAT, PACKAGE, allowed)
+    assert grader.screen(SAMPLER, PACKAGE) is not None  # without the allowance
+    assert grader.screen("def f(:\n", PACKAGE).startswith("the cell is not valid Python")
+
+
+def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
+    """One test, so that the folder is graded once (under pytest-xdist too): a correct submission scores full marks;
+    a wrong one its hint and partial marks; an open TODO zero; an answer hard-coded from a stored run zero; each
+    cheating submission zero on the task it cheats (refused before it runs)."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    _submission(folder, "correct", {"a2-04": DROP, "a2-07": CFG, "a2-10": SAMPLER})
+    # wrong: the w/gamma off-by-one in the combination, and a sampler hard-coded from a stored run (one submission,
+    # so that the test starts one process fewer)
+    _submission(folder, "wrong", {"a2-07": CFG.replace("gamma * eps_cond + (1 - gamma)", "(1 + gamma) * eps_cond - gamma"),
+                                  "a2-04": DROP, "a2-10": _stored_answer()})
+    _submission(folder, "todo", {})
+    for k, source in enumerate(CHEATS.values()):
+        _submission(folder, f"cheat_{k}", {"a2-07": source})
+    _submission(folder, "cheat_sampler", {"a2-10": SAMPLER_CHEAT})
+    out = tmp_path / "gradebook.csv"
+    grader.grade_folder(folder, out=out, seed=2026, jobs=2)  # hidden inputs: not the seed 0 of the stored run
+    with open(out) as f:
+        rows = {row["submission"]: row for row in csv.DictReader(f)}
+    feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
+    points = lambda name, task: float(rows[name][task])
+
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 10
+    # wrong: the named off-by-one earns half, with its hint; the hard-coded sampler zero, since the inputs are new
+    assert points("wrong", "CFG combination (2)") == 1 and points("wrong", "condition dropout (3)") == 3
+    assert points("wrong", "CFG DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 4
+    assert "off by one" in feedback["wrong"] and "the values differ" in feedback["wrong"]
+    assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
+    for k, cheat in enumerate(CHEATS):
+        assert points(f"cheat_{k}", "CFG combination (2)") == 0, cheat
+        assert "refused" in feedback[f"cheat_{k}"], cheat
+    assert points("cheat_sampler", "CFG DDIM sampler (5)") == 0 and "refused" in feedback["cheat_sampler"]
+
+
+def test_the_grader_refuses_a_missing_folder(tmp_path):
+    with pytest.raises(ValueError, match="folder"):
+        grader.grade_folder(tmp_path / "none")
+    with pytest.raises(ValueError, match="jobs"):
+        grader.grade_folder(tmp_path, jobs=0)
+
+
+def test_every_answer_cell_of_the_grader_is_in_its_template():
+    for assignment, tasks in grader.ASSIGNMENTS.items():
+        template = json.loads((ROOT / "book" / "assignments" / f"{assignment}.ipynb").read_text())
+        ids = {c.get("id"): c for c in template["cells"]}
+        for task in tasks:
+            assert task.cell in ids, (assignment, task)
+            text = "".join(ids[task.cell]["source"])
+            assert grader.TODO_MARK in text or grader.ANSWER_MARK in text or "None, None, None" in text, (assignment, task)

@@ -1,0 +1,566 @@
+"""Grading the assignments on the instructor's side: hidden tests, in a fresh process, on the submitted answers.
+
+Usage (``make grade SUBMISSIONS=folder``)::
+
+    python -m tutorial_pkg.grader SUBMISSIONS [--out gradebook.csv] [--feedback FOLDER] [--jobs 2] [--seed N]
+
+``SUBMISSIONS`` is a folder of submitted notebooks (``a2_classifier_free_guidance.ipynb`` files, one per student,
+either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ipynb``). For each submission:
+
+1. **Only the answer cells are taken from it**, found by their cell ids (``a2-07``, ...), which Jupyter keeps. Every
+   other cell is regenerated from the assignment's template, the student notebook that ``make assignments``
+   makes (``book/assignments/``): edited check cells, new cells and stored outputs are ignored.
+2. **Each answer cell is read before it runs** (:func:`screen`, on its syntax tree): it may import only
+   ``torch``, ``math`` and ``numpy``; it may not name ``exec``, ``eval``, ``compile``, ``__import__``,
+   ``getattr`` and their kin, touch a double-underscore attribute (``__code__``, ``__globals__``), reach
+   ``sys``, ``os``, ``importlib``, ``inspect``, ``types`` or ``torch.load`` through an attribute, nor use the
+   package modules that the notebook imports other than the few calls its task names
+   (``sampling.ddim_timesteps`` in the DDIM sampler, the sampling calls that assignments 3 and 4 give). A
+   refused cell scores zero on its tasks, with the reason: a module copy, ``exec`` of copied source, code-object
+   surgery, monkeypatching or a call of a package function that solves the task never runs.
+3. **The screened cells run in a fresh Python process** (a child of the grader, one per submission, standard
+   output discarded), between the regenerated cells they need; a cell whose TODO is still open is not run.
+4. **The hidden tests run in the grader's own process**: they draw inputs from a seed the student never saw
+   (fresh from the operating system's entropy unless ``--seed`` is given), send them to the child, receive the
+   student's outputs (loaded as tensors, numbers and containers only), and compare them with the references
+   computed here, where no student code has run. Assignments 3 and 4 regenerate every sample from the student's
+   seed here and recompute the report, so stored or hard-coded numbers score zero.
+
+Points: a task that passes earns its points; a failure that the self-check names (a flipped sign, the w/gamma
+off-by-one, ...) earns half, with its hint; any other failure, a refusal or an open TODO earns zero. Written
+answers are graded by hand: the feedback file of each submission holds the student's text and the task's
+rubric, and the gradebook a blank column for those points.
+
+Writes the gradebook (CSV, one row per submission: each task's points, the automatic total and maximum, the
+written answers' maximum) and one feedback file per submission (each task's report and hint, the seed of the
+hidden inputs, so that a case can be replayed with ``--seed``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import csv
+import dataclasses
+import io
+import json
+import os
+import pathlib
+import random
+import select
+import subprocess
+import sys
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Optional
+
+__all__ = ["Task", "screen", "grade_notebook", "grade_folder", "main"]
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TEMPLATES = ROOT / "book" / "assignments"
+TODO_MARK = "raise NotImplementedError  # TODO"
+ANSWER_MARK = "*Your answer here.*"
+
+
+# -- the tasks ---------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One graded task: the answer cell (its id), its points, and how it is graded.
+
+    ``kind`` is ``"function"`` (``check`` is a self-check of :mod:`tutorial_pkg.grading` called here on the
+    student's function ``name``, run in the child), ``"values"`` (``check(get, context, seed)`` with ``get`` fetching
+    the named variables from the child) or ``"written"`` (graded by hand with ``rubric``). ``allowed`` names the
+    attributes of the package modules that the answer cell may use."""
+
+    name: str
+    cell: str
+    points: float
+    kind: str
+    check: Optional[Callable] = None
+    allowed: tuple = ()
+    rubric: str = ""
+
+    def __post_init__(self):
+        if self.kind not in ("function", "values", "written"):
+            raise ValueError(f"kind must be 'function', 'values' or 'written', got {self.kind!r}")
+        if not isinstance(self.points, (int, float)) or isinstance(self.points, bool) or self.points <= 0:
+            raise ValueError(f"points must be a positive number, got {self.points!r}")
+        if (self.check is None) != (self.kind == "written"):
+            raise ValueError(f"check must be given for a {self.kind!r} task, and only for one graded automatically")
+
+
+def _function(check_name: str) -> Callable:
+    def run(remote, seed):
+        from . import grading
+        return getattr(grading, check_name)(remote, seed=seed)
+    return run
+
+
+@contextlib.contextmanager
+def _quiet():
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
+
+
+def _muller_brown():
+    """The notebooks' shared setting, loaded once per grading run."""
+    if "mb" not in _CACHE:
+        import torch
+        from . import schedules, zoo
+        with _quiet():
+            data = zoo.muller_brown_data()
+            loaded = zoo.load("muller_brown_cfg", device="cpu", progress=False)
+        _CACHE["mb"] = (torch, data, loaded.model, schedules.linear_schedule(zoo.SCHEDULE_T))
+    return _CACHE["mb"]
+
+
+_CACHE: dict = {}
+
+
+def _energy_report(get, seed):
+    """Assignment 3: every scale regenerated here from the student's seed, the report recomputed."""
+    from . import grading
+    torch, data, eps_model, schedule = _muller_brown()
+    if "a3 reference" not in _CACHE:  # the notebook's reference (cell a3-04)
+        _CACHE["a3 reference"] = data.conditional_reference(-40.0, 4000, delta=0.5,
+                                                            generator=torch.Generator().manual_seed(7))
+    values = get("samples", "report", "seed")
+    return grading.check_energy_report(values["report"], values["samples"], data=data, eps_model=eps_model,
+                                       schedule=schedule, target=-40.0, reference=_CACHE["a3 reference"],
+                                       seed=values["seed"], n=300)
+
+
+def _guided_report(get, seed):
+    """Assignment 4: the student's regressor (trained in the child by the regenerated cell a4-07) rebuilt here from
+    its weights; the guided samples regenerated here from the student's seed."""
+    from . import grading, nets
+    torch, data, eps_model, schedule = _muller_brown()
+    values = get("samples", "report", "seed", state_dict="regressor")
+    regressor = nets.NoiseAwareRegressor(2, hidden=64, depth=2, spread="x_t", energy_shift=data.E_train.mean().item(),
+                                         energy_scale=data.E_train.std().item())
+    regressor.load_state_dict(values["regressor"])
+    return grading.check_guided_report(values["report"], values["samples"], data=data, eps_model=eps_model,
+                                       regressor=regressor.eval(), schedule=schedule, target=-60.0, scale=1.0,
+                                       seed=values["seed"])
+
+
+A3_RUBRIC = """\
+5 points in all, each for a statement carried by the student's own table, picture or (better) several seeds:
+- 1: the energy error falls from gamma = 1 as gamma grows (fidelity improves);
+- 1: the sliced W1 grows with gamma, well above the noise floor: the samples crowd part of the level set
+  (basin shares drift from the reference's), so diversity is lost;
+- 1: where it stops paying: the error no longer falls (or rises) at the largest scale while the distance stays
+  large; full credit only if the answer says how sure it is (one seed cannot rank close scales);
+- 1: a data set at this energy: gamma = 1 (the only scale near the noise floor, i.e. the microcanonical
+  distribution);
+- 1: one precise configuration: the scale with the smallest error (gamma = 3 on most seeds).
+No credit for a ranking stated without the numbers that carry it."""
+
+A4_RUBRIC = """\
+5 points in all:
+- 1: calibration read from the table: std z near 1 and coverage near 0.95 at every noise level and in every
+  steepness group, for the student's regressor and the shipped sigma(x_t, t) one;
+- 1: the shipped sigma(t) regressor is miscalibrated in the flat and steep groups at low noise;
+- 1: whether the student's regressor guides as well as the shipped sigma(x_t, t) one, from the errors table, with
+  the uncertainty of one sampling seed acknowledged (or several seeds run);
+- 2: calibration does not measure sharpness: a regressor that errs more and says so is calibrated; the mean
+  sigma and the test NLL columns show it (larger for a short training); guidance follows the gradient of f,
+  which a less sharp regressor gets less accurately.
+No credit for 'calibrated' or 'better' without a number from the table."""
+
+ASSIGNMENTS: dict[str, list[Task]] = {
+    "a1_classifier_guidance": [
+        Task("guided eps", "a1-04", 2, "function", _function("check_classifier_guided_eps")),
+        Task("shifted mean", "a1-07", 2, "function", _function("check_shifted_mean")),
+        Task("gradient of log p", "a1-10", 3, "function", _function("check_grad_log_likelihood")),
+    ],
+    "a2_classifier_free_guidance": [
+        Task("condition dropout", "a2-04", 3, "function", _function("check_drop_condition")),
+        Task("CFG combination", "a2-07", 2, "function", _function("check_cfg")),
+        Task("CFG DDIM sampler", "a2-10", 5, "function", _function("check_cfg_sampler"),
+             allowed=("sampling.ddim_timesteps",)),
+    ],
+    "a3_energy_target": [
+        Task("energy report", "a3-06", 5, "values", _energy_report,
+             allowed=("sampling.ddim_sample", "guidance.cfg_model", "metrics.energy_error",
+                      "metrics.sliced_wasserstein")),
+        Task("question", "a3-11", 5, "written", rubric=A3_RUBRIC),
+    ],
+    "a4_calibrated_regressor": [
+        Task("Gaussian NLL", "a4-04", 2, "function", _function("check_gaussian_nll")),
+        Task("z-scores", "a4-09", 1, "function", _function("check_z_scores")),
+        Task("coverage", "a4-09", 1, "function", _function("check_coverage")),
+        Task("guided samples", "a4-14", 3, "values", _guided_report,
+             allowed=("guidance.classifier_guided_model", "sampling.ddim_sample", "metrics.energy_error")),
+        Task("question", "a4-18", 5, "written", rubric=A4_RUBRIC),
+    ],
+}
+# the student's function that each function task calls
+_FUNCTION = {"guided eps": "classifier_guided_eps", "shifted mean": "shifted_mean",
+             "gradient of log p": "grad_log_likelihood", "condition dropout": "drop_condition",
+             "CFG combination": "cfg", "CFG DDIM sampler": "cfg_ddim_sampler", "Gaussian NLL": "gaussian_nll",
+             "z-scores": "z_scores", "coverage": "coverage"}
+# regenerated cells that no task needs (figures, tables), not run in the child
+_SKIP = {"a3-09", "a4-12", "a4-16"}
+
+
+# -- the static screen of an answer cell --------------------------------------------------------------------
+_IMPORTS = {"torch", "math", "numpy"}
+_NAMES = {"exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr", "setattr", "delattr",
+          "open", "breakpoint", "input", "exit", "quit", "help", "memoryview", "__builtins__", "__loader__",
+          "__spec__"}
+_ATTRIBUTES = {"modules", "sys", "os", "importlib", "inspect", "types", "builtins", "subprocess", "load", "hub",
+               "jit", "package", "f_globals", "f_locals", "f_back", "gi_frame", "tb_frame", "getsource",
+               "spec_from_file_location", "module_from_spec", "exec_module", "tutorial_pkg", "loader", "func_globals",
+               "ctypes", "ctypeslib", "pickle", "marshal", "_C", "ops", "library"}
+
+
+def _package_names(template: dict) -> set[str]:
+    """The names that the template's cells bind to the package's modules or objects by import, and the names of
+    all the package's modules (whether the notebook imports them or not)."""
+    modules = {"tutorial_pkg", "tp", "systems"} | {p.stem for p in pathlib.Path(__file__).parent.glob("*.py")
+                                                 if not p.stem.startswith("_")}
+    names, assigned = set(), set()
+    for cell in template["cells"]:
+        if cell["cell_type"] != "code":
+            continue
+        try:
+            tree = ast.parse(_text(cell))
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "tutorial_pkg":
+                names.update(alias.asname or alias.name for alias in node.names)
+            elif isinstance(node, ast.Import):
+                names.update(alias.asname or alias.name.split(".")[0] for alias in node.names
+                             if alias.name.split(".")[0] == "tutorial_pkg")
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                assigned.add(node.id)  # the notebook's own variables (device = tp.default_device()) stay usable
+    return names | (modules - assigned)
+
+
+def screen(source: str, package_names, allowed=()) -> Optional[str]:
+    """Why an answer cell is refused before it runs, or None if it may run.
+
+    ``package_names``: the notebook's names of package modules (``guidance``, ``sampling``, ``tp``, ...), of which
+    only the ``module.attribute`` pairs in ``allowed`` may appear."""
+    if not isinstance(source, str):
+        raise TypeError(f"source must be the text of a cell, got {type(source).__name__}")
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as err:
+        return f"the cell is not valid Python (line {err.lineno}: {err.msg})"
+    allowed, package_names = set(allowed), set(package_names)
+    allowed_nodes = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                f"{node.value.id}.{node.attr}" in allowed:
+            allowed_nodes.add(id(node.value))
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", "?")
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] not in _IMPORTS or set(alias.name.split(".")) & _ATTRIBUTES:
+                    return f"line {line}: import {alias.name} (an answer imports only torch, math or numpy)"
+        elif isinstance(node, ast.ImportFrom):
+            parts = set((node.module or "").split(".")) | {a.name for a in node.names}
+            if (node.module or "").split(".")[0] not in _IMPORTS or node.level or parts & (_ATTRIBUTES | _NAMES):
+                return f"line {line}: from {node.module} import ... (an answer imports only torch, math or numpy)"
+        elif isinstance(node, ast.Name):
+            if node.id in _NAMES or (node.id.startswith("__") and node.id.endswith("__")):
+                return f"line {line}: {node.id} is not accepted in an answer"
+            if node.id in package_names and id(node) not in allowed_nodes:
+                uses = ", ".join(sorted(allowed)) or "none of them"
+                return (f"line {line}: the package's {node.id} is not accepted in this answer (write it yourself; "
+                        f"this task may use {uses})")
+        elif isinstance(node, ast.Attribute):
+            if node.attr.startswith("__") or node.attr in _ATTRIBUTES:
+                return f"line {line}: the attribute .{node.attr} is not accepted in an answer"
+        elif isinstance(node, (ast.Global, ast.Nonlocal)) and set(node.names) & package_names:
+            return f"line {line}: rebinding the package's names is not accepted in an answer"
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "tutorial_pkg" in node.value:
+            return f"line {line}: a string naming tutorial_pkg is not accepted in an answer"
+    return None
+
+
+# -- the child process -----------------------------------------------------------------------------------------
+class _Child:
+    """A fresh Python process that runs the screened cells and answers calls; its standard output is discarded."""
+
+    def __init__(self, cells: list[tuple[str, str]], timeout: float):
+        self.timeout = timeout
+        self.folder = tempfile.TemporaryDirectory(prefix="grade-")
+        env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": os.pathsep.join(
+            [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
+        self.proc = subprocess.Popen([sys.executable, "-m", "tutorial_pkg.grader", "--child"], cwd=self.folder.name,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, env=env)
+        self.errors = self._ask({"cells": cells}, timeout=timeout * max(1, len(cells))).get("errors", {})
+
+    def _ask(self, message: dict, timeout: Optional[float] = None) -> dict:
+        if self.proc.poll() is not None:
+            raise RuntimeError("the submission's process has ended")
+        self.proc.stdin.write(json.dumps(message) + "\n")
+        self.proc.stdin.flush()
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout or self.timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line:
+            self.close()
+            raise TimeoutError("the submission's code did not answer in time" if not ready else
+                               "the submission's process ended")
+        return json.loads(line)
+
+    def _result(self, reply: dict):
+        import torch
+        if "error" in reply:
+            if reply["error"] == "NotImplementedError":
+                raise NotImplementedError(reply["message"])
+            raise type(reply["error"], (Exception,), {})(reply["message"])
+        try:  # tensors, numbers and containers only: nothing the student's process pickled can run here
+            return torch.load(reply["path"], weights_only=True)
+        except Exception as err:
+            raise TypeError(f"returned something that is not tensors, numbers, strings or dicts/lists of them "
+                            f"({type(err).__name__})") from None
+
+    def call(self, name: str, args: tuple):
+        import torch
+        path = os.path.join(self.folder.name, "args.pt")
+        torch.save(tuple(("generator", a.get_state()) if isinstance(a, torch.Generator) else ("value", a)
+                         for a in args), path)
+        return self._result(self._ask({"call": name, "path": path}))
+
+    def get(self, names: tuple, state_dict: Optional[str] = None) -> dict:
+        return self._result(self._ask({"get": list(names), "state_dict": state_dict}))
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.folder.cleanup()
+
+
+def _child_main() -> None:
+    """The child's loop: run the cells, then answer calls (arguments from the grader, outputs to files)."""
+    protocol_in, protocol_out = sys.stdin, os.fdopen(os.dup(1), "w")
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    sys.stdout, sys.stdin = open(os.devnull, "w"), open(os.devnull)
+    import torch
+
+    def reply(message):
+        protocol_out.write(json.dumps(message) + "\n")
+        protocol_out.flush()
+
+    namespace = {"__name__": "__main__"}
+    errors = {}
+    for cell_id, source in json.loads(protocol_in.readline())["cells"]:
+        try:
+            exec(compile(source, f"<cell {cell_id}>", "exec"), namespace)
+        except BaseException as err:  # noqa: BLE001 - the student's cell, reported to the grader
+            errors[cell_id] = f"{type(err).__name__}: {err}"
+    reply({"errors": errors})
+    out = os.path.join(os.getcwd(), "out.pt")
+    for line in protocol_in:
+        request = json.loads(line)
+        try:
+            if "call" in request:
+                args = [torch.Generator().set_state(v) if kind == "generator" else v
+                        for kind, v in torch.load(request["path"], weights_only=False)]
+                value = namespace[request["call"]](*args)
+            else:
+                value = {name: namespace.get(name) for name in request["get"]}
+                if request.get("state_dict"):
+                    value[request["state_dict"]] = namespace[request["state_dict"]].state_dict()
+            if isinstance(value, torch.Tensor):
+                value = value.detach()
+            torch.save(value, out)
+            reply({"path": out})
+        except BaseException as err:  # noqa: BLE001
+            reply({"error": type(err).__name__, "message": str(err)})
+
+
+# -- grading -------------------------------------------------------------------------------------------------------
+def _text(cell) -> str:
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+def _load(path) -> dict:
+    return json.loads(pathlib.Path(path).read_text())
+
+
+def _assignment_of(nb: dict, templates: pathlib.Path) -> Optional[str]:
+    prefixes = {str(c.get("id", "")).split("-")[0] for c in nb.get("cells", [])}
+    found = [p.stem for p in sorted(templates.glob("*.ipynb")) if p.stem.split("_")[0] in prefixes]
+    return found[0] if len(found) == 1 else None
+
+
+# the self-checks' hints that name no particular mistake: a failure with one of them earns nothing
+_GENERIC = ("the values differ", "the share differs", "your function raised", "expected a function", "return a ",
+            "the result has shape", "the result holds", "this check does not accept", "the submission",
+            "the samples are not", "the gamma = ", "seed must be", "samples must be", "report must be", "report and ",
+            "report at least", "report[", "only ", "rows that are not dropped", "right up to rounding")
+_LOCK = threading.Lock()  # the self-checks swap package code objects while they call: one at a time
+
+
+def _points(task: Task, result) -> tuple[float, str]:
+    if result.status == "pass":
+        return task.points, "pass"
+    if result.status == "fail" and not result.message.startswith(_GENERIC):
+        return task.points / 2, "half: a named mistake"
+    return 0.0, result.status
+
+
+def grade_notebook(path, *, templates=TEMPLATES, seed: Optional[int] = None, timeout: float = 120.0,
+                   label: Optional[str] = None) -> dict:
+    """Grade one submitted notebook; return its gradebook row (``points`` per task) and its feedback text."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"path must be a submitted notebook, got {str(path)!r}, which is not a file")
+    if not (isinstance(timeout, (int, float)) and timeout > 0):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    seed = random.SystemRandom().randrange(2 ** 31) if seed is None else seed
+    row = {"submission": label or path.stem, "file": path.name, "hidden_seed": seed}
+    feedback = [f"# {row['submission']} ({path.name})", f"hidden inputs: seed {seed} (grade again with --seed {seed} to replay them)", ""]
+    try:
+        nb = _load(path)
+        assignment = _assignment_of(nb, pathlib.Path(templates))
+    except (OSError, ValueError) as err:
+        nb, assignment = None, None
+        feedback.append(f"not a readable notebook: {err}")
+    if assignment is None:
+        row.update(assignment="?", auto_points=0.0, auto_max=0.0, written_max=0.0)
+        feedback.append("no assignment's answer cells were found in this file")
+        return {"row": row, "feedback": "\n".join(feedback)}
+    template = _load(pathlib.Path(templates) / f"{assignment}.ipynb")
+    tasks = ASSIGNMENTS[assignment]
+    row["assignment"] = assignment
+    submitted = {c.get("id"): c for c in nb["cells"]}
+    template_cells = {c.get("id"): c for c in template["cells"]}
+    package = _package_names(template)
+    status: dict[str, str] = {}  # answer cell id -> "run" | "todo" | "missing" | reason of a refusal
+    sources: dict[str, str] = {}
+    for task in tasks:
+        if task.kind == "written" or task.cell in status:
+            continue
+        cell = submitted.get(task.cell)
+        if cell is None or cell.get("cell_type") != "code":
+            status[task.cell] = "missing"
+            continue
+        text = _text(cell)
+        if text.strip() == _text(template_cells[task.cell]).strip():
+            status[task.cell] = "todo"
+            continue
+        allowed = {a for t in tasks if t.cell == task.cell for a in t.allowed}
+        reason = screen(text, package, allowed)
+        status[task.cell] = "run" if reason is None else f"refused: {reason}"
+        sources[task.cell] = text
+
+    child = None
+    if "run" in status.values():
+        last = max(i for i, c in enumerate(template["cells"]) if c.get("id") in status)
+        cells = [(c["id"], sources[c["id"]] if status.get(c["id"]) == "run" else _text(c))
+                 for c in template["cells"][:last + 1]
+                 if c["cell_type"] == "code" and c["id"] not in _SKIP and "grading.check_" not in _text(c)]
+        try:
+            child = _Child(cells, timeout)
+        except (TimeoutError, RuntimeError) as err:
+            feedback.append(f"the submission's cells did not finish: {err}")
+    auto = written = auto_max = 0.0
+    for task in tasks:
+        key = f"{task.name} ({task.points:g})"
+        feedback.append(f"## {task.name} ({task.points:g} points)")
+        if task.kind == "written":
+            cell = submitted.get(task.cell)
+            text = _text(cell).strip() if cell else ""
+            answered = bool(text) and ANSWER_MARK not in text
+            row[key] = "" if answered else 0.0
+            written += task.points
+            feedback += ["written answer, graded by hand" if answered else "no answer", "", "```text",
+                         text or "(missing)", "```", "", "Rubric:", task.rubric, ""]
+            continue
+        auto_max += task.points
+        state = status[task.cell]
+        if state != "run" or child is None:
+            message = {"todo": "not implemented yet: the TODO is still open", "missing":
+                       f"the answer cell {task.cell} is not in the submission"}.get(state, state)
+            if state == "run":
+                message = "the submission's cells did not finish"
+            row[key] = 0.0
+            feedback += [f"0 points: {message}", ""]
+            continue
+        if task.cell in child.errors and task.kind == "values":
+            row[key] = 0.0
+            feedback += [f"0 points: the answer cell raised {child.errors[task.cell]}", ""]
+            continue
+        log = io.StringIO()
+        with _LOCK, contextlib.redirect_stdout(log):
+            try:
+                if task.kind == "function":
+                    result = task.check(lambda *args, name=_FUNCTION[task.name]: child.call(name, args), seed)
+                else:
+                    result = task.check(lambda *names, state_dict=None: child.get(names, state_dict), seed)
+            except Exception as err:  # noqa: BLE001 - the submission's process failed to answer
+                from .grading import CheckResult
+                result = CheckResult(task.name, "fail", f"the submission: {err}")
+        points, how = _points(task, result)
+        auto += points
+        row[key] = points
+        feedback += [f"{points:g} points ({how}): {result.message}", ""]
+    if child is not None:
+        child.close()
+    row.update(auto_points=auto, auto_max=auto_max, written_max=written)
+    return {"row": row, "feedback": "\n".join(feedback)}
+
+
+def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, seed: Optional[int] = None,
+                 jobs: int = 2, timeout: float = 120.0) -> list[dict]:
+    """Grade every ``*.ipynb`` under ``folder``; write the gradebook CSV ``out`` and the feedback files."""
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise ValueError(f"folder must be a folder of submitted notebooks, got {str(folder)!r}, which is not a folder")
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got {jobs}")
+    paths = sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        graded = list(pool.map(lambda p: grade_notebook(
+            p, templates=templates, seed=seed, timeout=timeout,
+            label=str(p.relative_to(folder).with_suffix(""))), paths))
+    out = pathlib.Path(out) if out else folder.parent / f"{folder.name}_gradebook.csv"
+    feedback = pathlib.Path(feedback) if feedback else out.with_suffix("")
+    feedback.mkdir(parents=True, exist_ok=True)
+    fields = ["submission", "assignment", "file", "auto_points", "auto_max", "written_max", "hidden_seed"]
+    for g in graded:
+        fields += [k for k in g["row"] if k not in fields]
+    with open(out, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(g["row"] for g in graded)
+    for g in graded:
+        (feedback / (g["row"]["submission"].replace("/", "__") + ".md")).write_text(g["feedback"] + "\n")
+    return [g["row"] for g in graded]
+
+
+def main(argv=None) -> int:
+    if argv is None and sys.argv[1:] == ["--child"]:
+        _child_main()
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("submissions", help="folder of submitted notebooks")
+    parser.add_argument("--out", help="gradebook CSV (default: SUBMISSIONS_gradebook.csv beside the folder)")
+    parser.add_argument("--feedback", help="folder of the feedback files (default: the gradebook's name)")
+    parser.add_argument("--templates", default=str(TEMPLATES), help="the student notebooks (book/assignments)")
+    parser.add_argument("--seed", type=int, help="the hidden inputs' seed (default: fresh; printed in the feedback)")
+    parser.add_argument("--jobs", type=int, default=2, help="submissions graded at once")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds a cell or a call may take")
+    args = parser.parse_args(argv)
+    rows = grade_folder(args.submissions, out=args.out, feedback=args.feedback, templates=args.templates,
+                        seed=args.seed, jobs=args.jobs, timeout=args.timeout)
+    for row in rows:
+        print(f"{row['submission']:>30s} {row['assignment']:>28s} {row['auto_points']:5g} / {row['auto_max']:g}"
+              f" (+ written, of {row['written_max']:g})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
