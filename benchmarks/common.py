@@ -38,11 +38,14 @@ def generator(seed: int = 0) -> torch.Generator:
 
 def result(part: int, key: str, label: str, m: Measurement, ratio: str, *, target: Optional[float] = None,
            floor: Optional[float] = None, note: str = "", times: Optional[dict] = None) -> dict:
-    """One row of the report: a ratio (median and quartiles over repeats), its target (an upper bound) and its
-    physical floor (a lower bound, below which a ratio is noise), the verdict, and the times."""
+    """One row of the report: a ratio (median and quartiles over repeats, and the 95 % interval of its
+    geometric mean), its target (an upper bound) and its physical floor (a lower bound, below which a ratio is
+    noise), the verdict from the interval, the number of repeats, and the times."""
     median, q25, q75 = m.ratios[ratio]
+    _, low, high = m.intervals[ratio]
     return {"part": part, "key": key, "label": label, "ratio": median, "q25": q25, "q75": q75,
-            "target": target, "floor": floor, "verdict": verdict(m.ratios[ratio], target, floor),
+            "low": low, "high": high, "repeats": m.repeats,
+            "target": target, "floor": floor, "verdict": verdict(m.intervals[ratio], target, floor),
             "times_s": dict(times if times is not None else m.times), "note": note}
 
 
@@ -56,7 +59,8 @@ def bound_text(r: dict) -> str:
 def show(r: dict) -> None:
     """Print one result: ratio with quartiles, target and verdict, then the absolute times."""
     target = f"target {bound_text(r)}  {r['verdict']}" if r["target"] is not None else ""
-    print(f"  {r['label']}: ratio {r['ratio']:.3f} (quartiles {r['q25']:.3f}-{r['q75']:.3f})  {target}")
+    print(f"  {r['label']}: ratio {r['ratio']:.3f} (95 % interval {r['low']:.3f}-{r['high']:.3f}, "
+          f"{r['repeats']} repeats)  {target}")
     print("      " + ", ".join(f"{k} {fmt_time(v)}" for k, v in r["times_s"].items()))
     if r["note"]:
         print("      " + r["note"])

@@ -1,8 +1,8 @@
 """Run every CPU benchmark of the book's cost page and write the results: ``make bench``.
 
-Each benchmark measures within this one run and prints ratios, with the absolute times beside them; none
-asserts a time. Targets are printed with PASS or MISS ("PASS (noise)": the median misses, the lower
-quartile of the repeats meets it). Writes ``benchmarks/results/cpu.json`` and ``cpu.png``, and the
+Each benchmark measures within this one run and prints ratios with their 95 % intervals, and the absolute
+times beside them; none asserts a time. Targets are printed with PASS (the interval lies at or below the
+target), MISS (above it) or "not resolved" (it straddles the target). Writes ``benchmarks/results/cpu.json`` and ``cpu.png``, and the
 table and figure that ``book/costs.md`` includes (``book/_generated/``).
 
     python benchmarks/run.py [--threads N] [--repeats R] [--only 1 2 3 4]
@@ -23,6 +23,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import classifier_cost  # noqa: E402
+import methods_cost  # noqa: E402
+import molecule_cost  # noqa: E402
 import cfg_cost  # noqa: E402
 import common  # noqa: E402
 import overhead  # noqa: E402
@@ -35,7 +37,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (default 1, as the notebooks)")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repeats per comparison (default 5)")
-    parser.add_argument("--only", type=int, nargs="+", choices=sorted(report.PARTS),
+    parser.add_argument("--only", type=int, nargs="+", choices=sorted(report.PARTS),  # noqa: E501
                         help="run only these parts, print the ratios and write no file")
     args = parser.parse_args(argv)
     parts = args.only or sorted(report.PARTS)
@@ -46,13 +48,19 @@ def main(argv=None) -> int:
     info = {"date": report.now(), "command": command.strip(), "machine": report.machine(threads),
             "repeats": args.repeats}
     print(f"{info['date']}: {report.describe(info['machine'])}; OMP_NUM_THREADS={info['machine']['omp_num_threads']}")
-    runners = {1: overhead.run, 2: cfg_cost.run, 3: classifier_cost.run, 4: vs_diffusers.run}
+    runners = {1: overhead.run, 2: cfg_cost.run, 3: classifier_cost.run, 4: vs_diffusers.run,
+               5: lambda repeats: methods_cost.run(repeats=repeats, part=5),
+               6: lambda repeats: methods_cost.run(repeats=repeats, part=6),
+               7: lambda repeats: methods_cost.run(repeats=repeats, part=7), 8: molecule_cost.run}
     results = []
     start = time.perf_counter()
     for part in parts:
         print(f"\n{part}. {report.PARTS[part]}")
         if part == 4 and not vs_diffusers.available():
             print("  skipped: diffusers is not installed (pip install -e '.[bench]')")
+            continue
+        if part == 8 and not molecule_cost.available():
+            print("  skipped: OpenMM is not installed")
             continue
         for r in runners[part](repeats=args.repeats):
             common.show(r)

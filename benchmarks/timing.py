@@ -3,10 +3,16 @@
 Every comparison is *interleaved*: repeat ``r`` times "time A, time B", and take the median of the ``r``
 ratios B / A. Load that comes and goes on the machine then hits both sides of a ratio alike, which a
 median of A's times divided by a median of B's times, measured minutes apart, would not ensure.
+
+Each ratio also gets a 95 % confidence interval: the t-interval (``tutorial_pkg.stats``, n - 1 degrees of
+freedom) of the mean of the per-repeat log-ratios, exponentiated. A verdict against a target is given only
+where that interval lies on one side of it; ``interleaved`` adds repeats (up to ``max_repeats``) while an
+interval still straddles its target, and a ratio whose interval still straddles it is "not resolved".
 """
 
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -38,6 +44,27 @@ class Measurement:
     ratios: dict = field(default_factory=dict)      # name -> (median, q25, q75)
     least: dict = field(default_factory=dict)       # name -> the least time over the repeats
     least_ratios: dict = field(default_factory=dict)  # name -> the ratio of the least times
+    intervals: dict = field(default_factory=dict)     # name -> (geometric mean, 95 % low, 95 % high)
+    repeats: int = 0
+
+
+def log_interval(values: list[float], level: float = 0.95) -> tuple[float, float, float]:
+    """(geometric mean, low, high): the t-interval of the mean log-ratio over the repeats, exponentiated."""
+    from tutorial_pkg import stats
+
+    logs = [math.log(v) for v in values]
+    if len(logs) < 2:
+        return values[0], float("nan"), float("nan")
+    e = stats.replicates(logs, level=level)
+    return math.exp(e.mean), math.exp(e.low), math.exp(e.high)
+
+
+def straddles(interval: tuple[float, float, float], target: Optional[float]) -> bool:
+    """Whether an interval leaves unresolved which side of ``target`` the ratio lies on."""
+    if target is None:
+        return False
+    _, low, high = interval
+    return not (high <= target or low > target)
 
 
 def quartiles(values: list[float]) -> tuple[float, float, float]:
@@ -49,43 +76,57 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def interleaved(parts: dict[str, tuple[Callable[[], object], int]], ratios: dict[str, Callable[[dict], float]],
-                *, repeats: int, warmup: int = 1) -> Measurement:
+                *, repeats: int, warmup: int = 1, targets: Optional[dict[str, float]] = None,
+                max_repeats: Optional[int] = None) -> Measurement:
     """Time every part once per repeat, in turn, and form the named ratios from each repeat's times.
 
     ``parts`` maps a name to ``(fn, number)``: ``fn`` is called ``number`` times back to back per
     repeat and its time per call recorded. ``ratios`` maps a name to a function of one repeat's times.
+    ``targets`` maps a ratio's name to its target: while the 95 % interval of such a ratio straddles its
+    target, repeats are added, up to ``max_repeats`` (default ``3 * repeats``).
     """
     for fn, _ in parts.values():
         for _ in range(warmup):
             fn()
     per_repeat: list[dict] = []
-    for _ in range(repeats):
+    limit = max(repeats, max_repeats if max_repeats is not None else 3 * repeats)
+    while True:
         per_repeat.append({name: seconds(fn, number) for name, (fn, number) in parts.items()})
-    out = Measurement()
+        if len(per_repeat) < repeats:
+            continue
+        if len(per_repeat) >= limit or not targets:
+            break
+        if not any(straddles(log_interval([ratios[k](r) for r in per_repeat]), v) for k, v in targets.items()):
+            break
+    out = Measurement(repeats=len(per_repeat))
     for name in parts:
         out.times[name] = statistics.median(r[name] for r in per_repeat)
         out.least[name] = min(r[name] for r in per_repeat)
     for name, ratio in ratios.items():
         out.ratios[name] = quartiles([ratio(r) for r in per_repeat])
         out.least_ratios[name] = ratio(out.least)
+        out.intervals[name] = log_interval([ratio(r) for r in per_repeat])
     return out
 
 
-def verdict(ratio: tuple[float, float, float], target: Optional[float], floor: Optional[float] = None) -> str:
-    """PASS when the median ratio meets the target, 'PASS (noise)' when only its lower quartile does.
+def verdict(interval: tuple[float, float, float], target: Optional[float], floor: Optional[float] = None) -> str:
+    """PASS when the ratio's 95 % interval lies at or below the target, MISS when it lies above it, and
+    'not resolved' when it straddles the target.
 
     ``floor`` is the physical lower bound of the ratio (1.0 for a loop that cannot cost less than the network
-    it calls). A median below it is not a better result but measurement noise: the verdict is 'NOISE', and the
-    comparison says nothing until it is measured again on a quieter machine.
+    it calls). An interval wholly below it is not a better result but measurement noise: the verdict is 'NOISE',
+    and the comparison says nothing until it is measured again on a quieter machine.
     """
     if target is None:
         return "info"
-    median, q25, _ = ratio
-    if floor is not None and median < floor:
+    _, low, high = interval
+    if floor is not None and high < floor:
         return "NOISE"
-    if median <= target:
+    if high <= target:
         return "PASS"
-    return "PASS (noise)" if q25 <= target else "MISS"
+    if low > target:
+        return "MISS"
+    return "not resolved"
 
 
 def fmt_time(s: float) -> str:
