@@ -36,7 +36,7 @@ def test_shipped_weights_match_their_recorded_hash_and_load(name):
 def test_all_shipped_weights_are_a_few_megabytes():
     total = sum((zoo.WEIGHTS_DIR / f"{name}.pt").stat().st_size for name in zoo.RECIPES)
     # chapters 1-5 replicate their claims over independently trained small networks (0.14-0.15 MB each)
-    assert total < 24_000_000
+    assert total < 26_000_000
 
 
 def test_a_tampered_file_is_refused(tmp_path):

@@ -492,6 +492,41 @@ RECIPES.update({r.name: r for r in (
 )})
 
 
+
+# -- chapter 8: autoguidance, replicated over independently trained pairs of networks ---------------
+CH8_SEEDS = (0, 1, 2, 3)
+
+
+def ch8_mixture():
+    """Chapter 8's autoguidance data: its three-class mixture and 20 000 labelled samples (seed 0)."""
+    from .analytic import GaussianMixture
+    mixture = GaussianMixture(
+        weights=[0.35, 0.35, 0.3],
+        means=[[-1.5, 0.0], [1.5, 0.0], [0.0, 1.8]],
+        covs=[[[0.6, 0.2], [0.2, 0.4]], [[0.5, -0.2], [-0.2, 0.4]], [[0.7, 0.0], [0.0, 0.3]]],
+    )
+    x, y = mixture.sample(20_000, generator=torch.Generator().manual_seed(0))
+    return mixture, x, y
+
+
+def _ch8_auto(kind: str, seed: int) -> Recipe:
+    def make():
+        torch.manual_seed(seed)
+        return nets.MLPEpsModel(2, cond="label", num_classes=3)
+
+    def train(model, steps, progress):
+        _, x, y = ch8_mixture()
+        return training.train_eps_model(model, x.float(), linear_schedule(SCHEDULE_T), cond=y, p_uncond=0.1,
+                                        steps=steps, lr=3e-3, seed=seed, progress=progress).model
+
+    # the weak network of a pair shares the strong one's initialisation and batches, and trains for a third
+    return Recipe(f"ch8_auto_{kind}_seed{seed}", f"chapter 8: under-trained class-conditional eps-model "
+                  f"({kind}: {300 if kind == 'strong' else 100} steps), p_uncond = 0.1, training seed {seed}",
+                  make, train, 300 if kind == "strong" else 100)
+
+
+RECIPES.update({r.name: r for r in [_ch8_auto(kind, s) for s in CH8_SEEDS for kind in ("strong", "weak")]})
+
 # -- files and hashes --------------------------------------------------------------------------------
 def _recipe(name: str) -> Recipe:
     _checks.choice("name", name, RECIPES)
