@@ -51,6 +51,22 @@ def test_weighted_sliced_wasserstein_is_exact_on_two_points_and_equals_the_repea
     assert a == pytest.approx(b, abs=1e-12) and a > 0
 
 
+def test_sliced_wasserstein_is_the_mean_of_scipys_one_dimensional_distances():
+    from scipy.stats import wasserstein_distance
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(30, 3, generator=g, dtype=torch.float64), torch.randn(45, 3, generator=g, dtype=torch.float64)
+    wx, wy = torch.rand(30, generator=g, dtype=torch.float64), torch.rand(45, generator=g, dtype=torch.float64)
+    d = torch.randn(16, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    d = d / d.norm(dim=1, keepdim=True)
+    px, py = (x @ d.T).numpy(), (y @ d.T).numpy()
+    for a, b in ((None, None), (wx, None), (wx, wy)):
+        want = np.mean([wasserstein_distance(px[:, i], py[:, i], None if a is None else a.numpy(),
+                                             None if b is None else b.numpy()) for i in range(16)])
+        got = metrics.sliced_wasserstein(x, y, n_projections=16, generator=torch.Generator().manual_seed(6),
+                                         x_weights=a, y_weights=b)
+        assert got == pytest.approx(want, abs=1e-12)
+
+
 def test_basin_occupancy():
     occ = metrics.basin_occupancy(torch.tensor([0, 0, 2, 1, 0]), 3)
     assert occ.tolist() == pytest.approx([0.6, 0.2, 0.2])
