@@ -519,6 +519,8 @@ ROWS = [
     ("metrics.sliced_wasserstein", "x", lambda: metrics.sliced_wasserstein(full((3, 2), NAN), z(3, 2))),
     ("metrics.sliced_wasserstein", "y", lambda: metrics.sliced_wasserstein(z(3, 2), z(3))),
     ("metrics.sliced_wasserstein", "n_projections", lambda: metrics.sliced_wasserstein(z(3, 2), z(3, 2), n_projections=0)),
+    ("metrics.sliced_wasserstein", "x_weights", lambda: metrics.sliced_wasserstein(z(3, 2), z(3, 2), x_weights=z(2))),
+    ("metrics.sliced_wasserstein", "y_weights", lambda: metrics.sliced_wasserstein(z(3, 2), z(3, 2), y_weights=-torch.ones(3))),
     ("metrics.basin_occupancy", "basins", lambda: metrics.basin_occupancy(torch.tensor([0, 3]), 3)),
     ("metrics.basin_occupancy", "basins", lambda: metrics.basin_occupancy(torch.zeros(4, 2, dtype=torch.long), 3)),
     ("metrics.basin_occupancy", "n_basins", lambda: metrics.basin_occupancy(labels(), 0)),

@@ -30,6 +30,43 @@ def test_sliced_wasserstein_of_a_shift_is_two_over_pi_times_its_length():
     assert metrics.sliced_wasserstein(x, x.clone(), generator=g) == pytest.approx(0.0, abs=1e-12)
 
 
+def test_weighted_sliced_wasserstein_is_exact_on_two_points_and_equals_the_repeated_set():
+    g = torch.Generator().manual_seed(2)
+    # one dimension: {0 (weight 1/4), 1 (weight 3/4)} against {0, 1} equally weighted moves mass 1/4 by 1
+    x, y = torch.tensor([[0.0], [1.0]], dtype=torch.float64), torch.tensor([[0.0], [1.0]], dtype=torch.float64)
+    w = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    assert metrics.sliced_wasserstein(x, y, x_weights=w, n_projections=5, generator=g) == pytest.approx(0.25, abs=1e-12)
+    # integer weights: the distance of the set with every point repeated that many times
+    x = torch.randn(40, 2, generator=g, dtype=torch.float64)
+    y = torch.randn(60, 2, generator=g, dtype=torch.float64) + 0.3
+    counts = torch.randint(0, 4, (40,), generator=g)
+    repeated = x.repeat_interleave(counts, dim=0)
+    a = metrics.sliced_wasserstein(x, y, x_weights=counts.double(), generator=torch.Generator().manual_seed(3))
+    b = metrics.sliced_wasserstein(repeated, y, generator=torch.Generator().manual_seed(3))
+    assert a == pytest.approx(b, abs=1e-12)
+    # weights on y too, and the scale of the weights does not matter
+    wy = torch.rand(60, generator=g, dtype=torch.float64)
+    a = metrics.sliced_wasserstein(x, y, y_weights=wy, generator=torch.Generator().manual_seed(4))
+    b = metrics.sliced_wasserstein(x, y, y_weights=7 * wy, generator=torch.Generator().manual_seed(4))
+    assert a == pytest.approx(b, abs=1e-12) and a > 0
+
+
+def test_sliced_wasserstein_is_the_mean_of_scipys_one_dimensional_distances():
+    from scipy.stats import wasserstein_distance
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(30, 3, generator=g, dtype=torch.float64), torch.randn(45, 3, generator=g, dtype=torch.float64)
+    wx, wy = torch.rand(30, generator=g, dtype=torch.float64), torch.rand(45, generator=g, dtype=torch.float64)
+    d = torch.randn(16, 3, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    d = d / d.norm(dim=1, keepdim=True)
+    px, py = (x @ d.T).numpy(), (y @ d.T).numpy()
+    for a, b in ((None, None), (wx, None), (wx, wy)):
+        want = np.mean([wasserstein_distance(px[:, i], py[:, i], None if a is None else a.numpy(),
+                                             None if b is None else b.numpy()) for i in range(16)])
+        got = metrics.sliced_wasserstein(x, y, n_projections=16, generator=torch.Generator().manual_seed(6),
+                                         x_weights=a, y_weights=b)
+        assert got == pytest.approx(want, abs=1e-12)
+
+
 def test_basin_occupancy():
     occ = metrics.basin_occupancy(torch.tensor([0, 0, 2, 1, 0]), 3)
     assert occ.tolist() == pytest.approx([0.6, 0.2, 0.2])
