@@ -3,12 +3,15 @@
 
 Each wrapper has the contract ``eps_model(x_t, t, cond) -> eps`` and derives from
 :class:`tutorial_pkg.guidance.CFGModel`: both branches run in one batched pass, the null condition is passed
-on, and every sampler runs it. Two of them need to know where they are in a sampling run:
+on, and the package's samplers run it. Two of them need to know where they are in a sampling run:
 
 * **CFG++** needs the step ``t -> t_prev`` the sampler takes. :class:`CFGPlusPlusModel` is built for one DDIM
   grid and returns the eps whose ordinary DDIM step *is* the CFG++ step; a call off that grid is refused.
 * **APG's momentum** and **CFG-Zero*'s zero-init** count the steps of a run: a call whose int ``t`` is not
-  below the previous call's starts a new run (``reset()`` does the same by hand).
+  below the previous call's starts a new run (``reset()`` does the same by hand). This suits samplers that call
+  the model once per step at decreasing ``t``, as the package's DDPM and DDIM samplers do; a sampler that calls it
+  twice at the same ``t`` (a Heun-type corrector, say) would restart the count on every step, so reset and count
+  by hand there.
 
 Linear CFG gives the same step on eps, x0, v or the flow velocity; a rule with a norm, a projection or an
 inner product does not (:func:`guide_in`). Derived in chapter 9b (``book/09b_cfg_variants``), equations
@@ -98,8 +101,9 @@ def guide_in(rule: Callable[[Tensor, Tensor], Tensor], eps_cond: Tensor, eps_unc
 
 
 class _RunSteps:
-    """Which step of a sampling run a call is: a sampler visits decreasing t, so a t that is not below the
-    previous call's starts a new run. Host ints only."""
+    """Which step of a sampling run a call is: the package's samplers call the model once per step at decreasing
+    t, so a t that is not below the previous call's starts a new run. A sampler that calls the model twice at one
+    t (Heun-type) would restart the count every step. Host ints only."""
 
     def __init__(self):
         self.last_t, self.index = None, -1
