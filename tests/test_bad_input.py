@@ -21,9 +21,10 @@ from tutorial_pkg import grading, guidance, metrics, models, nets, reporting, sa
 from tutorial_pkg import smc, stats, tweedie, variants
 from tutorial_pkg.analytic import GaussianMixture
 from tutorial_pkg.systems import alanine_md, internal_coordinates
+from tutorial_pkg.systems import temperature as temperature_dial
 
 MODULES = (models, schedules, sampling, guidance, nets, training, systems, internal_coordinates, alanine_md, metrics,
-           reporting, stats, grading, variants, tweedie, smc)
+           reporting, stats, grading, variants, tweedie, smc, temperature_dial)
 # classes that the package builds and returns, never from a user's arguments: their constructors need no row
 # (their methods with arguments do)
 BUILT_BY_THE_PACKAGE = {"training.TrainResult", "metrics.EnergyError", "grading.CheckResult", "systems.BoltzmannData",
@@ -481,6 +482,19 @@ ROWS = [
     ("alanine_md.build_md_data", "ns_train", lambda: alanine_md.build_md_data(ns_train=0.0)),
     ("alanine_md.build_md_data", "ns_test", lambda: alanine_md.build_md_data(ns_test=NAN)),
     ("alanine_md.load_md_data", "path", lambda: alanine_md.load_md_data(path=pathlib.Path("no-such-file.npz"))),
+    ("alanine_md.build_extra_data", "ns", lambda: alanine_md.build_extra_data(ns=0.0)),
+    ("alanine_md.build_extra_data", "ns_floor", lambda: alanine_md.build_extra_data(ns_floor=NAN)),
+    ("alanine_md.load_extra_data", "path", lambda: alanine_md.load_extra_data(path=pathlib.Path("no-such-file.npz"))),
+    ("temperature.mbar_free_energies", "temperature_of_frame",
+     lambda: temperature_dial.mbar_free_energies(torch.ones(4), torch.ones(3))),
+    ("temperature.canonical_weights", "temperature",
+     lambda: temperature_dial.canonical_weights(torch.ones(4), torch.full((4,), 300.0), 0.0)),
+    ("temperature.log_density_of_states", "edges",
+     lambda: temperature_dial.log_density_of_states(torch.ones(4), torch.full((4,), 300.0), torch.tensor([1.0]))),
+    ("temperature.temperature_dial", "sample_at_energy",
+     lambda: temperature_dial.temperature_dial("model", torch.ones(4), torch.full((4,), 300.0), 300.0, 2)),
+    ("temperature.temperature_dial", "n",
+     lambda: temperature_dial.temperature_dial(lambda e: e, torch.ones(4), torch.full((4,), 300.0), 300.0, 0)),
     ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(z(3, 3))),
     ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(full((3, 2), NAN))),
     ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(labels(3)[:, None].expand(3, 2))),

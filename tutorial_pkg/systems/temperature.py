@@ -27,7 +27,7 @@ from .. import _checks
 
 Tensor = torch.Tensor
 
-__all__ = ["R_KJ", "mbar_free_energies", "canonical_weights", "log_density_of_states", "temperature_dial"]
+__all__ = ["mbar_free_energies", "canonical_weights", "log_density_of_states", "temperature_dial"]
 
 R_KJ = 8.31446261815324e-3  # the gas constant, kJ/(mol K)
 
