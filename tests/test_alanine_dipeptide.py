@@ -138,6 +138,9 @@ def test_energy_of_the_crd_structure_equals_a_fresh_openmm_context(ala):
     terms = ala.energy_terms(ala.x_crd)
     assert set(terms) == {"HarmonicBondForce", "HarmonicAngleForce", "PeriodicTorsionForce", "NonbondedForce"}
     assert sum(terms.values()).item() == pytest.approx(E.item(), abs=1e-9)
+    some = ala.energy_terms(ala.x_crd, names=("HarmonicAngleForce", "NonbondedForce"))
+    assert set(some) == {"HarmonicAngleForce", "NonbondedForce"}
+    assert all(torch.equal(some[k], terms[k]) for k in some)
 
 
 def test_energy_reproduces_the_shipped_energies_and_is_invariant_to_rigid_motions(ala, frames):

@@ -444,6 +444,7 @@ ROWS = [
     ("systems.AlanineDipeptide.energy", "x", lambda: ala().energy(full((2, 22, 3), NAN))),
     ("systems.AlanineDipeptide.gradient", "x", lambda: ala().gradient(z(22, 3))),
     ("systems.AlanineDipeptide.energy_terms", "x", lambda: ala().energy_terms([[0.0] * 3] * 22)),
+    ("systems.AlanineDipeptide.energy_terms", "names", lambda: ala().energy_terms(ala().x_crd, names=("Bonds",))),
     ("systems.AlanineDipeptide.torsions", "x", lambda: ala().torsions(z(2, 22, 2))),
     ("systems.AlanineDipeptide.omegas", "x", lambda: ala().omegas(torch.zeros(2, 22, 3, dtype=torch.long))),
     ("systems.AlanineDipeptide.chirality", "x", lambda: ala().chirality(full((1, 22, 3), INF))),

@@ -215,13 +215,18 @@ class AlanineDipeptide:
             (g,) = torch.autograd.grad(self.energy(xg).sum(), xg)
         return g
 
-    def energy_terms(self, x: Tensor) -> dict[str, Tensor]:
+    def energy_terms(self, x: Tensor, names: Optional[tuple] = None) -> dict[str, Tensor]:
         """The energy of each force of the system (bonds, angles, torsions, nonbonded), kJ/mol, ``(B,)``
-        float64 on the CPU each; they add up to :meth:`energy`."""
+        float64 on the CPU each; they add up to :meth:`energy`. ``names`` (default: all of them) picks the
+        forces to evaluate, one OpenMM evaluation per force and frame."""
         _frames("x", x, self.n_atoms)
+        known = [n for n in self.force_names if n != "CMMotionRemover"]
+        if names is not None:
+            if isinstance(names, str) or not all(n in known for n in names):
+                raise ValueError(f"names must be a sequence of force names out of {known}, got {names!r}")
         x64 = x.detach().cpu().to(torch.float64).numpy()
         return {name: torch.from_numpy(self._evaluate(x64, groups=1 << group)[0])
-                for group, name in enumerate(self.force_names) if name != "CMMotionRemover"}
+                for group, name in enumerate(self.force_names) if name in (known if names is None else names)}
 
     # -- torsions, validity, basins -------------------------------------------------------------------
     def _torsion(self, x: Tensor, keys) -> Tensor:
