@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tutorial_pkg.systems import alanine_md
-from tutorial_pkg.systems.alanine_dipeptide import BASINS, DATA_DIR, AlanineDipeptide
+from tutorial_pkg.systems.alanine_dipeptide import BASINS, DATA_DIR, AlanineDipeptide, core_occupancy, core_transitions
 from tutorial_pkg.systems.internal_coordinates import kabsch_align, wrap
 
 F64 = torch.float64
@@ -100,15 +100,28 @@ def test_a_tampered_or_unrecorded_data_file_is_refused(tmp_path):
         alanine_md.load_md_data(path=copy)
 
 
-def test_basins_follow_the_stated_boundaries():
+def test_core_states_follow_the_stated_boundaries():
     e = 1e-6  # either side of each boundary
-    phi = torch.tensor([-60.0, -60, -60, -60, -60, -60, -60, -60, 60, 60], dtype=F64)
-    psi = torch.tensor([120 + e, 120 - e, 50 + e, 50 - e, -120 + e, -120 - e, -150, 180, -60, 40], dtype=F64)
+    phi = torch.tensor([-150, 170, -150, -150, -80, -80, -80, -49 - e, 70, 70, 70, -80, -80, 0, -80], dtype=F64)
+    psi = torch.tensor([150, -160, -150 + e, 120 - e, 70, 40 - e, 100 + e, 70, -60, -110 - e, 60, -40, -71, 0, 150],
+                       dtype=F64)
     basins, names = AlanineDipeptide.basin(torch.deg2rad(phi), torch.deg2rad(psi))
-    assert names == BASINS == ("C5", "C7eq", "alpha_R", "alpha_L")
-    assert [names[b] for b in basins] == ["C5", "C7eq", "C7eq", "alpha_R", "alpha_R", "C5", "C5", "C5",
-                                          "alpha_L", "alpha_L"]
+    assert names == BASINS == ("C5", "C7eq", "C7ax", "alpha_R")
+    assert [names[b] if b >= 0 else None for b in basins] == [
+        "C5", "C5", None, None, "C7eq", None, None, None, "C7ax", None, None, "alpha_R", None, None, None]
     assert basins.dtype == torch.long
+
+
+def test_core_occupancy_and_transitions_count_cores_only():
+    labels = torch.tensor([0, -1, 0, -1, 1, 1, -1, 1, 0, 2, -1, -1])
+    assert core_occupancy(labels).tolist() == pytest.approx([3 / 12, 3 / 12, 1 / 12, 0.0])
+    # 0 -> (transition) -> 0 is a recrossing, not a transition; then 0 -> 1, 1 -> 0, 0 -> 2
+    assert core_transitions(labels) == 3
+    assert core_transitions(torch.tensor([-1, -1])) == 0
+    with pytest.raises(ValueError, match="labels"):
+        core_occupancy(torch.tensor([0, 4]))
+    with pytest.raises(ValueError, match="labels"):
+        core_transitions(torch.tensor([0.0, 1.0]))
 
 
 # -- the energy --------------------------------------------------------------------------------------
@@ -125,6 +138,9 @@ def test_energy_of_the_crd_structure_equals_a_fresh_openmm_context(ala):
     terms = ala.energy_terms(ala.x_crd)
     assert set(terms) == {"HarmonicBondForce", "HarmonicAngleForce", "PeriodicTorsionForce", "NonbondedForce"}
     assert sum(terms.values()).item() == pytest.approx(E.item(), abs=1e-9)
+    some = ala.energy_terms(ala.x_crd, names=("HarmonicAngleForce", "NonbondedForce"))
+    assert set(some) == {"HarmonicAngleForce", "NonbondedForce"}
+    assert all(torch.equal(some[k], terms[k]) for k in some)
 
 
 def test_energy_reproduces_the_shipped_energies_and_is_invariant_to_rigid_motions(ala, frames):

@@ -18,12 +18,16 @@ import pytest
 import torch
 
 from tutorial_pkg import grading, guidance, metrics, models, nets, reporting, sampling, schedules, systems, training
+from tutorial_pkg import smc, stats, tweedie, variants
 from tutorial_pkg import grader, smc, stats, tweedie, variants
 from tutorial_pkg.analytic import GaussianMixture
 from tutorial_pkg.systems import alanine_md, internal_coordinates
+from tutorial_pkg.systems import temperature as temperature_dial
 
 MODULES = (models, schedules, sampling, guidance, nets, training, systems, internal_coordinates, alanine_md, metrics,
+           reporting, stats, grading, variants, tweedie, smc)
            reporting, stats, grading, variants, tweedie, smc, grader)
+           reporting, stats, grading, variants, tweedie, smc, temperature_dial)
 # classes that the package builds and returns, never from a user's arguments: their constructors need no row
 # (their methods with arguments do)
 BUILT_BY_THE_PACKAGE = {"training.TrainResult", "metrics.EnergyError", "grading.CheckResult", "systems.BoltzmannData",
@@ -443,6 +447,7 @@ ROWS = [
     ("systems.AlanineDipeptide.energy", "x", lambda: ala().energy(full((2, 22, 3), NAN))),
     ("systems.AlanineDipeptide.gradient", "x", lambda: ala().gradient(z(22, 3))),
     ("systems.AlanineDipeptide.energy_terms", "x", lambda: ala().energy_terms([[0.0] * 3] * 22)),
+    ("systems.AlanineDipeptide.energy_terms", "names", lambda: ala().energy_terms(ala().x_crd, names=("Bonds",))),
     ("systems.AlanineDipeptide.torsions", "x", lambda: ala().torsions(z(2, 22, 2))),
     ("systems.AlanineDipeptide.omegas", "x", lambda: ala().omegas(torch.zeros(2, 22, 3, dtype=torch.long))),
     ("systems.AlanineDipeptide.chirality", "x", lambda: ala().chirality(full((1, 22, 3), INF))),
@@ -481,6 +486,19 @@ ROWS = [
     ("alanine_md.build_md_data", "ns_train", lambda: alanine_md.build_md_data(ns_train=0.0)),
     ("alanine_md.build_md_data", "ns_test", lambda: alanine_md.build_md_data(ns_test=NAN)),
     ("alanine_md.load_md_data", "path", lambda: alanine_md.load_md_data(path=pathlib.Path("no-such-file.npz"))),
+    ("alanine_md.build_extra_data", "ns", lambda: alanine_md.build_extra_data(ns=0.0)),
+    ("alanine_md.build_extra_data", "ns_floor", lambda: alanine_md.build_extra_data(ns_floor=NAN)),
+    ("alanine_md.load_extra_data", "path", lambda: alanine_md.load_extra_data(path=pathlib.Path("no-such-file.npz"))),
+    ("temperature.mbar_free_energies", "temperature_of_frame",
+     lambda: temperature_dial.mbar_free_energies(torch.ones(4), torch.ones(3))),
+    ("temperature.canonical_weights", "temperature",
+     lambda: temperature_dial.canonical_weights(torch.ones(4), torch.full((4,), 300.0), 0.0)),
+    ("temperature.log_density_of_states", "edges",
+     lambda: temperature_dial.log_density_of_states(torch.ones(4), torch.full((4,), 300.0), torch.tensor([1.0]))),
+    ("temperature.temperature_dial", "sample_at_energy",
+     lambda: temperature_dial.temperature_dial("model", torch.ones(4), torch.full((4,), 300.0), 300.0, 2)),
+    ("temperature.temperature_dial", "n",
+     lambda: temperature_dial.temperature_dial(lambda e: e, torch.ones(4), torch.full((4,), 300.0), 300.0, 0)),
     ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(z(3, 3))),
     ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(full((3, 2), NAN))),
     ("systems.MullerBrown.energy", "x", lambda: systems.MullerBrown().energy(labels(3)[:, None].expand(3, 2))),

@@ -7,8 +7,9 @@ Each system has ``energy(x)``, a batch of configurations to a batch of energies 
   samples and an exact conditional reference (chapter 6).
 * :mod:`~tutorial_pkg.systems.alanine_dipeptide`: alanine dipeptide in vacuum, AMBER ff96, with OpenMM as
   its energy (an optional dependency); :mod:`~tutorial_pkg.systems.internal_coordinates`, the
-  representation a model learns; :mod:`~tutorial_pkg.systems.alanine_md`, its molecular-dynamics data
-  (chapter 11).
+  representation a model learns; :mod:`~tutorial_pkg.systems.alanine_md`, its molecular-dynamics data;
+  :mod:`~tutorial_pkg.systems.temperature`, the temperature dial, canonical samples at any temperature from a
+  generator conditioned on the energy (chapter 11).
 """
 
 from .alanine_dipeptide import AlanineDipeptide

@@ -1,7 +1,7 @@
 """Alanine dipeptide (Ace-Ala-NMe, 22 atoms) in vacuum with the AMBER ff96 force field; OpenMM is the energy.
 
 The molecule of chapter 11: the smallest peptide with the two backbone torsions phi and psi, whose
-Ramachandran plane has four basins at the temperatures of the chapter. :class:`AlanineDipeptide` builds the
+Ramachandran plane has three well-populated core states in vacuum (C5, C7eq, C7ax) and a sparsely visited alpha_R. :class:`AlanineDipeptide` builds the
 OpenMM system from the AMBER files shipped in ``systems/data`` (openmmtools 0.27.0; see the README there):
 vacuum, ``NoCutoff``, X-H bonds constrained, the "Reference" platform (for 22 atoms some 50 times faster
 than "CPU"). Its energy is a :class:`torch.autograd.Function` whose backward pass is OpenMM's force, so
@@ -26,11 +26,19 @@ from .internal_coordinates import InternalFeatures, ZMatrix, _dihedral, _frames,
 
 Tensor = torch.Tensor
 
-__all__ = ["AlanineDipeptide", "OpenMMEnergy", "BASINS", "DATA_DIR"]
+__all__ = ["AlanineDipeptide", "OpenMMEnergy", "BASINS", "CORES", "DATA_DIR", "core_occupancy", "core_transitions"]
 
 DATA_DIR = pathlib.Path(__file__).parent / "data"
 INSTALL = 'pip install "tutorial_pkg[molecules]"  (or: pip install openmm)'
-BASINS = ("C5", "C7eq", "alpha_R", "alpha_L")
+BASINS = ("C5", "C7eq", "C7ax", "alpha_R")
+# core states in degrees, (phi ranges, psi ranges); phi of C5 is periodic (it wraps across +-180). A frame
+# outside every core is in a transition region and gets the label -1 (chapter 11).
+CORES = {
+    "C5": (((-180.0, -120.0), (120.0, 180.0)), ((120.0, 180.0), (-180.0, -150.0))),
+    "C7eq": (((-120.0, -50.0),), ((40.0, 100.0),)),
+    "C7ax": (((30.0, 110.0),), ((-110.0, -20.0),)),
+    "alpha_R": (((-120.0, -50.0),), ((-70.0, -10.0),)),
+}
 N_ATOMS = 22
 
 # the Z-matrix, (i, j, k, l) as (residue, atom name): root CA, N, C of alanine, then one row per atom
@@ -207,13 +215,18 @@ class AlanineDipeptide:
             (g,) = torch.autograd.grad(self.energy(xg).sum(), xg)
         return g
 
-    def energy_terms(self, x: Tensor) -> dict[str, Tensor]:
+    def energy_terms(self, x: Tensor, names: Optional[tuple] = None) -> dict[str, Tensor]:
         """The energy of each force of the system (bonds, angles, torsions, nonbonded), kJ/mol, ``(B,)``
-        float64 on the CPU each; they add up to :meth:`energy`."""
+        float64 on the CPU each; they add up to :meth:`energy`. ``names`` (default: all of them) picks the
+        forces to evaluate, one OpenMM evaluation per force and frame."""
         _frames("x", x, self.n_atoms)
+        known = [n for n in self.force_names if n != "CMMotionRemover"]
+        if names is not None:
+            if isinstance(names, str) or not all(n in known for n in names):
+                raise ValueError(f"names must be a sequence of force names out of {known}, got {names!r}")
         x64 = x.detach().cpu().to(torch.float64).numpy()
         return {name: torch.from_numpy(self._evaluate(x64, groups=1 << group)[0])
-                for group, name in enumerate(self.force_names) if name != "CMMotionRemover"}
+                for group, name in enumerate(self.force_names) if name in (known if names is None else names)}
 
     # -- torsions, validity, basins -------------------------------------------------------------------
     def _torsion(self, x: Tensor, keys) -> Tensor:
@@ -253,18 +266,25 @@ class AlanineDipeptide:
 
     @staticmethod
     def basin(phi: Tensor, psi: Tensor) -> tuple[Tensor, tuple]:
-        """Ramachandran basin of vacuum ff96, ``(B,)`` long, and the names :data:`BASINS`. With phi < 0:
-        C5 or beta (psi > 120 or psi <= -120 degrees), C7eq (50 < psi <= 120), alpha_R (-120 < psi <= 50);
-        alpha_L: phi >= 0. C5 runs on through psi = +-180 down to alpha_R's edge, so that every frame has
-        a basin (the MD frames with -150 < psi <= -120 are the tail of C5)."""
+        """Core state of vacuum ff96 on the Ramachandran plane, ``(B,)`` long, and the names :data:`BASINS`;
+        ``-1`` for a frame in no core (a transition region). The cores (:data:`CORES`, degrees, closed
+        intervals): C5 or beta, phi <= -120 or phi >= 120 (periodic) with psi >= 120 or psi <= -150; C7eq,
+        -120 <= phi <= -50 with 40 <= psi <= 100; C7ax, 30 <= phi <= 110 with -110 <= psi <= -20; alpha_R,
+        -120 <= phi <= -50 with -70 <= psi <= -10, a psi < 0 core that vacuum ff96 visits rarely."""
         _checks.tensor("phi", phi, ndim=1, floating=True)
         _checks.tensor("psi", psi, ndim=1, floating=True)
         _checks.same_tensor_kind("psi", psi, "phi", phi, dtype=False)
-        psi_deg = torch.rad2deg(_wrap(psi))
-        out = torch.full(phi.shape, 0, dtype=torch.long, device=phi.device)  # C5
-        out[(psi_deg > 50) & (psi_deg <= 120)] = 1
-        out[(psi_deg > -120) & (psi_deg <= 50)] = 2
-        out[_wrap(phi) >= 0] = 3
+        phi_deg, psi_deg = torch.rad2deg(_wrap(phi)), torch.rad2deg(_wrap(psi))
+        out = torch.full(phi.shape, -1, dtype=torch.long, device=phi.device)
+        for k, name in enumerate(BASINS):
+            phis, psis = CORES[name]
+            in_phi = torch.zeros_like(phi_deg, dtype=torch.bool)
+            for lo, hi in phis:
+                in_phi |= (phi_deg >= lo) & (phi_deg <= hi)
+            in_psi = torch.zeros_like(psi_deg, dtype=torch.bool)
+            for lo, hi in psis:
+                in_psi |= (psi_deg >= lo) & (psi_deg <= hi)
+            out[in_phi & in_psi] = k
         return out, BASINS
 
     # -- the representation ---------------------------------------------------------------------------
@@ -282,3 +302,30 @@ class AlanineDipeptide:
             raise ValueError(f"x_train must hold at least two configurations, got {x_train.shape[0]}")
         return InternalFeatures.fit(self.zmatrix, self.r0, _FREE_ROWS, x_train)
 
+
+
+def core_occupancy(labels: Tensor) -> Tensor:
+    """The share of frames or molecules in each core state of :data:`BASINS`, ``(4,)`` float64, out of all of
+    them: frames in a transition region (label -1) count in the denominator, so the shares sum to at most 1."""
+    _checks.tensor("labels", labels, ndim=1)
+    if labels.numel() == 0:
+        raise ValueError("labels must hold at least one frame")
+    if labels.is_floating_point() or labels.min().item() < -1 or labels.max().item() >= len(BASINS):
+        raise ValueError(f"labels must be integers in -1..{len(BASINS) - 1} (AlanineDipeptide.basin)")
+    return torch.stack([(labels == k).double().mean() for k in range(len(BASINS))]).cpu()
+
+
+def core_transitions(labels: Tensor) -> int:
+    """The number of transitions between core states along a trajectory (labels of consecutive frames): the
+    last core visited changes. Crossing into a transition region and back into the same core is no
+    transition, so recrossings of a boundary are not counted (core-set, or milestoning, counting)."""
+    _checks.tensor("labels", labels, ndim=1)
+    if labels.is_floating_point():
+        raise ValueError("labels must be integers (AlanineDipeptide.basin)")
+    last, count = -1, 0
+    for b in labels.tolist():
+        if b >= 0:
+            if last >= 0 and b != last:
+                count += 1
+            last = b
+    return count

@@ -14,6 +14,12 @@ Usage::
 
     python -m tutorial_pkg.systems.alanine_md build [--ns 4] [--ns-test 1] [--out DIR]
     python -m tutorial_pkg.systems.alanine_md verify
+    python -m tutorial_pkg.systems.alanine_md build-extra [--ns 2] [--out DIR]
+
+``build-extra`` writes ``alanine_md_extra.npz``: a second, independent held-out trajectory at each of the four
+temperatures (the noise floor of the held-out reference: two independent trajectories differ by it) and
+trajectories at two temperatures the model never saw, 350 and 575 K (the check of the temperature dial). Each
+has its own seed, none shared with the four-temperature build.
 """
 
 from __future__ import annotations
@@ -34,10 +40,12 @@ from .alanine_dipeptide import DATA_DIR, AlanineDipeptide, _openmm
 
 Tensor = torch.Tensor
 
-__all__ = ["MDData", "simulate", "build_md_data", "load_md_data"]
+__all__ = ["MDData", "simulate", "build_md_data", "load_md_data", "build_extra_data", "load_extra_data"]
 
 TEMPERATURES = (300.0, 400.0, 500.0, 650.0)
 DATA_FILE = DATA_DIR / "alanine_md.npz"
+EXTRA_FILE = DATA_DIR / "alanine_md_extra.npz"
+UNSEEN_TEMPERATURES = (350.0, 575.0)
 STEP_PS, FRICTION_PER_PS, EQUILIBRATION_PS, FRAME_PS = 0.002, 1.0, 100.0, 1.0
 BUILD = "build it with `python -m tutorial_pkg.systems.alanine_md build`"
 
@@ -163,6 +171,66 @@ def load_md_data(*, path: Optional[pathlib.Path] = None) -> MDData:
                       t["x_test"], t["E_test"], t["temperature_test"], float(f["frame_ps"]))
 
 
+def _extra_seeds() -> dict:
+    """Seeds of the extra trajectories: ("floor", T) for the second held-out trajectory at each training
+    temperature, ("unseen", T) for the unseen temperatures; disjoint from :func:`_seeds`."""
+    seeds = {("floor", T): 301 + k for k, T in enumerate(TEMPERATURES)}
+    seeds.update({("unseen", T): 401 + k for k, T in enumerate(UNSEEN_TEMPERATURES)})
+    return seeds
+
+
+def build_extra_data(*, ns: float = 2.0, ns_floor: float = 1.0, out: Optional[pathlib.Path] = None,
+                     callback=None) -> tuple[pathlib.Path, list]:
+    """Simulate the extra trajectories of :func:`_extra_seeds` (``ns_floor`` ns per training temperature,
+    ``ns`` ns per unseen temperature), project and compute energies as :func:`build_md_data` does, and write
+    ``alanine_md_extra.npz`` with its SHA-256 into ``out`` (default: the package's data folder). Arrays
+    ``x_<split>``, ``E_<split>``, ``temperature_<split>`` for split in ("floor", "unseen")."""
+    ns = _checks.real("ns", ns, low=0.001)
+    ns_floor = _checks.real("ns_floor", ns_floor, low=0.001)
+    out = pathlib.Path(out) if out is not None else DATA_DIR
+    ala = AlanineDipeptide()
+    x0 = _minimized(ala)
+    arrays = {split: {"x": [], "E": [], "temperature": []} for split in ("floor", "unseen")}
+    rows = []
+    for (split, temperature), seed in _extra_seeds().items():
+        start = time.perf_counter()
+        length = ns_floor if split == "floor" else ns
+        raw = torch.from_numpy(simulate(ala, temperature, round(length * 1000 / FRAME_PS), seed=seed, x0=x0))
+        seconds = time.perf_counter() - start
+        x = ala.project(raw).to(torch.float32)
+        E = ala.energy(x.to(torch.float64))
+        cis = (torch.stack([w.abs() for w in ala.omegas(raw)]).min(0).values < math.pi / 2).sum().item()
+        row = {"temperature": temperature, "split": split, "seconds": seconds, "frames": len(x),
+               "cis_frames": int(cis), "E_raw": ala.energy(raw).mean().item(), "E": E.mean().item()}
+        rows.append(row)
+        if callback is not None:
+            callback(row)
+        arrays[split]["x"].append(x.numpy())
+        arrays[split]["E"].append(E.numpy())
+        arrays[split]["temperature"].append(np.full(len(x), temperature))
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / EXTRA_FILE.name
+    frames = {f"{key}_{split}": np.concatenate(v) for split, d in arrays.items() for key, v in d.items()}
+    np.savez_compressed(path, **frames, seconds=np.array([r["seconds"] for r in rows]),
+                        seeds=np.array(list(_extra_seeds().values())), frame_ps=FRAME_PS,
+                        openmm_version=_openmm()[0].__version__, cis_frames=np.array([r["cis_frames"] for r in rows]))
+    _hashes.write_sum(out, path.name, _hashes.sha256(path))
+    return path, rows
+
+
+def load_extra_data(*, path: Optional[pathlib.Path] = None) -> dict:
+    """The extra MD data of :func:`build_extra_data` as a dict of tensors (``x_floor``, ``E_floor``,
+    ``temperature_floor``, ``x_unseen``, ``E_unseen``, ``temperature_unseen``, ``seconds``), after checking
+    its SHA-256. Needs no OpenMM. Chapter 11."""
+    if path is not None and not pathlib.Path(path).is_file():
+        raise ValueError(f"path must be an existing .npz file, got {str(path)!r}")
+    path = _hashes.check(EXTRA_FILE if path is None else pathlib.Path(path), kind="the extra MD data file",
+                         remedy="build it with `python -m tutorial_pkg.systems.alanine_md build-extra`")
+    with np.load(path, allow_pickle=False) as f:
+        return {k: torch.from_numpy(f[k]) for k in ("x_floor", "E_floor", "temperature_floor", "x_unseen",
+                                                    "E_unseen", "temperature_unseen", "seconds")}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tutorial_pkg.systems.alanine_md",
                                      description=__doc__.split("\n\n")[0])
@@ -172,6 +240,10 @@ def main(argv=None) -> int:
     b.add_argument("--ns-test", type=float, default=1.0, help="held-out trajectory per temperature, ns (default 1)")
     b.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default: the package's data)")
     sub.add_parser("verify", help="check the shipped data against its SHA-256")
+    e = sub.add_parser("build-extra", help="run the extra MD (second held-out, unseen temperatures)")
+    e.add_argument("--ns", type=float, default=2.0, help="trajectory per unseen temperature, ns (default 2)")
+    e.add_argument("--ns-floor", type=float, default=1.0, help="second held-out trajectory, ns (default 1)")
+    e.add_argument("--out", type=pathlib.Path, default=None, help="output folder (default: the package's data)")
     args = parser.parse_args(argv)
     if args.command == "verify":
         data = load_md_data()
@@ -189,7 +261,10 @@ def main(argv=None) -> int:
         if row["split"] == "test":
             print(f"{row['temperature']:5.0f} K: {per_temperature[row['temperature']]:.1f} s of MD", flush=True)
 
-    path, _ = build_md_data(ns_train=args.ns, ns_test=args.ns_test, out=args.out, callback=report)
+    if args.command == "build-extra":
+        path, _ = build_extra_data(ns=args.ns, ns_floor=args.ns_floor, out=args.out, callback=report)
+    else:
+        path, _ = build_md_data(ns_train=args.ns, ns_test=args.ns_test, out=args.out, callback=report)
     print(f"in all {time.perf_counter() - start:.1f} s; {path.name}: {path.stat().st_size / 1e6:.2f} MB, "
           f"sha256 {_hashes.sha256(path)}")
     return 0
