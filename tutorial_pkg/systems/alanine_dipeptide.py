@@ -3,8 +3,8 @@
 The molecule of chapter 11: the smallest peptide with the two backbone torsions phi and psi, whose
 Ramachandran plane has three well-populated core states in vacuum (C5, C7eq, C7ax) and a sparsely visited alpha_R. :class:`AlanineDipeptide` builds the
 OpenMM system from the AMBER files shipped in ``systems/data`` (openmmtools 0.27.0; see the README there):
-vacuum, ``NoCutoff``, X-H bonds constrained, the "Reference" platform (for 22 atoms some 50 times faster
-than "CPU"). Its energy is a :class:`torch.autograd.Function` whose backward pass is OpenMM's force, so
+vacuum, ``NoCutoff``, X-H bonds constrained, the "Reference" platform (for 22 atoms evaluated one frame at a time it is faster
+than "CPU", with the same energies and forces: the book's page on costs measures both). Its energy is a :class:`torch.autograd.Function` whose backward pass is OpenMM's force, so
 energy guidance can differentiate through it.
 
 OpenMM is optional: this module imports without it, and :class:`AlanineDipeptide` raises an ``ImportError``
