@@ -118,6 +118,20 @@ def _seeds(k: int) -> tuple[int, int]:
     return 101 + k, 201 + k
 
 
+def _trajectory(ala: AlanineDipeptide, temperature: float, ns: float, seed: int, x0: np.ndarray, split: str):
+    """One trajectory of ``ns`` nanoseconds: its frames with the bonds at r0 (float32), the energies of exactly those
+    float32 coordinates, and the row that reports it (time, frames, cis-omega frames, mean energies)."""
+    start = time.perf_counter()
+    raw = torch.from_numpy(simulate(ala, temperature, round(ns * 1000 / FRAME_PS), seed=seed, x0=x0))
+    seconds = time.perf_counter() - start
+    x = ala.project(raw).to(torch.float32)
+    E = ala.energy(x.to(torch.float64))
+    cis = (torch.stack([w.abs() for w in ala.omegas(raw)]).min(0).values < math.pi / 2).sum().item()
+    row = {"temperature": temperature, "split": split, "seconds": seconds, "frames": len(x),
+           "cis_frames": int(cis), "E_raw": ala.energy(raw).mean().item(), "E": E.mean().item()}
+    return x, E, row
+
+
 def build_md_data(*, ns_train: float = 4.0, ns_test: float = 1.0, out: Optional[pathlib.Path] = None,
                   callback=None) -> tuple[pathlib.Path, list]:
     """Simulate every temperature, project, compute energies, write ``alanine_md.npz`` into ``out`` (default:
@@ -133,15 +147,7 @@ def build_md_data(*, ns_train: float = 4.0, ns_test: float = 1.0, out: Optional[
     rows = []
     for k, temperature in enumerate(TEMPERATURES):
         for split, ns, seed in (("train", ns_train, _seeds(k)[0]), ("test", ns_test, _seeds(k)[1])):
-            start = time.perf_counter()
-            raw = torch.from_numpy(simulate(ala, temperature, round(ns * 1000 / FRAME_PS), seed=seed, x0=x0))
-            seconds = time.perf_counter() - start
-            # bonds to r0, float32, and the energies of exactly those float32 coordinates
-            x = ala.project(raw).to(torch.float32)
-            E = ala.energy(x.to(torch.float64))
-            cis = (torch.stack([w.abs() for w in ala.omegas(raw)]).min(0).values < math.pi / 2).sum().item()
-            row = {"temperature": temperature, "split": split, "seconds": seconds, "frames": len(x),
-                   "cis_frames": int(cis), "E_raw": ala.energy(raw).mean().item(), "E": E.mean().item()}
+            x, E, row = _trajectory(ala, temperature, ns, seed, x0, split)
             rows.append(row)
             if callback is not None:
                 callback(row)
@@ -193,15 +199,7 @@ def build_extra_data(*, ns: float = 2.0, ns_floor: float = 1.0, out: Optional[pa
     arrays = {split: {"x": [], "E": [], "temperature": []} for split in ("floor", "unseen")}
     rows = []
     for (split, temperature), seed in _extra_seeds().items():
-        start = time.perf_counter()
-        length = ns_floor if split == "floor" else ns
-        raw = torch.from_numpy(simulate(ala, temperature, round(length * 1000 / FRAME_PS), seed=seed, x0=x0))
-        seconds = time.perf_counter() - start
-        x = ala.project(raw).to(torch.float32)
-        E = ala.energy(x.to(torch.float64))
-        cis = (torch.stack([w.abs() for w in ala.omegas(raw)]).min(0).values < math.pi / 2).sum().item()
-        row = {"temperature": temperature, "split": split, "seconds": seconds, "frames": len(x),
-               "cis_frames": int(cis), "E_raw": ala.energy(raw).mean().item(), "E": E.mean().item()}
+        x, E, row = _trajectory(ala, temperature, ns_floor if split == "floor" else ns, seed, x0, split)
         rows.append(row)
         if callback is not None:
             callback(row)
