@@ -729,7 +729,7 @@ def check_mmps_report(report: dict, samples: Tensor, *, prior: GaussianMixture, 
         got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
         return _report(name, "fail", f"samples must be an (n, {prior.D}) tensor with n >= 10, got {got}")
     if not bool(torch.isfinite(samples).all()):
-        return _report(name, "fail", "samples hold NaN or infinite values")
+        return _report(name, "fail", "samples must be finite: they hold NaN or infinite values")
     if not isinstance(seed, int) or isinstance(seed, bool):
         return _report(name, "fail", f"seed must be the int you seeded your generator with, got {seed!r}")
     if not isinstance(report, dict) or not set(_MMPS_KEYS) <= set(report):
@@ -856,6 +856,10 @@ def check_window_moments(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
                             for lo, hi in windows])
 
     expected = moments(lambda lo, hi: guidance.guidance_interval(gamma, lo, hi))
+    if isinstance(out, Tensor):
+        out = out.detach()
+    if _shape_hint(out, expected) is None and _close(out, expected, 1e-8):      # the suspects only on a failure
+        return _diagnose(name, out, expected, {}, 1e-8)
     suspects = {
         "these are the moments of guidance *outside* each window: guide for t_low <= t <= t_high only":
             moments(lambda lo, hi: (lambda t: 1.0 if lo <= t <= hi else gamma)),
