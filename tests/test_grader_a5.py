@@ -193,7 +193,7 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
         _submission(folder, f"cheat_{k}", {"a5-04": source})
     _submission(folder, "cheat_windows", {"a5-19": WINDOWS_CHEAT})
     out = tmp_path / "gradebook.csv"
-    grader.grade_folder(folder, out=out, seed=2026, jobs=1)
+    grader.grade_folder(folder, out=out, seed=2026, jobs=2)
     with open(out) as f:
         rows = {row["submission"]: row for row in csv.DictReader(f)}
     feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}

@@ -263,6 +263,17 @@ _ATTRIBUTES = {"modules", "sys", "os", "importlib", "inspect", "types", "builtin
                "ctypes", "ctypeslib", "pickle", "marshal", "_C", "ops", "library"}
 
 
+_PARSE_LOCK = threading.Lock()
+
+
+def _parse(source: str) -> ast.AST:
+    """``ast.parse``, one thread at a time: CPython 3.11 can raise ``SystemError: AST constructor recursion depth
+    mismatch`` when two threads build syntax trees at once (python/cpython#106905), and ``grade_folder`` screens
+    submissions in threads."""
+    with _PARSE_LOCK:
+        return ast.parse(source)
+
+
 def _package_names(template: dict) -> set[str]:
     """The names that the template's cells bind to the package's modules or objects by import, and the names of
     all the package's modules (whether the notebook imports them or not)."""
@@ -273,7 +284,7 @@ def _package_names(template: dict) -> set[str]:
         if cell["cell_type"] != "code":
             continue
         try:
-            tree = ast.parse(_text(cell))
+            tree = _parse(_text(cell))
         except SyntaxError:
             continue
         for node in ast.walk(tree):
@@ -295,7 +306,7 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
     if not isinstance(source, str):
         raise TypeError(f"source must be the text of a cell, got {type(source).__name__}")
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except SyntaxError as err:
         return f"the cell is not valid Python (line {err.lineno}: {err.msg})"
     allowed, package_names = set(allowed), set(package_names)
