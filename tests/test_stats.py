@@ -69,6 +69,21 @@ def test_unpaired_is_welch():
     assert "new - old" in str(u) and "unpaired" in str(u)
 
 
+
+def test_against_a_reference_is_the_one_sample_t_interval_and_widens_with_the_references_error():
+    values = [0.91, 0.93, 0.90, 0.94, 0.92, 0.89, 0.95, 0.93]
+    plain = stats.against(values, 0.95, names=("runs", "0.95"))
+    ci = st.ttest_1samp(values, 0.95).confidence_interval(0.95)
+    assert (plain.difference.low + 0.95, plain.difference.high + 0.95) == pytest.approx((ci.low, ci.high))
+    assert plain.p_value == pytest.approx(st.ttest_1samp(values, 0.95).pvalue)
+    assert plain.verdict == "runs lower"
+    # a reference known to a binomial standard error: the errors add in quadrature, Welch-Satterthwaite's dof
+    widened = stats.against(values, 0.95, reference_se=0.009, names=("runs", "0.95"))
+    se = math.hypot(plain.difference.se, 0.009)
+    assert widened.difference.se == pytest.approx(se)
+    assert widened.difference.dof == pytest.approx(se ** 4 / (plain.difference.se ** 4 / 7))
+    assert widened.difference.high - widened.difference.low > plain.difference.high - plain.difference.low
+
 def _ar1(phi, n, rng):
     x = np.empty(n)
     x[0] = rng.normal() / math.sqrt(1 - phi ** 2)

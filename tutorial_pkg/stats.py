@@ -33,7 +33,7 @@ from scipy import stats as _st
 
 from . import _checks, reporting
 
-__all__ = ["Estimate", "Comparison", "replicates", "paired", "unpaired", "statistical_inefficiency",
+__all__ = ["Estimate", "Comparison", "replicates", "paired", "unpaired", "against", "statistical_inefficiency",
            "effective_size", "series_mean", "share", "t_quantile", "pymbar_module"]
 
 
@@ -209,6 +209,29 @@ def unpaired(a, b, *, names: Sequence[str] = ("A", "B"), level: float = 0.95) ->
     diff = _estimate(va.mean() - vb.mean(), se, min(va.size, vb.size), dof, level)
     return Comparison(*_names(names), diff, p, False)
 
+
+def against(values, reference: float, *, reference_se: float = 0.0, names: Sequence[str] = ("A", "reference"),
+            level: float = 0.95) -> Comparison:
+    """The replicates' mean against a reference value known with its own standard error (a binomial share of a
+    large fixed set, a quantile's coverage), by a Welch-type interval of the difference.
+
+    The difference's standard error is ``sqrt(se**2 + reference_se**2)``; its degrees of freedom are
+    Welch-Satterthwaite's with the reference's taken as infinite (a binomial standard error of hundreds of items),
+    so ``dof = se_diff**4 / (se**4 / (n - 1))``, and ``n - 1`` when ``reference_se`` is 0 (a one-sample t-interval).
+    Chapter 7 compares generated digits with the whole training split this way.
+    """
+    v = _values("values", values)
+    if not (isinstance(reference, (int, float)) and math.isfinite(reference)):
+        raise ValueError(f"reference must be a finite number, got {reference!r}")
+    if not (isinstance(reference_se, (int, float)) and math.isfinite(reference_se) and reference_se >= 0):
+        raise ValueError(f"reference_se must be a finite number >= 0, got {reference_se!r}")
+    level = _level(level)
+    e = replicates(v, level=level)
+    se = math.hypot(e.se, reference_se)
+    dof = se ** 4 / (e.se ** 4 / e.dof) if e.se > 0 else 1e9  # identical replicates: the reference's normal error
+    t = se and (e.mean - reference) / se
+    p = float(2 * _st.t.sf(abs(t), dof)) if se > 0 else (0.0 if e.mean != reference else 1.0)
+    return Comparison(*_names(names), _estimate(e.mean - reference, se, e.n, dof, level), p, False)
 
 def statistical_inefficiency(series, *, fast: bool = False) -> float:
     """The statistical inefficiency ``g = 1 + 2 sum_k (1 - k/n) rho_k`` of a correlated series.
