@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 MATHJAX_VERSION := 3.2.2
 MATHJAX := .mathjax/.installed-$(MATHJAX_VERSION)
 
-.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab test-portability test-gpu chromium execute assignments grade determinism bench bench-notebooks clean
+.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab test-portability test-gpu chromium execute assignments grade student-release determinism bench bench-notebooks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -98,6 +98,11 @@ assignments: setup
 SUBMISSIONS ?= submissions
 grade: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m tutorial_pkg.grader $(SUBMISSIONS)
+
+# The students' copy of the course (make student-release DEST=folder): the committed tree without instructor/,
+# checked for solution lines in its assignments (tools/student_release.py; README, "For instructors").
+student-release:
+	$(BIN)/python tools/student_release.py $(DEST)
 
 # Execute every notebook three times, in memory, and report each NBVAL_CHECK_OUTPUT cell whose output differs
 # between runs or from the stored one. About three times the notebooks' run time: not part of `make test`.

@@ -27,31 +27,6 @@ def _text(cell) -> str:
     return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
 
 
-def _split(nb) -> tuple[set[str], set[str]]:
-    """The stripped lines of an instructor notebook inside its solution blocks (code and markdown), and those
-    outside them, in the cells a student sees: found here without the generator's help."""
-    inside_lines, outside_lines = set(), set()
-    for cell in nb["cells"]:
-        if "instructor-only" in cell.get("metadata", {}).get("tags", []):
-            continue
-        text = re.sub(r"<!-- BEGIN SOLUTION -->(.*?)<!-- END SOLUTION -->",
-                      lambda m: inside_lines.update(l.strip() for l in m[1].splitlines()) or "", _text(cell), flags=re.S)
-        inside = False
-        for line in text.splitlines():
-            if make_assignments.BEGIN.match(line) or make_assignments.END.match(line):
-                inside = bool(make_assignments.BEGIN.match(line))
-            else:
-                (inside_lines if inside else outside_lines).add(line.strip())
-    return inside_lines, outside_lines
-
-
-def _solution_lines(nb) -> list[str]:
-    """The solution's lines that the student's prompt does not also show (the notebook may give a call in its
-    text that the solution then makes); lines shorter than 13 characters are too common to tell."""
-    inside, outside = _split(nb)
-    return sorted(line for line in inside - outside if len(line) > 12)
-
-
 @needs_sources
 def test_the_committed_student_notebooks_are_what_the_generator_makes(capsys):
     assert make_assignments.main(["--check"]) == 0, capsys.readouterr().out
@@ -67,7 +42,7 @@ def test_every_student_notebook_has_an_instructor_source():
 def test_no_solution_reaches_the_student_notebook(source):
     instructor = json.loads(source.read_text())
     student = json.loads((ROOT / "book" / "assignments" / source.name).read_text())
-    solution = _solution_lines(instructor)
+    solution = make_assignments.solution_lines(instructor)
     assert solution, f"{source.name} marks no solution"
     everything = "\n".join(_text(c) for c in student["cells"]) + json.dumps([c.get("outputs", []) for c in student["cells"]])
     leaked = [line for line in solution if line in everything]

@@ -122,6 +122,15 @@ def not_a_function(*args):
     return "not a function"
 
 
+def mmps_report(report, samples, **kwargs):
+    """Assignment 5's report check in the notebook's setting, with the given arguments replaced."""
+    from tutorial_pkg import analytic
+    setting = dict(prior=analytic.GaussianMixture([1.0], [[0.5, -0.3]], [[[1.0, 0.6], [0.6, 0.8]]]),
+                   a=torch.tensor([1.5, -0.7], dtype=torch.float64), sigma_y=0.3, y=1.2,
+                   schedule=schedules.linear_schedule(1000), seed=0)
+    return grading.check_mmps_report(report, samples, **{**setting, **kwargs})
+
+
 def core_report(report, samples, **kwargs):
     """Assignment 7's check, with the real molecule (OpenMM) and small stand-ins for the features and the model:
     every row fails or raises before anything is sampled."""
@@ -594,6 +603,16 @@ ROWS = [
     *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
       for name in ("check_gaussian_nll", "check_z_scores", "check_coverage")
       for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
+    *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
+      for name in ("check_mmps_eps", "check_interval_cfg", "check_window_moments")
+      for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
+    ("grading.check_mmps_report", FAILS, lambda: mmps_report("report", z(4, 2))),
+    ("grading.check_mmps_report", FAILS, lambda: mmps_report({}, full((20, 2), NAN))),
+    ("grading.check_mmps_report", "prior", lambda: mmps_report(None, None, prior="prior")),
+    ("grading.check_mmps_report", "a", lambda: mmps_report(None, None, a=torch.ones(3, dtype=torch.float64))),
+    ("grading.check_mmps_report", "sigma_y", lambda: mmps_report(None, None, sigma_y=0.0)),
+    ("grading.check_mmps_report", "schedule", lambda: mmps_report(None, None, schedule="linear")),
+    ("grading.check_mmps_report", "num_steps", lambda: mmps_report(None, None, num_steps=0)),
     # the student's report and samples: a "fail" report
     ("grading.check_energy_report", FAILS, lambda: energy_report("report", {})),
     ("grading.check_energy_report", FAILS,

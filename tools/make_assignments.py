@@ -91,6 +91,27 @@ def make(source: pathlib.Path) -> dict:
     return {**nb, "cells": cells}
 
 
+def solution_lines(nb: dict) -> list[str]:
+    """The lines of an instructor notebook's solutions (code blocks and markdown answers) that the student's
+    version does not also show (the prompt may give a call that the solution then makes), found here without
+    :func:`make`'s help; lines shorter than 13 characters are too common to tell. ``tests/test_assignments.py`` and
+    ``tools/student_release.py`` look for them in the notebooks a student may read."""
+    inside_lines, outside_lines = set(), set()
+    for cell in nb["cells"]:
+        text = "\n".join(_lines(cell))
+        if "instructor-only" in cell.get("metadata", {}).get("tags", []):
+            continue
+        text = re.sub(r"<!-- BEGIN SOLUTION -->(.*?)<!-- END SOLUTION -->",
+                      lambda m: inside_lines.update(line.strip() for line in m[1].splitlines()) or "", text, flags=re.S)
+        inside = False
+        for line in text.splitlines():
+            if BEGIN.match(line) or END.match(line):
+                inside = bool(BEGIN.match(line))
+            else:
+                (inside_lines if inside else outside_lines).add(line.strip())
+    return sorted(line for line in inside_lines - outside_lines if len(line) > 12)
+
+
 def comparable(nb: dict) -> list:
     """What must agree between a generated and a committed student notebook: each cell's type, source and tags."""
     return [(c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"],

@@ -205,6 +205,52 @@ _FUNCTION = {"guided eps": "classifier_guided_eps", "shifted mean": "shifted_mea
 # regenerated cells that no task needs (figures, tables), not run in the child
 _SKIP = {"a3-09", "a4-12", "a4-16"}
 
+# -- assignment 5: guidance through x0_hat (MMPS) and the guidance interval
+def _mmps_report(get, seed):
+    """Assignment 5: the notebook's Gaussian prior and observation (cell a5-07); the MMPS samples regenerated here
+    from the student's seed with the package's MMPS, the exact posterior and the statistics recomputed."""
+    import torch
+    from . import analytic, grading, schedules
+    prior = analytic.GaussianMixture([1.0], [[0.5, -0.3]], [[[1.0, 0.6], [0.6, 0.8]]])
+    values = get("samples", "report", "seed")
+    return grading.check_mmps_report(values["report"], values["samples"], prior=prior,
+                                     a=torch.tensor([1.5, -0.7], dtype=torch.float64), sigma_y=0.3, y=1.2,
+                                     schedule=schedules.linear_schedule(1000), seed=values["seed"])
+
+
+A5_MMPS_RUBRIC = """\
+3 points in all:
+- 1: the mean: |z_mean| below about 2, so no bias of the mean is resolved (said as "not resolved", not "exact");
+- 1: the variance: z_var far below -2, the samples' variance about 0.75 of the exact posterior's: resolved;
+- 1: whose error: the samples equal the exact-eps sampler's from the same seed (to 1e-8), so the deficit is the
+  50-step DDIM's discretisation, not MMPS's; the exact recursion's 0.753 (and the 1000-step DDPM's 1.01) show it.
+No credit for "exact" or "biased" without the statistic that carries it."""
+
+A5_INTERVAL_RUBRIC = """\
+4 points in all, each carried by the student's exact table or plot:
+- 1: the mean moves most for guidance in the middle-low windows (steps 200-299 on the book's numbers), hardly at
+  all above step 800; the variance shrinks most at low noise (steps 100-199);
+- 1: the effects do not add: the windows' mean shifts sum to about 1.09, more than twice the 0.48 of CFG at every
+  step;
+- 1: against the tilted target: CFG at every step overshoots (KL 1.046, farther than no guidance's 0.422); the
+  intervals 100-600 and 0-600 are closer than always-on but farther than no guidance; one window (200-299) lands
+  almost on the target;
+- 1: a single Gaussian has no mode to drop, so it cannot test the paper's reason; the benefit here is less
+  overshoot, on one exact problem (not a claim about networks).
+No credit for a ranking without the numbers that carry it."""
+
+ASSIGNMENTS["a5_guidance_through_x0"] = [
+    Task("MMPS eps", "a5-04", 5, "function", _function("check_mmps_eps")),
+    Task("MMPS samples and report", "a5-08", 3, "values", _mmps_report, allowed=("sampling.ddim_sample",)),
+    Task("question 1", "a5-13", 3, "written", rubric=A5_MMPS_RUBRIC),
+    Task("interval rule", "a5-16", 2, "function", _function("check_interval_cfg")),
+    Task("window moments", "a5-19", 3, "function", _function("check_window_moments"),
+         allowed=("analytic.GaussianMixture", "tweedie.affine_sampler_moments")),
+    Task("question 2", "a5-24", 4, "written", rubric=A5_INTERVAL_RUBRIC),
+]
+_FUNCTION.update({"MMPS eps": "mmps_eps", "interval rule": "interval_cfg_eps", "window moments": "window_moments"})
+_SKIP |= {"a5-11", "a5-22"}
+
 # -- assignment 7: alanine dipeptide ---------------------------------------------------------------------------
 def _alanine():
     """Chapter 11's setting, loaded once per grading run: the molecule, the MD data, the features, the shipped
@@ -272,6 +318,17 @@ _ATTRIBUTES = {"modules", "sys", "os", "importlib", "inspect", "types", "builtin
                "ctypes", "ctypeslib", "pickle", "marshal", "_C", "ops", "library"}
 
 
+_PARSE_LOCK = threading.Lock()
+
+
+def _parse(source: str) -> ast.AST:
+    """``ast.parse``, one thread at a time: CPython 3.11 can raise ``SystemError: AST constructor recursion depth
+    mismatch`` when two threads build syntax trees at once (python/cpython#106905), and ``grade_folder`` screens
+    submissions in threads."""
+    with _PARSE_LOCK:
+        return ast.parse(source)
+
+
 def _package_names(template: dict) -> set[str]:
     """The names that the template's cells bind to the package's modules or objects by import, and the names of
     all the package's modules (whether the notebook imports them or not)."""
@@ -282,7 +339,7 @@ def _package_names(template: dict) -> set[str]:
         if cell["cell_type"] != "code":
             continue
         try:
-            tree = ast.parse(_text(cell))
+            tree = _parse(_text(cell))
         except SyntaxError:
             continue
         for node in ast.walk(tree):
@@ -304,7 +361,7 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
     if not isinstance(source, str):
         raise TypeError(f"source must be the text of a cell, got {type(source).__name__}")
     try:
-        tree = ast.parse(source)
+        tree = _parse(source)
     except SyntaxError as err:
         return f"the cell is not valid Python (line {err.lineno}: {err.msg})"
     allowed, package_names = set(allowed), set(package_names)

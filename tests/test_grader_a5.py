@@ -1,0 +1,211 @@
+"""Assignment 5 (guidance through x0_hat, and the guidance interval): its self-checks on a correct function and on
+each likely mistake (the hint it names), and its grading: a correct submission scores full automatic marks, a
+wrong one half marks with its hint, an open TODO zero, each way round the self-checks' refusal (a fresh function
+object, a module copy, restored code, exec of the copied source, a package function that computes the same thing)
+is refused before it runs and scores zero on its task, and a report hard-coded from a stored run scores zero."""
+
+import csv
+import json
+import pathlib
+
+import torch
+
+from tutorial_pkg import analytic, grader, grading, schedules, tweedie
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+A5 = "a5_guidance_through_x0"
+TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A5}.ipynb").read_text())
+PACKAGE = grader._package_names(TEMPLATE)
+
+MMPS = """def mmps_eps(eps_model, x_t, t, y, a, sigma_y, schedule):
+    ab = schedule.alpha_bar(t, x_t)
+    with torch.enable_grad():
+        x = x_t.detach().requires_grad_(True)
+        eps = eps_model(x, t, None)
+        x0_hat = (x - (1 - ab).sqrt() * eps) / ab.sqrt()
+        (Ja,) = torch.autograd.grad((x0_hat @ a).sum(), x)
+    C = sigma_y ** 2 + ((1 - ab) / ab.sqrt()) * (Ja @ a)[:, None]
+    return eps.detach() - (1 - ab).sqrt() * Ja * (y - x0_hat.detach() @ a)[:, None] / C
+"""
+DPS = MMPS.replace("C = sigma_y ** 2 + ((1 - ab) / ab.sqrt()) * (Ja @ a)[:, None]", "C = sigma_y ** 2")
+REPORT = """seed = 3
+model = lambda x_t, t, y: mmps_eps(eps_prior, x_t, t, y, a, sigma_y, schedule)
+samples = sampling.ddim_sample(model, (n, 2), schedule, num_steps=50, cond=torch.full((n,), y_obs, dtype=f64),
+                               dtype=f64, generator=torch.Generator().manual_seed(seed))
+s_u, m_u = (a @ S0 @ a).item(), (a @ m0).item()
+exact_mean = m_u + s_u / (s_u + sigma_y ** 2) * (y_obs - m_u)
+exact_var = s_u * sigma_y ** 2 / (s_u + sigma_y ** 2)
+u = samples @ a
+report = {"exact_mean": exact_mean, "exact_var": exact_var, "mean": u.mean().item(), "var": u.var().item()}
+report["z_mean"] = (report["mean"] - exact_mean) / math.sqrt(report["var"] / n)
+report["z_var"] = (report["var"] / exact_var - 1) / math.sqrt(2 / (n - 1))
+"""
+INTERVAL = """def interval_cfg_eps(eps_cond, eps_uncond, t, gamma, t_low, t_high):
+    t = torch.as_tensor(t)
+    inside = ((t >= t_low) & (t <= t_high))
+    if inside.ndim:
+        inside = inside[:, None]
+    return torch.where(inside, gamma * eps_cond + (1 - gamma) * eps_uncond, eps_cond)
+"""
+WINDOWS = """def window_moments(mean_c, var_c, mean_u, var_u, gamma, windows, schedule):
+    eps_c = analytic.GaussianMixture([1.0], [[mean_c]], [[[var_c]]]).eps_model(schedule)
+    eps_u = analytic.GaussianMixture([1.0], [[mean_u]], [[[var_u]]]).eps_model(schedule)
+    rows = []
+    for lo, hi in windows:
+        model = lambda x, t, c, lo=lo, hi=hi: interval_cfg_eps(eps_c(x, t), eps_u(x, t), t, gamma, lo, hi)
+        M, V = tweedie.affine_sampler_moments(model, schedule, 1, sampler="ddim", num_steps=50)
+        rows.append(torch.stack([M[0], V[0, 0]]))
+    return torch.stack(rows)
+"""
+CHEATS = {
+    "function object": "import types\n_f = types.FunctionType(tweedie.tweedie_vjp.__code__, tweedie.tweedie_vjp.__globals__)\n"
+                       + MMPS,
+    "module copy": "import importlib.util\nspec = importlib.util.spec_from_file_location('copy', tweedie.__file__)\n"
+                   "copy = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(copy)\n"
+                   "def mmps_eps(eps_model, x_t, t, y, a, sigma_y, schedule):\n"
+                   "    return copy.mmps_model(eps_model, a[None], sigma_y, schedule)(x_t, t, y)\n",
+    "code restored": "_code = tweedie.tweedie_vjp.__code__\n" + MMPS,
+    "exec of the source": "import inspect\nnamespace = {}\nexec(inspect.getsource(tweedie), namespace)\n"
+                          "def mmps_eps(eps_model, x_t, t, y, a, sigma_y, schedule):\n"
+                          "    return namespace['mmps_model'](eps_model, a[None], sigma_y, schedule)(x_t, t, y)\n",
+    "TMPD, the same step for one observation": "def mmps_eps(eps_model, x_t, t, y, a, sigma_y, schedule):\n"
+                          "    return tweedie.tmpd_model(eps_model, a[None], sigma_y, schedule)(x_t, t, y)\n",
+}
+# the interval's moments by the package's own recursion with its interval: refused (not an allowed call)
+WINDOWS_CHEAT = WINDOWS.replace("M, V = tweedie.affine_sampler_moments(model, schedule, 1, sampler=\"ddim\", num_steps=50)",
+                                "M, V = sampling.gaussian_sampler_moments(mean_c, var_c, schedule, sampler='ddim', "
+                                "num_steps=50, gamma=guidance.guidance_interval(gamma, lo, hi), mean_u=mean_u, "
+                                "var_u=var_u)\n        M, V = M[None], V[None, None]")
+
+
+def _namespace(*sources):
+    namespace = {"torch": torch, "math": __import__("math"), "analytic": analytic, "tweedie": tweedie}
+    for source in sources:
+        exec(source, namespace)
+    return namespace
+
+
+def _stored_report() -> str:
+    """A report and samples hard-coded from a stored run of the correct answer."""
+    ns = _namespace(MMPS)
+    prior = analytic.GaussianMixture([1.0], [[0.5, -0.3]], [[[1.0, 0.6], [0.6, 0.8]]])
+    ns.update(eps_prior=prior.eps_model(schedules.linear_schedule(1000)), m0=prior.means[0], S0=prior.covs[0],
+              a=torch.tensor([1.5, -0.7], dtype=torch.float64), sigma_y=0.3, y_obs=1.2, n=2000,
+              schedule=schedules.linear_schedule(1000), f64=torch.float64, sampling=grading.sampling)
+    exec(REPORT, ns)
+    return (f"seed = 3\nreport = {ns['report']!r}\n"
+            f"samples = torch.tensor({ns['samples'][:20].tolist()!r}, dtype=f64).repeat(100, 1)\n")
+
+
+def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
+    nb = json.loads(json.dumps(TEMPLATE))
+    for cell in nb["cells"]:
+        if cell.get("id") in answers:
+            cell["source"] = answers[cell["id"]]
+    (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+
+
+def test_each_way_round_the_refusal_is_refused_before_it_runs():
+    for cheat, source in CHEATS.items():
+        assert grader.screen(source, PACKAGE) is not None, cheat
+    assert grader.screen(MMPS, PACKAGE) is None and grader.screen(INTERVAL, PACKAGE) is None
+    allowed = ("analytic.GaussianMixture", "tweedie.affine_sampler_moments")
+    assert grader.screen(WINDOWS, PACKAGE, allowed) is None
+    assert grader.screen(WINDOWS_CHEAT, PACKAGE, allowed) is not None
+
+
+def test_the_self_checks_pass_a_correct_answer_and_name_each_mistake():
+    ns = _namespace(MMPS, INTERVAL, WINDOWS)
+    assert grading.check_mmps_eps(ns["mmps_eps"], seed=1).passed
+    assert grading.check_interval_cfg(ns["interval_cfg_eps"], seed=1).passed
+    assert grading.check_window_moments(ns["window_moments"], seed=1).passed
+    mmps_wrong = {
+        "that is DPS": DPS,
+        "check the sign": MMPS.replace("eps.detach() - (1 - ab)", "eps.detach() + (1 - ab)"),
+        "not a itself": MMPS.replace("- (1 - ab).sqrt() * Ja *", "- (1 - ab).sqrt() * a *"),
+        "not J itself": MMPS.replace("((1 - ab) / ab.sqrt()) * (Ja @ a)", "(Ja @ a)"),
+        "sigma_y^2, not sigma_y": MMPS.replace("C = sigma_y ** 2", "C = sigma_y"),
+        "the factor sqrt(1 - alpha_bar)": MMPS.replace("eps.detach() - (1 - ab).sqrt() * Ja", "eps.detach() - Ja"),
+    }
+    for hint, source in mmps_wrong.items():
+        result = grading.check_mmps_eps(_namespace(source)["mmps_eps"], seed=2)
+        assert result.status == "fail" and hint in result.message, (hint, result)
+    interval_wrong = {
+        "outside the interval and not inside": INTERVAL.replace("(t >= t_low) & (t <= t_high)", "(t < t_low) | (t > t_high)"),
+        "not 0 (the unconditional one)": INTERVAL.replace(", eps_cond)\n", ", eps_uncond)\n"),
+        "includes both ends": INTERVAL.replace("(t >= t_low) & (t <= t_high)", "(t > t_low) & (t < t_high)"),
+        "off by one": INTERVAL.replace("gamma * eps_cond + (1 - gamma)", "(1 + gamma) * eps_cond - gamma"),
+        "must depend on t": INTERVAL.replace("torch.where(inside, ", "torch.where(torch.tensor(True), "),
+    }
+    for hint, source in interval_wrong.items():
+        result = grading.check_interval_cfg(_namespace(source)["interval_cfg_eps"], seed=2)
+        assert result.status == "fail" and hint in result.message, (hint, result)
+    windows_wrong = {
+        "guidance *outside* each window": INTERVAL.replace("(t >= t_low) & (t <= t_high)", "(t < t_low) | (t > t_high)"),
+        "CFG at every step": INTERVAL.replace("torch.where(inside, ", "torch.where(torch.tensor(True), "),
+        "off by one": INTERVAL.replace("gamma * eps_cond + (1 - gamma)", "(1 + gamma) * eps_cond - gamma"),
+    }
+    for hint, interval in windows_wrong.items():
+        result = grading.check_window_moments(_namespace(interval, WINDOWS)["window_moments"], seed=2)
+        assert result.status == "fail" and hint in result.message, (hint, result)
+    for hint, source in {"DDPM's moments": WINDOWS.replace('sampler="ddim", num_steps=50', 'sampler="ddpm"'),
+                         "not the standard deviation": WINDOWS.replace("V[0, 0]]", "V[0, 0].sqrt()]")}.items():
+        result = grading.check_window_moments(_namespace(INTERVAL, source)["window_moments"], seed=2)
+        assert result.status == "fail" and hint in result.message, (hint, result)
+    # a function that refuses the work: "not implemented"
+    todo = lambda *args: (_ for _ in ()).throw(NotImplementedError)
+    assert grading.check_mmps_eps(todo).status == "not implemented"
+
+
+def test_the_report_check_regenerates_the_samples_and_names_each_mistake():
+    ns = _namespace(MMPS)
+    prior = analytic.GaussianMixture([1.0], [[0.5, -0.3]], [[[1.0, 0.6], [0.6, 0.8]]])
+    schedule = schedules.linear_schedule(1000)
+    setting = dict(prior=prior, a=torch.tensor([1.5, -0.7], dtype=torch.float64), sigma_y=0.3, y=1.2,
+                   schedule=schedule)
+    ns.update(eps_prior=prior.eps_model(schedule), m0=prior.means[0], S0=prior.covs[0], a=setting["a"], sigma_y=0.3,
+              y_obs=1.2, n=200, schedule=schedule, f64=torch.float64, sampling=grading.sampling)
+    exec(REPORT, ns)
+    report, samples = ns["report"], ns["samples"]
+    assert grading.check_mmps_report(report, samples, seed=3, **setting).passed
+    s_u = (setting["a"] @ prior.covs[0] @ setting["a"]).item()
+    wrong = {"condition on y": {**report, "exact_var": s_u},
+             "the variance of y": {**report, "exact_var": s_u + 0.09},
+             "standard error sd / sqrt(n)": {**report, "z_mean": (report["mean"] - report["exact_mean"]) / report["var"] ** 0.5},
+             "is not what": {**report, "mean": report["mean"] + 0.01}}
+    for hint, bad in wrong.items():
+        result = grading.check_mmps_report(bad, samples, seed=3, **setting)
+        assert result.status == "fail" and hint in result.message, (hint, result)
+    assert "the samples are not" in grading.check_mmps_report(report, samples, seed=4, **setting).message
+    assert grading.check_mmps_report(None, None, seed=3, **setting).status == "not implemented"
+
+
+def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
+    """One folder graded once: correct full automatic marks; wrong (DPS in place of MMPS) half of that task with its
+    hint, and a stored report zero; TODO zero; each cheat zero on its task, refused before it runs."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    correct = {"a5-04": MMPS, "a5-08": REPORT, "a5-16": INTERVAL, "a5-19": WINDOWS}
+    _submission(folder, "correct", correct)
+    _submission(folder, "wrong", {**correct, "a5-04": DPS, "a5-08": _stored_report()})
+    _submission(folder, "todo", {})
+    for k, source in enumerate(CHEATS.values()):
+        _submission(folder, f"cheat_{k}", {"a5-04": source})
+    _submission(folder, "cheat_windows", {"a5-19": WINDOWS_CHEAT})
+    out = tmp_path / "gradebook.csv"
+    grader.grade_folder(folder, out=out, seed=2026, jobs=2)
+    with open(out) as f:
+        rows = {row["submission"]: row for row in csv.DictReader(f)}
+    feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
+    points = lambda name, task: float(rows[name][task])
+
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 13
+    assert float(rows["correct"]["written_max"]) == 7
+    assert points("wrong", "MMPS eps (5)") == 2.5 and "that is DPS" in feedback["wrong"]
+    assert points("wrong", "MMPS samples and report (3)") == 0
+    assert points("wrong", "interval rule (2)") == 2 and points("wrong", "window moments (3)") == 3
+    assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
+    for k, cheat in enumerate(CHEATS):
+        assert points(f"cheat_{k}", "MMPS eps (5)") == 0, cheat
+        assert "refused" in feedback[f"cheat_{k}"], cheat
+    assert points("cheat_windows", "window moments (3)") == 0 and "refused" in feedback["cheat_windows"]
