@@ -131,6 +131,14 @@ def mmps_report(report, samples, **kwargs):
     return grading.check_mmps_report(report, samples, **{**setting, **kwargs})
 
 
+def core_report(report, samples, **kwargs):
+    """Assignment 7's check, with the real molecule (OpenMM) and small stand-ins for the features and the model:
+    every row fails or raises before anything is sampled."""
+    setting = dict(system=ala(), features=features(), eps_model=mlp(), schedule=S, target=-47.0, seed=0, n=4,
+                   num_steps=5)
+    return grading.check_core_report(report, samples, **{**setting, **kwargs})
+
+
 # (public name, the argument the error must name, or FAILS for a grading check, the call)
 ROWS = [
     # -- models ---------------------------------------------------------------------------------------
@@ -760,6 +768,20 @@ ROWS = [
     ("grader.grade_folder", "folder", lambda: grader.grade_folder("no such folder")),
     ("grader.grade_folder", "jobs", lambda: grader.grade_folder(grader.TEMPLATES, jobs=0)),
     ("grader.main", "folder", lambda: grader.main(["no such folder"])),
+    # -- assignment 7: the student's functions and report (a "fail"), the notebook's own arguments (an error)
+    *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
+      for name in ("check_nerf_place", "check_band_share")
+      for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
+    ("grading.check_core_report", FAILS, lambda: core_report({}, "samples")),
+    ("grading.check_core_report", FAILS, lambda: core_report({}, full((4, 22, 3), NAN))),
+    ("grading.check_core_report", FAILS, lambda: core_report({}, z(4, 22, 3), seed="0")),
+    ("grading.check_core_report", "system", lambda: core_report(None, None, system="system")),
+    ("grading.check_core_report", "features", lambda: core_report(None, None, features="features")),
+    ("grading.check_core_report", "eps_model", lambda: core_report(None, None, eps_model=lambda x, t, c: x)),
+    ("grading.check_core_report", "schedule", lambda: core_report(None, None, schedule="linear")),
+    ("grading.check_core_report", "target", lambda: core_report(None, None, target=NAN)),
+    ("grading.check_core_report", "n", lambda: core_report(None, None, n=0)),
+    ("grading.check_core_report", "num_steps", lambda: core_report(None, None, num_steps=0)),
 ]
 
 

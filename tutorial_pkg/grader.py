@@ -251,6 +251,61 @@ ASSIGNMENTS["a5_guidance_through_x0"] = [
 _FUNCTION.update({"MMPS eps": "mmps_eps", "interval rule": "interval_cfg_eps", "window moments": "window_moments"})
 _SKIP |= {"a5-11", "a5-22"}
 
+# -- assignment 7: alanine dipeptide ---------------------------------------------------------------------------
+def _alanine():
+    """Chapter 11's setting, loaded once per grading run: the molecule, the MD data, the features, the shipped
+    energy-conditioned model and the schedule, and the notebook's target (the median held-out energy)."""
+    if "ala" not in _CACHE:
+        import torch
+        from . import schedules, zoo
+        with _quiet():
+            system, md, features = zoo.alanine_data()
+            loaded = zoo.load("alanine_cfg", device="cpu", progress=False)
+        _CACHE["ala"] = (system, features, loaded.model, schedules.linear_schedule(zoo.SCHEDULE_T),
+                         torch.quantile(md.E_test, 0.5).item())
+    return _CACHE["ala"]
+
+
+def _core_report(get, seed):
+    """Assignment 7: the batch regenerated here from the student's seed (cell a7-14's setting: n = 64, 10 DDIM
+    steps), its core-state shares and their standard errors recomputed."""
+    from . import grading
+    system, features, eps_model, schedule, target = _alanine()
+    values = get("samples", "report", "seed")
+    return grading.check_core_report(values["report"], values["samples"], system=system, features=features,
+                                     eps_model=eps_model, schedule=schedule, target=target, seed=values["seed"],
+                                     n=64, num_steps=10)
+
+
+A7_RUBRIC = """\
+6 points in all, each for a statement carried by the student's own table and figure:
+- 1: the figure: the reference's and the batch's shares per core, side by side, with 95 % intervals from the
+  t-quantile, and the printed differences with their standard errors;
+- 1: C5 and C7eq: the batch's differences from the reference, with their numbers, not resolved at n = 64 (or
+  resolved, if the student's own numbers say so; the verdict must match the printed interval);
+- 1: what limits the comparison: the batch's standard error (about 6 points for C5) is more than twice the
+  reference's (about 2.4); counting the band's correlated frames by their effective size (N_eff below N) widens
+  the reference's error only a little here;
+- 1: a larger batch shrinks only the batch's part of the error: the reference's standard error stays, so no batch
+  size resolves a C5 gap below about t x 2.4 = 4.6 points against this reference (a longer MD or a wider band
+  would be needed); the student's C5 gap and the batch size it would need, from se = sqrt(p (1 - p) / n), or
+  several batches showing that one batch's gap is mostly its own noise;
+- 1: C7ax and alpha_R: a share of zero (or one molecule) in 64 says only that the share is below a few percent;
+  the rare cores cannot be compared at this batch size;
+- 1: the standard error sqrt(p (1 - p) / n) collapses to 0 at p = 0: the interval is not a statement of certainty
+  (a Wilson interval, as stats.share gives, or the rule of three, 3 / n, bounds the share instead).
+No credit for 'agrees' or 'differs' without the numbers that carry it."""
+
+ASSIGNMENTS["a7_alanine_dipeptide"] = [
+    Task("NeRF placement", "a7-04", 3, "function", _function("check_nerf_place")),
+    Task("band share", "a7-09", 4, "function", _function("check_band_share"),
+         allowed=("stats.statistical_inefficiency",)),
+    Task("core-state report", "a7-14", 4, "values", _core_report, allowed=("sampling.ddim_sample",)),
+    Task("question", "a7-19", 6, "written", rubric=A7_RUBRIC),
+]
+_FUNCTION.update({"NeRF placement": "place", "band share": "band_share"})
+_SKIP |= {"a7-07", "a7-12", "a7-17"}
+
 
 # -- the static screen of an answer cell --------------------------------------------------------------------
 _IMPORTS = {"torch", "math", "numpy"}

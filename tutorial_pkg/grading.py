@@ -39,7 +39,8 @@ Tensor = torch.Tensor
 __all__ = ["CheckResult", "check_classifier_guided_eps", "check_shifted_mean", "check_grad_log_likelihood",
            "check_cfg", "check_drop_condition", "check_cfg_sampler", "check_energy_report", "check_gaussian_nll",
            "check_z_scores", "check_coverage", "check_guided_report", "check_mmps_eps", "check_mmps_report",
-           "check_interval_cfg", "check_window_moments"]
+           "check_interval_cfg", "check_window_moments",
+           "check_nerf_place", "check_band_share", "check_core_report"]
 
 
 class CheckResult(NamedTuple):
@@ -875,3 +876,218 @@ def check_window_moments(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
     if isinstance(out, Tensor):
         out = out.detach()
     return _diagnose(name, out, expected, suspects, 1e-8)
+
+
+# -- assignment 7: alanine dipeptide --------------------------------------------------------------------------
+def check_nerf_place(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 7: ``fn(x_a, x_b, x_c, bond, angle, torsion)``, one NeRF step of chapter 11, eq. (nerf): the point
+    ``x_d`` bonded to ``x_c`` with ``|x_d - x_c| = bond``, the angle (x_b, x_c, x_d) and the torsion
+    (x_a, x_b, x_c, x_d), angles in radians. ``(B, 3)`` points and ``(B,)`` values -> ``(B, 3)``; compared with
+    ``internal_coordinates.nerf`` on fresh random points."""
+    from .systems import internal_coordinates as ic
+
+    name = "NeRF placement"
+    g = _generator(seed)
+    B = 32
+    x_a, x_b, x_c = torch.randn(3, B, 3, generator=g, dtype=torch.float64)
+    bond = 0.1 + torch.rand(B, generator=g, dtype=torch.float64)
+    angle = 0.3 + (math.pi - 0.6) * torch.rand(B, generator=g, dtype=torch.float64)
+    torsion = math.pi * (2 * torch.rand(B, generator=g, dtype=torch.float64) - 1)
+    refused = {ic.nerf: _refusal("tutorial_pkg.systems.internal_coordinates.nerf", "place the atom yourself"),
+               ic._place: _refusal("tutorial_pkg.systems.internal_coordinates", "place the atom yourself")}
+    out, failed = _call(name, fn, x_a.clone(), x_b.clone(), x_c.clone(), bond.clone(), angle.clone(), torsion.clone(),
+                        refused=refused)
+    if failed:
+        return failed
+    if isinstance(out, Tensor):
+        out = out.detach()
+    place = lambda a, b, c, r, theta, tau: ic.nerf(a, b, c, r, theta, tau)  # noqa: E731
+    expected = place(x_a, x_b, x_c, bond, angle, torsion)
+    suspects = {
+        "check the sign of the torsion: sin(tau) multiplies n_hat = (x_b - x_a) x b_hat, normalised (your atom is "
+        "the mirror image through the plane of a, b and c)": place(x_a, x_b, x_c, bond, angle, -torsion),
+        "the angles come in radians: do not convert them (torch.deg2rad turned them into hundredths of a radian)":
+            place(x_a, x_b, x_c, bond, torch.deg2rad(angle), torch.deg2rad(torsion)),
+        "the torsion comes in radians: do not convert it": place(x_a, x_b, x_c, bond, angle, torch.deg2rad(torsion)),
+        "the bond angle is the angle at c between b and d: the step along b_hat = (x_c - x_b)/|x_c - x_b| is "
+        "-r cos(theta), not +r cos(theta) (your angle is 180 degrees minus the one asked for)":
+            place(x_a, x_b, x_c, bond, math.pi - angle, torsion),
+        "your torsion is off by 180 degrees: n_hat is (x_b - x_a) x b_hat, in that order, and m_hat = n_hat x b_hat":
+            place(x_a, x_b, x_c, bond, angle, torsion + math.pi),
+        "b_hat points from b to c, (x_c - x_b) / |x_c - x_b|; yours points back from c to b":
+            place(x_a, x_b, x_c, bond, math.pi - angle, torsion + math.pi),
+        "the new atom is bonded to c: start from x_c, not from x_b": place(x_a, x_b, x_c, bond, angle, torsion) - x_c + x_b,
+        "scale the unit vector by the bond length r": place(x_a, x_b, x_c, torch.ones_like(bond), angle, torsion),
+    }
+    return _diagnose(name, out, expected, suspects, 1e-8)
+
+
+def _band_share_reference(core: Tensor, band: Tensor) -> tuple:
+    """Chapter 11's share of a band's frames in a core, with its standard error counted by the effective sample
+    size of the whole series: the ratio p = sum(b c) / sum(b) has the error of the mean of z = b (c - p)."""
+    from . import stats
+
+    core, band = core.double(), band.double()
+    n_band = band.sum().item()
+    p = (band * core).sum().item() / n_band
+    z = band * (core - p)
+    g = stats.statistical_inefficiency(z)
+    return p, math.sqrt(g * z.pow(2).mean().item() * len(z)) / n_band
+
+
+def _markov_indicator(g: torch.Generator, n: int, stay: float) -> Tensor:
+    """A correlated 0/1 series: a two-state Markov chain that keeps its state with probability ``stay``."""
+    flips = torch.rand(n, generator=g) > stay
+    return (flips.long().cumsum(0) + int(torch.randint(0, 2, (), generator=g))) % 2 == 1
+
+
+def check_band_share(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 7: ``fn(core, band)`` -> ``(p, se)``: the share of the frames of a band (``band``, bool, one per
+    frame of a correlated series) that lie in a core (``core``, bool), and its standard error counted by the
+    effective sample size of the whole series (chapter 11, ``band_share``).
+
+    Called twice on fresh correlated series: once with a band, compared with chapter 11's estimator, and once
+    with every frame in the band, where it must agree with ``stats.share(core, correlated=True)``."""
+    from . import stats
+
+    name = "band share"
+    g = _generator(seed)
+    n = 3000
+    core = _markov_indicator(g, n, stay=_scale(g, 0.9, 0.97))
+    phi = _scale(g, 0.9, 0.97)
+    noise = torch.randn(n, generator=g, dtype=torch.float64)
+    energy = torch.zeros(n, dtype=torch.float64)
+    for i in range(1, n):  # an AR(1) "energy"; the band is the frames near its mean
+        energy[i] = phi * energy[i - 1] + math.sqrt(1 - phi ** 2) * noise[i]
+    band = energy.abs() < _scale(g, 0.4, 0.8)
+    refused = {fn_: _refusal(f"tutorial_pkg.stats.{fn_.__name__}", "count the effective size yourself from "
+                                                                     "stats.statistical_inefficiency")
+               for fn_ in (stats.share, stats.series_mean, stats.effective_size)}
+    outs = []
+    for b in (band, torch.ones_like(band)):
+        out, failed = _call(name, fn, core.clone(), b.clone(), refused=refused)
+        if failed:
+            return failed
+        if not isinstance(out, (tuple, list)) or len(out) != 2:
+            return _report(name, "fail", f"return a pair (p, se), got {type(out).__name__}")
+        pair = tuple(_as_number(v) for v in out)
+        if None in pair:
+            return _report(name, "fail", "return a pair (p, se) of finite numbers")
+        outs.append(pair)
+    (p, se), (p_all, se_all) = outs
+    p_true, se_true = _band_share_reference(core, band)
+    whole = stats.share(core, correlated=True)
+    close = lambda a, b: abs(a - b) <= 1e-3 * abs(b) + 1e-12  # noqa: E731 - z.var() with n - 1 is fine too
+    if abs(p - p_true) > 1e-9:
+        if abs(p - (band & core).double().mean().item()) < 1e-9:
+            return _report(name, "fail", "p is the share among the band's frames, sum(b c) / sum(b), not among all "
+                                         "frames of the series")
+        return _report(name, "fail", "the values differ from the reference: p is the share of the band's frames "
+                                     "that lie in the core")
+    if close(se, se_true) and close(se_all, whole.se) and abs(p_all - whole.mean) < 1e-9:
+        return _report(name, "pass", "matches chapter 11's estimator on a fresh correlated series, and "
+                                     "stats.share(..., correlated=True) when every frame is in the band")
+    b, c = band.double(), core.double()
+    n_band = b.sum().item()
+    z = b * (c - p_true)
+    g_z = stats.statistical_inefficiency(z)
+    var_p = p_true * (1 - p_true)
+    suspects = {
+        "you counted the band's frames as independent draws: consecutive frames are correlated, so the series "
+        "carries the information of n / g frames (stats.statistical_inefficiency)": math.sqrt(var_p / n_band),
+        "the effective size is n / g, not n g: the inefficiency g >= 1 makes the error larger, not smaller":
+            math.sqrt(var_p / (n_band * g_z)),
+        "return the standard error, the square root of the variance": g_z * z.pow(2).mean().item() * n / n_band ** 2,
+        "g multiplies the variance; the standard error grows by sqrt(g), not by g":
+            g_z * math.sqrt(z.pow(2).mean().item() * n) / n_band,
+        "the band's frames are not consecutive frames of one series: take the inefficiency of the whole series "
+        "z = b (c - p), which keeps the time between them":
+            math.sqrt(stats.statistical_inefficiency(c[band]) * var_p / n_band),
+        "take the inefficiency of z = b (c - p), not of the core indicator over all frames":
+            math.sqrt(stats.statistical_inefficiency(c) * z.pow(2).mean().item() * n) / n_band,
+        "p is a ratio of two means, mean(b c) / mean(b): divide the error of the mean of z by the mean of b, the "
+        "share of frames in the band": math.sqrt(g_z * z.pow(2).mean().item() / n),
+    }
+    hint = next((h for h, wrong in suspects.items() if close(se, wrong)), None)
+    if hint is None and close(se, se_true):
+        hint = "the values differ from stats.share(core, correlated=True) when every frame is in the band"
+    return _report(name, "fail", hint or "the values differ from the reference: count the standard error of p by "
+                                         "the effective size of the whole series")
+
+
+def check_core_report(report: dict, samples: Tensor, *, system, features, eps_model, schedule: NoiseSchedule,
+                      target: float, seed: int, n: int = 64, num_steps: int = 10) -> CheckResult:
+    """Assignment 7: molecules of the energy-conditioned model of chapter 11 at ``target`` and their core-state
+    shares, checked on the molecules themselves and repeated from ``seed``.
+
+    ``samples``: ``(n, 22, 3)`` molecules, ``features.decode`` of ``ddim_sample(eps_model, (n, features.dim),
+    schedule, num_steps=num_steps, cond=target, generator=manual_seed(seed))``; ``report[core] = {"share": p,
+    "se": sqrt(p (1 - p) / n)}`` for each core of ``BASINS``, shares out of all ``n`` molecules."""
+    from . import _checks
+    from .systems import AlanineDipeptide
+    from .systems.alanine_dipeptide import BASINS, core_occupancy
+    from .systems.internal_coordinates import InternalFeatures
+
+    name = "core-state report"
+    if not isinstance(system, AlanineDipeptide):
+        raise TypeError(f"system must be the notebook's AlanineDipeptide (zoo.alanine_data()), got {type(system).__name__}")
+    if not isinstance(features, InternalFeatures):
+        raise TypeError(f"features must be the notebook's InternalFeatures (zoo.alanine_data()), got "
+                        f"{type(features).__name__}")
+    if not isinstance(eps_model, torch.nn.Module):
+        raise TypeError(f"eps_model must be the notebook's trained eps-model (an nn.Module), got {type(eps_model).__name__}")
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    target = _checks.real("target", target)
+    n = _checks.integer("n", n, low=1)
+    num_steps = _checks.integer("num_steps", num_steps, low=1, high=schedule.T)
+    if report is None or samples is None:
+        return _report(name, "not implemented", "not implemented yet: fill in the samples and the report")
+    if not isinstance(samples, Tensor) or samples.shape != (n, system.n_atoms, 3):
+        got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
+        if isinstance(samples, Tensor) and samples.shape == (n, features.dim):
+            return _report(name, "fail", "your samples are the network's feature vectors: decode them into molecules "
+                                         "with features.decode(f.cpu().double())")
+        return _report(name, "fail", f"samples must be an ({n}, {system.n_atoms}, 3) tensor of molecules, got {got}")
+    if not bool(torch.isfinite(samples).all()):
+        return _report(name, "fail", "samples must be finite: they hold NaN or infinite values")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return _report(name, "fail", f"seed must be the int you seeded your generator with, got {seed!r}")
+    device = next(eps_model.parameters()).device
+    f = sampling.ddim_sample(eps_model, (n, features.dim), schedule, num_steps=num_steps,
+                             cond=torch.full((n,), target, device=device), device=device,
+                             generator=torch.Generator(device).manual_seed(seed))
+    if not torch.allclose(samples.detach().cpu().double(), features.decode(f.cpu().double()), atol=1e-5):
+        return _report(name, "fail", f"the samples are not what ddim_sample(eps_model, ({n}, features.dim), schedule, "
+                                     f"num_steps={num_steps}, cond=E*) decodes to with your seed: sample as the "
+                                     "notebook says")
+    if not isinstance(report, dict) or set(report) != set(BASINS):
+        return _report(name, "fail", f"report must be a dict with one entry per core state, {BASINS}")
+    x = samples.detach().cpu().double()
+    labels = system.basin(*system.torsions(x))[0]
+    shares = core_occupancy(labels).tolist()
+    assigned = max(int((labels >= 0).sum()), 1)
+    for k, core in enumerate(BASINS):
+        entry = report[core]
+        if not isinstance(entry, dict) or not {"share", "se"} <= set(entry):
+            return _report(name, "fail", f"report[{core!r}] must hold 'share' and 'se'")
+        p, se = _as_number(entry["share"]), _as_number(entry["se"])
+        if p is None or se is None:
+            return _report(name, "fail", f"report[{core!r}] must hold finite numbers")
+        true = shares[k]
+        if abs(p - true) > 1e-9:
+            if abs(p - int((labels == k).sum()) / assigned) < 1e-9:
+                return _report(name, "fail", "the shares are out of all molecules, those in transition regions "
+                                             "included, not out of those in a core (chapter 11's convention)")
+            if abs(p - 100 * true) < 1e-7:
+                return _report(name, "fail", "report shares between 0 and 1, not percentages")
+            return _report(name, "fail", f"report[{core!r}]['share'] is not the share of your molecules in {core}")
+        if min(abs(se - math.sqrt(true * (1 - true) / m)) for m in (n, n - 1 if n > 1 else n)) > 1e-9:
+            if abs(se - true * (1 - true) / n) < 1e-9:
+                return _report(name, "fail", "se is a standard error: the square root of the share's variance")
+            if abs(se - math.sqrt(true * (1 - true))) < 1e-9:
+                return _report(name, "fail", "se is the standard error of a share of n molecules: divide by n "
+                                             "inside the square root")
+            return _report(name, "fail", f"report[{core!r}]['se'] is not the standard error of the share of {n} "
+                                         "independent molecules")
+    return _report(name, "pass", "the molecules repeat from your seed and the report matches them")

@@ -1,0 +1,268 @@
+"""Grading assignment 7 (alanine dipeptide, chapter 11), and its self-checks.
+
+A folder of submissions is graded into a gradebook in one call: a correct submission scores full automatic marks;
+a wrong one half marks on a named mistake, with its hint, and zero on an answer hard-coded from a stored run; an
+open TODO zero; each way round the self-checks' in-process refusal (a fresh function object from the saved code, a
+second copy of the module, the code object restored inside the answer, exec of the copied source, package
+functions that compute the same thing) is refused before it runs and scores zero on the task it cheats. Then each
+self-check is run on a correct answer and on each wrong one it names."""
+
+import csv
+import json
+import math
+import pathlib
+
+import pytest
+import torch
+
+from tutorial_pkg import grader, grading, stats
+from tutorial_pkg.systems import internal_coordinates as ic
+
+pytest.importorskip("openmm")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+A7 = "a7_alanine_dipeptide"
+TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A7}.ipynb").read_text())
+PACKAGE = grader._package_names(TEMPLATE)
+
+PLACE = """def place(x_a, x_b, x_c, bond, angle, torsion):
+    b_hat = (x_c - x_b) / (x_c - x_b).norm(dim=-1, keepdim=True)
+    normal = torch.linalg.cross(x_b - x_a, b_hat)
+    n_hat = normal / normal.norm(dim=-1, keepdim=True)
+    m_hat = torch.linalg.cross(n_hat, b_hat)
+    r, c, s = bond[:, None], torch.cos(angle)[:, None], torch.sin(angle)[:, None]
+    return x_c + r * (-c * b_hat + s * torch.cos(torsion)[:, None] * m_hat + s * torch.sin(torsion)[:, None] * n_hat)
+"""
+BAND = """def band_share(core, band):
+    c, b = core.double(), band.double()
+    p = (b * c).sum().item() / b.sum().item()
+    z = b * (c - p)
+    g = stats.statistical_inefficiency(z)
+    return p, math.sqrt(g * z.pow(2).mean().item() / len(z)) / b.mean().item()
+"""
+REPORT = """n, num_steps = 64, 10
+seed = 3
+f = sampling.ddim_sample(eps_model, (n, features.dim), schedule, num_steps=num_steps,
+                         cond=torch.full((n,), E_target, device=device), device=device,
+                         generator=torch.Generator(device).manual_seed(seed))
+samples = features.decode(f.cpu().double())
+labels = system.basin(*system.torsions(samples))[0]
+report = {}
+for k, core in enumerate(BASINS):
+    p = (labels == k).double().mean().item()
+    report[core] = {"share": p, "se": math.sqrt(p * (1 - p) / n)}
+"""
+# each way round the in-process refusal, as an answer to "write one NeRF step" (or the band share)
+CHEATS = {
+    "function object": "import types\n_nerf = types.FunctionType(ic.nerf.__code__, ic.nerf.__globals__)\n"
+                       "def place(x_a, x_b, x_c, bond, angle, torsion):\n"
+                       "    return _nerf(x_a, x_b, x_c, bond, angle, torsion)\n",
+    "module copy": "import importlib.util\n"
+                   "spec = importlib.util.spec_from_file_location('copy', ic.__file__)\n"
+                   "copy = importlib.util.module_from_spec(spec)\nspec.loader.exec_module(copy)\n"
+                   "def place(x_a, x_b, x_c, bond, angle, torsion):\n"
+                   "    return copy.nerf(x_a, x_b, x_c, bond, angle, torsion)\n",
+    "code restored": "_code = ic.nerf.__code__\n"
+                     "def place(x_a, x_b, x_c, bond, angle, torsion):\n    refuser = ic.nerf.__code__\n"
+                     "    ic.nerf.__code__ = _code\n    try:\n"
+                     "        return ic.nerf(x_a, x_b, x_c, bond, angle, torsion)\n"
+                     "    finally:\n        ic.nerf.__code__ = refuser\n",
+    "exec of the source": "import inspect\nnamespace = {}\nexec(inspect.getsource(ic._place), namespace)\n"
+                          "place = namespace['_place']\n",
+    "the package's private step": "def place(x_a, x_b, x_c, bond, angle, torsion):\n"
+                                  "    return ic._place(x_a, x_b, x_c, bond, angle, torsion)\n",
+    "imported by name": "from tutorial_pkg.systems.internal_coordinates import nerf as place\n",
+    "through torch": "def place(x_a, x_b, x_c, bond, angle, torsion):\n"
+                     "    return torch.sys.modules['tutorial_pkg.systems.internal_coordinates'].nerf(\n"
+                     "        x_a, x_b, x_c, bond, angle, torsion)\n",
+    "getattr": "def place(x_a, x_b, x_c, bond, angle, torsion):\n"
+               "    return getattr(ic, 'nerf')(x_a, x_b, x_c, bond, angle, torsion)\n",
+}
+# a package function that computes the standard error of a share by the effective size: not the task's call
+BAND_CHEAT = ("def band_share(core, band):\n    e = stats.share(core[band], correlated=True)\n"
+              "    return e.mean, e.se\n")
+
+
+def _stored_answer() -> str:
+    """A band share hard-coded from a stored run: the correct answer on the self-check's inputs of seed 0."""
+    namespace = {"torch": torch, "math": math, "stats": stats}
+    exec(BAND, namespace)
+    stored = []
+    grading.check_band_share(lambda *args: stored.append(namespace["band_share"](*args)) or stored[-1], seed=0)
+    return f"def band_share(core, band):\n    return {stored[0]!r}\n"
+
+
+def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
+    nb = json.loads(json.dumps(TEMPLATE))
+    for cell in nb["cells"]:
+        if cell.get("id") in answers:
+            cell["source"] = answers[cell["id"]]
+    (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+
+
+def test_each_way_round_the_refusal_is_refused_before_it_runs():
+    for cheat, source in CHEATS.items():
+        assert grader.screen(source, PACKAGE) is not None, cheat
+    allowed = ("stats.statistical_inefficiency",)
+    assert grader.screen(PLACE, PACKAGE) is None and grader.screen(BAND, PACKAGE, allowed) is None
+    assert "stats" in grader.screen(BAND_CHEAT, PACKAGE, allowed)
+    assert grader.screen(REPORT, PACKAGE, ("sampling.ddim_sample",)) is None
+    assert grader.screen(REPORT.replace("features.decode", "ic.InternalFeatures.decode"), PACKAGE,
+                         ("sampling.ddim_sample",)) is not None
+
+
+def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
+    """One call, two child processes (the correct and the wrong submission; the others are refused or open and
+    start none)."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    _submission(folder, "correct", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT})
+    # wrong: a flipped torsion (a named mistake: half), a band share hard-coded from a stored run (zero, the hidden
+    # inputs are new), and the report's standard errors without the square root (a named mistake: half)
+    _submission(folder, "wrong", {"a7-04": PLACE.replace("torch.sin(torsion)", "-torch.sin(torsion)"),
+                                  "a7-09": _stored_answer(),
+                                  "a7-14": REPORT.replace("math.sqrt(p * (1 - p) / n)", "p * (1 - p) / n")})
+    _submission(folder, "todo", {})
+    for k, source in enumerate(CHEATS.values()):
+        _submission(folder, f"cheat_{k}", {"a7-04": source})
+    _submission(folder, "cheat_share", {"a7-09": BAND_CHEAT})
+    out = tmp_path / "gradebook.csv"
+    grader.grade_folder(folder, out=out, seed=2026, jobs=2)  # hidden inputs: not the seed 0 of the stored run
+    with open(out) as f:
+        rows = {row["submission"]: row for row in csv.DictReader(f)}
+    feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
+    points = lambda name, task: float(rows[name][task])
+
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 11, feedback["correct"]
+    assert float(rows["correct"]["written_max"]) == 6
+    assert points("wrong", "NeRF placement (3)") == 1.5 and "sign of the torsion" in feedback["wrong"]
+    assert points("wrong", "band share (4)") == 0 and "the values differ" in feedback["wrong"]
+    assert points("wrong", "core-state report (4)") == 2 and "square root" in feedback["wrong"]
+    assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
+    for k, cheat in enumerate(CHEATS):
+        assert points(f"cheat_{k}", "NeRF placement (3)") == 0, cheat
+        assert "refused" in feedback[f"cheat_{k}"], cheat
+    assert points("cheat_share", "band share (4)") == 0 and "refused" in feedback["cheat_share"]
+
+
+# -- the self-checks, on a correct answer and on each wrong one they name ---------------------------------------
+def _namespace(source: str) -> dict:
+    namespace = {"torch": torch, "math": math, "stats": stats}
+    exec(source, namespace)
+    return namespace
+
+
+place = _namespace(PLACE)["place"]
+band_share = _namespace(BAND)["band_share"]
+
+WRONG_PLACES = {
+    "sign of the torsion": lambda a, b, c, r, t, s: place(a, b, c, r, t, -s),
+    "the angles come in radians": lambda a, b, c, r, t, s: place(a, b, c, r, torch.deg2rad(t), torch.deg2rad(s)),
+    "the torsion comes in radians": lambda a, b, c, r, t, s: place(a, b, c, r, t, torch.deg2rad(s)),
+    "not +r cos(theta)": lambda a, b, c, r, t, s: place(a, b, c, r, math.pi - t, s),
+    "off by 180 degrees": lambda a, b, c, r, t, s: place(a, b, c, r, t, s + math.pi),
+    "points back from c to b": lambda a, b, c, r, t, s: place(a, b, c, r, math.pi - t, s + math.pi),
+    "start from x_c": lambda a, b, c, r, t, s: place(a, b, c, r, t, s) - c + b,
+    "bond length": lambda a, b, c, r, t, s: place(a, b, c, torch.ones_like(r), t, s),
+    "the values differ": lambda a, b, c, r, t, s: place(a, b, c, r, t, s) + 0.01,
+}
+
+
+def test_the_nerf_check_passes_a_correct_step_and_names_each_mistake():
+    assert grading.check_nerf_place(place).status == "pass"
+    for hint, wrong in WRONG_PLACES.items():
+        result = grading.check_nerf_place(wrong, seed=4)
+        assert result.status == "fail" and hint in result.message, (hint, result)
+    refused = grading.check_nerf_place(lambda *args: ic.nerf(*args))
+    assert refused.status == "fail" and "does not accept" in refused.message
+    todo = grading.check_nerf_place(lambda *args: (_ for _ in ()).throw(NotImplementedError))
+    assert todo.status == "not implemented"
+
+
+def _parts(core, band):
+    c, b = core.double(), band.double()
+    p = (b * c).sum().item() / b.sum().item()
+    z = b * (c - p)
+    return c, b, p, z, stats.statistical_inefficiency(z)
+
+
+def _se(core, band, how):
+    c, b, p, z, g = _parts(core, band)
+    n_band, var = b.sum().item(), p * (1 - p)
+    return p, {"independent": lambda: math.sqrt(var / n_band), "times g": lambda: math.sqrt(var / (n_band * g)),
+               "variance": lambda: band_share(core, band)[1] ** 2,
+               "g not sqrt": lambda: band_share(core, band)[1] * math.sqrt(g),
+               "subseries": lambda: math.sqrt(stats.statistical_inefficiency(c[band]) * var / n_band),
+               "g of the core": lambda: math.sqrt(stats.statistical_inefficiency(c) * z.pow(2).mean().item()
+                                                  * len(z)) / n_band,
+               "no ratio": lambda: math.sqrt(g * z.pow(2).mean().item() / len(z))}[how]()
+
+
+WRONG_SHARES = {
+    "as independent draws": lambda core, band: _se(core, band, "independent"),
+    "n / g, not n g": lambda core, band: _se(core, band, "times g"),
+    "the square root of the variance": lambda core, band: _se(core, band, "variance"),
+    "by sqrt(g), not by g": lambda core, band: _se(core, band, "g not sqrt"),
+    "not consecutive frames": lambda core, band: (_se(core, band, "subseries") if not bool(band.all())
+                                                  else band_share(core, band)),
+    "not of the core indicator": lambda core, band: _se(core, band, "g of the core"),
+    "a ratio of two means": lambda core, band: _se(core, band, "no ratio"),
+    "not among all frames": lambda core, band: ((core & band).double().mean().item(), band_share(core, band)[1]),
+    "return a pair": lambda core, band: band_share(core, band)[1],
+}
+
+
+def test_the_band_share_check_passes_the_chapters_estimator_and_names_each_mistake():
+    assert grading.check_band_share(band_share).status == "pass"
+    # the unbiased variance of z (n - 1) is as good
+    c_var = lambda core, band: (_parts(core, band)[2], math.sqrt(_parts(core, band)[4] * _parts(core, band)[3].var().item()
+                                                                 / len(core)) / band.double().mean().item())
+    assert grading.check_band_share(c_var).status == "pass"
+    for hint, wrong in WRONG_SHARES.items():
+        result = grading.check_band_share(wrong, seed=6)
+        assert result.status == "fail" and hint in result.message, (hint, result)
+    refused = grading.check_band_share(lambda core, band: (stats.share(core[band], correlated=True).mean, 0.0))
+    assert refused.status == "fail" and "does not accept" in refused.message
+
+
+@pytest.fixture(scope="module")
+def setting():
+    _, features, eps_model, schedule, target = grader._alanine()  # the grader's own setting, loaded once
+    system = grader._alanine()[0]
+    return dict(system=system, features=features, eps_model=eps_model, schedule=schedule, target=target, n=16,
+                num_steps=4)
+
+
+def test_the_core_report_check_regenerates_the_molecules_and_names_each_mistake(setting):
+    from tutorial_pkg import sampling
+    from tutorial_pkg.systems.alanine_dipeptide import BASINS
+
+    n, system, features = setting["n"], setting["system"], setting["features"]
+    f = sampling.ddim_sample(setting["eps_model"], (n, features.dim), setting["schedule"],
+                             num_steps=setting["num_steps"], cond=torch.full((n,), setting["target"]),
+                             generator=torch.Generator().manual_seed(5))
+    samples = features.decode(f.double())
+    labels = system.basin(*system.torsions(samples))[0]
+    shares = [(labels == k).double().mean().item() for k in range(len(BASINS))]
+
+    def report(share=lambda p, k: p, se=lambda p: math.sqrt(p * (1 - p) / n)):
+        return {core: {"share": share(p, k), "se": se(p)} for k, (core, p) in enumerate(zip(BASINS, shares))}
+
+    check = lambda rep, x=samples, seed=5: grading.check_core_report(rep, x, seed=seed, **setting)  # noqa: E731
+    assert check(report()).status == "pass"
+    assert check(report(se=lambda p: math.sqrt(p * (1 - p) / (n - 1)))).status == "pass"
+    assigned = max(int((labels >= 0).sum()), 1)
+    wrongs = {
+        "decode them into molecules": check(report(), f.double()),
+        "the samples are not": check(report(), seed=6),
+        "seed must be": check(report(), seed="5"),
+        "square root": check(report(se=lambda p: p * (1 - p) / n)),
+        "divide by n": check(report(se=lambda p: math.sqrt(p * (1 - p)))),
+        "report must be": check({"C5": {"share": 0.0, "se": 0.0}}),
+    }
+    assert 0 < assigned < n  # seed 5: molecules in cores and in transition regions
+    wrongs["transition regions"] = check(report(share=lambda p, k: int((labels == k).sum()) / assigned))
+    wrongs["not percentages"] = check(report(share=lambda p, k: 100 * p))
+    for hint, result in wrongs.items():
+        assert result.status == "fail" and hint in result.message, (hint, result)
+    assert check(None).status == "not implemented"
