@@ -145,3 +145,26 @@ def test_every_answer_cell_of_the_grader_is_in_its_template():
             assert task.cell in ids, (assignment, task)
             text = "".join(ids[task.cell]["source"])
             assert grader.TODO_MARK in text or grader.ANSWER_MARK in text or "None, None, None" in text, (assignment, task)
+
+
+def test_every_written_task_has_its_rubric_with_the_instructors_solutions(tmp_path):
+    if not grader.RUBRICS.is_dir():
+        pytest.skip("no instructor/ in this copy of the course")
+    for assignment, tasks in grader.ASSIGNMENTS.items():
+        found = grader.rubrics(assignment)
+        for task in tasks:
+            if task.kind == "written":
+                assert "point" in found.get(task.name, ""), f"{assignment}: no rubric for {task.name!r}"
+    # a copy without the rubrics (the students') grades the same, and says where the rubric is kept
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    nb = json.loads((ROOT / "book" / "assignments" / "a3_energy_target.ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell.get("id") == "a3-11":
+            cell["source"] = "**Answer.** The error falls and the distance grows."
+    (folder / "s.ipynb").write_text(json.dumps(nb))
+    graded = grader.grade_notebook(folder / "s.ipynb", rubric_folder=tmp_path / "none", seed=1)
+    assert "The error falls" in graded["feedback"] and "rubrics stay with the instructor's solutions" in graded["feedback"]
+    assert graded["row"]["question (5)"] == ""
+    with_rubric = grader.grade_notebook(folder / "s.ipynb", seed=1)
+    assert grader.rubrics("a3_energy_target")["question"] in with_rubric["feedback"]

@@ -29,7 +29,8 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
 Points: a task that passes earns its points; a failure that the self-check names (a flipped sign, the w/gamma
 off-by-one, ...) earns half, with its hint; any other failure, a refusal or an open TODO earns zero. Written
 answers are graded by hand: the feedback file of each submission holds the student's text and the task's
-rubric, and the gradebook a blank column for those points.
+rubric (from ``instructor/rubrics/``, which stays with the solutions: ``--rubrics`` names another folder), and the
+gradebook a blank column for those points.
 
 Writes the gradebook (CSV, one row per submission: each task's points, the automatic total and maximum, the
 written answers' maximum) and one feedback file per submission (each task's report and hint, the seed of the
@@ -48,6 +49,7 @@ import json
 import os
 import pathlib
 import random
+import re
 import select
 import subprocess
 import sys
@@ -56,10 +58,11 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
-__all__ = ["Task", "screen", "grade_notebook", "grade_folder", "main"]
+__all__ = ["Task", "screen", "rubrics", "grade_notebook", "grade_folder", "main"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "book" / "assignments"
+RUBRICS = ROOT / "instructor" / "rubrics"
 TODO_MARK = "raise NotImplementedError  # TODO"
 ANSWER_MARK = "*Your answer here.*"
 
@@ -71,7 +74,7 @@ class Task:
 
     ``kind`` is ``"function"`` (``check`` is a self-check of :mod:`tutorial_pkg.grading` called here on the
     student's function ``name``, run in the child), ``"values"`` (``check(get, context, seed)`` with ``get`` fetching
-    the named variables from the child) or ``"written"`` (graded by hand with ``rubric``). ``allowed`` names the
+    the named variables from the child) or ``"written"`` (graded by hand with its rubric, :func:`rubrics`). ``allowed`` names the
     attributes of the package modules that the answer cell may use."""
 
     name: str
@@ -146,30 +149,6 @@ def _guided_report(get, seed):
                                        seed=values["seed"])
 
 
-A3_RUBRIC = """\
-5 points in all, each for a statement carried by the student's own table, picture or (better) several seeds:
-- 1: the energy error falls from gamma = 1 as gamma grows (fidelity improves);
-- 1: the sliced W1 grows with gamma, well above the noise floor: the samples crowd part of the level set
-  (basin shares drift from the reference's), so diversity is lost;
-- 1: where it stops paying: the error no longer falls (or rises) at the largest scale while the distance stays
-  large; full credit only if the answer says how sure it is (one seed cannot rank close scales);
-- 1: a data set at this energy: gamma = 1 (the only scale near the noise floor, i.e. the microcanonical
-  distribution);
-- 1: one precise configuration: the scale with the smallest error (gamma = 3 on most seeds).
-No credit for a ranking stated without the numbers that carry it."""
-
-A4_RUBRIC = """\
-5 points in all:
-- 1: calibration read from the table: std z near 1 and coverage near 0.95 at every noise level and in every
-  steepness group, for the student's regressor and the shipped sigma(x_t, t) one;
-- 1: the shipped sigma(t) regressor is miscalibrated in the flat and steep groups at low noise;
-- 1: whether the student's regressor guides as well as the shipped sigma(x_t, t) one, from the errors table, with
-  the uncertainty of one sampling seed acknowledged (or several seeds run);
-- 2: calibration does not measure sharpness: a regressor that errs more and says so is calibrated; the mean
-  sigma and the test NLL columns show it (larger for a short training); guidance follows the gradient of f,
-  which a less sharp regressor gets less accurately.
-No credit for 'calibrated' or 'better' without a number from the table."""
-
 ASSIGNMENTS: dict[str, list[Task]] = {
     "a1_classifier_guidance": [
         Task("guided eps", "a1-04", 2, "function", _function("check_classifier_guided_eps")),
@@ -186,7 +165,7 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("energy report", "a3-06", 5, "values", _energy_report,
              allowed=("sampling.ddim_sample", "guidance.cfg_model", "metrics.energy_error",
                       "metrics.sliced_wasserstein")),
-        Task("question", "a3-11", 5, "written", rubric=A3_RUBRIC),
+        Task("question", "a3-11", 5, "written"),
     ],
     "a4_calibrated_regressor": [
         Task("Gaussian NLL", "a4-04", 2, "function", _function("check_gaussian_nll")),
@@ -194,7 +173,7 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("coverage", "a4-09", 1, "function", _function("check_coverage")),
         Task("guided samples", "a4-14", 3, "values", _guided_report,
              allowed=("guidance.classifier_guided_model", "sampling.ddim_sample", "metrics.energy_error")),
-        Task("question", "a4-18", 5, "written", rubric=A4_RUBRIC),
+        Task("question", "a4-18", 5, "written"),
     ],
 }
 # the student's function that each function task calls
@@ -218,35 +197,14 @@ def _mmps_report(get, seed):
                                      schedule=schedules.linear_schedule(1000), seed=values["seed"])
 
 
-A5_MMPS_RUBRIC = """\
-3 points in all:
-- 1: the mean: |z_mean| below about 2, so no bias of the mean is resolved (said as "not resolved", not "exact");
-- 1: the variance: z_var far below -2, the samples' variance about 0.75 of the exact posterior's: resolved;
-- 1: whose error: the samples equal the exact-eps sampler's from the same seed (to 1e-8), so the deficit is the
-  50-step DDIM's discretisation, not MMPS's; the exact recursion's 0.753 (and the 1000-step DDPM's 1.01) show it.
-No credit for "exact" or "biased" without the statistic that carries it."""
-
-A5_INTERVAL_RUBRIC = """\
-4 points in all, each carried by the student's exact table or plot:
-- 1: the mean moves most for guidance in the middle-low windows (steps 200-299 on the book's numbers), hardly at
-  all above step 800; the variance shrinks most at low noise (steps 100-199);
-- 1: the effects do not add: the windows' mean shifts sum to about 1.09, more than twice the 0.48 of CFG at every
-  step;
-- 1: against the tilted target: CFG at every step overshoots (KL 1.046, farther than no guidance's 0.422); the
-  intervals 100-600 and 0-600 are closer than always-on but farther than no guidance; one window (200-299) lands
-  almost on the target;
-- 1: a single Gaussian has no mode to drop, so it cannot test the paper's reason; the benefit here is less
-  overshoot, on one exact problem (not a claim about networks).
-No credit for a ranking without the numbers that carry it."""
-
 ASSIGNMENTS["a5_guidance_through_x0"] = [
     Task("MMPS eps", "a5-04", 5, "function", _function("check_mmps_eps")),
     Task("MMPS samples and report", "a5-08", 3, "values", _mmps_report, allowed=("sampling.ddim_sample",)),
-    Task("question 1", "a5-13", 3, "written", rubric=A5_MMPS_RUBRIC),
+    Task("question 1", "a5-13", 3, "written"),
     Task("interval rule", "a5-16", 2, "function", _function("check_interval_cfg")),
     Task("window moments", "a5-19", 3, "function", _function("check_window_moments"),
          allowed=("analytic.GaussianMixture", "tweedie.affine_sampler_moments")),
-    Task("question 2", "a5-24", 4, "written", rubric=A5_INTERVAL_RUBRIC),
+    Task("question 2", "a5-24", 4, "written"),
 ]
 _FUNCTION.update({"MMPS eps": "mmps_eps", "interval rule": "interval_cfg_eps", "window moments": "window_moments"})
 _SKIP |= {"a5-11", "a5-22"}
@@ -277,31 +235,12 @@ def _core_report(get, seed):
                                      n=64, num_steps=10)
 
 
-A7_RUBRIC = """\
-6 points in all, each for a statement carried by the student's own table and figure:
-- 1: the figure: the reference's and the batch's shares per core, side by side, with 95 % intervals from the
-  t-quantile, and the printed differences with their standard errors;
-- 1: C5 and C7eq: the batch's differences from the reference, with their numbers, not resolved at n = 64 (or
-  resolved, if the student's own numbers say so; the verdict must match the printed interval);
-- 1: what limits the comparison: the batch's standard error (about 6 points for C5) is more than twice the
-  reference's (about 2.4); counting the band's correlated frames by their effective size (N_eff below N) widens
-  the reference's error only a little here;
-- 1: a larger batch shrinks only the batch's part of the error: the reference's standard error stays, so no batch
-  size resolves a C5 gap below about t x 2.4 = 4.6 points against this reference (a longer MD or a wider band
-  would be needed); the student's C5 gap and the batch size it would need, from se = sqrt(p (1 - p) / n), or
-  several batches showing that one batch's gap is mostly its own noise;
-- 1: C7ax and alpha_R: a share of zero (or one molecule) in 64 says only that the share is below a few percent;
-  the rare cores cannot be compared at this batch size;
-- 1: the standard error sqrt(p (1 - p) / n) collapses to 0 at p = 0: the interval is not a statement of certainty
-  (a Wilson interval, as stats.share gives, or the rule of three, 3 / n, bounds the share instead).
-No credit for 'agrees' or 'differs' without the numbers that carry it."""
-
 ASSIGNMENTS["a7_alanine_dipeptide"] = [
     Task("NeRF placement", "a7-04", 3, "function", _function("check_nerf_place")),
     Task("band share", "a7-09", 4, "function", _function("check_band_share"),
          allowed=("stats.statistical_inefficiency",)),
     Task("core-state report", "a7-14", 4, "values", _core_report, allowed=("sampling.ddim_sample",)),
-    Task("question", "a7-19", 6, "written", rubric=A7_RUBRIC),
+    Task("question", "a7-19", 6, "written"),
 ]
 _FUNCTION.update({"NeRF placement": "place", "band share": "band_share"})
 _SKIP |= {"a7-07", "a7-12", "a7-17"}
@@ -523,7 +462,19 @@ def _points(task: Task, result) -> tuple[float, str]:
     return 0.0, result.status
 
 
-def grade_notebook(path, *, templates=TEMPLATES, seed: Optional[int] = None, timeout: float = 120.0,
+def rubrics(assignment: str, folder=RUBRICS) -> dict[str, str]:
+    """The rubrics of an assignment's written tasks, by task name, from ``folder/ASSIGNMENT.md`` (a section
+    ``## TASK NAME`` per task). They stay with the instructor's solutions: the students' copy of the course
+    (``make student-release``) has no ``instructor/``, and then every rubric reads as missing."""
+    path = pathlib.Path(folder) / f"{assignment}.md"
+    if not path.is_file():
+        return {}
+    sections = re.split(r"^## +(.+?) *$", path.read_text(), flags=re.M)
+    return {name: text.strip() for name, text in zip(sections[1::2], sections[2::2])}
+
+
+
+def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Optional[int] = None, timeout: float = 120.0,
                    label: Optional[str] = None) -> dict:
     """Grade one submitted notebook; return its gradebook row (``points`` per task) and its feedback text."""
     path = pathlib.Path(path)
@@ -546,6 +497,7 @@ def grade_notebook(path, *, templates=TEMPLATES, seed: Optional[int] = None, tim
         return {"row": row, "feedback": "\n".join(feedback)}
     template = _load(pathlib.Path(templates) / f"{assignment}.ipynb")
     tasks = ASSIGNMENTS[assignment]
+    rubric = rubrics(assignment, rubric_folder)
     row["assignment"] = assignment
     submitted = {c.get("id"): c for c in nb["cells"]}
     template_cells = {c.get("id"): c for c in template["cells"]}
@@ -589,7 +541,9 @@ def grade_notebook(path, *, templates=TEMPLATES, seed: Optional[int] = None, tim
             row[key] = "" if answered else 0.0
             written += task.points
             feedback += ["written answer, graded by hand" if answered else "no answer", "", "```text",
-                         text or "(missing)", "```", "", "Rubric:", task.rubric, ""]
+                         text or "(missing)", "```", "", "Rubric:", rubric.get(task.name, (
+                             f"not found: the rubrics stay with the instructor's solutions ({assignment}.md in "
+                             f"{rubric_folder}), which this copy of the course does not hold")), ""]
             continue
         auto_max += task.points
         state = status[task.cell]
@@ -625,7 +579,7 @@ def grade_notebook(path, *, templates=TEMPLATES, seed: Optional[int] = None, tim
     return {"row": row, "feedback": "\n".join(feedback)}
 
 
-def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, seed: Optional[int] = None,
+def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Optional[int] = None,
                  jobs: int = 2, timeout: float = 120.0) -> list[dict]:
     """Grade every ``*.ipynb`` under ``folder``; write the gradebook CSV ``out`` and the feedback files."""
     folder = pathlib.Path(folder)
@@ -636,7 +590,7 @@ def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, seed: 
     paths = sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         graded = list(pool.map(lambda p: grade_notebook(
-            p, templates=templates, seed=seed, timeout=timeout,
+            p, templates=templates, rubric_folder=rubric_folder, seed=seed, timeout=timeout,
             label=str(p.relative_to(folder).with_suffix(""))), paths))
     out = pathlib.Path(out) if out else folder.parent / f"{folder.name}_gradebook.csv"
     feedback = pathlib.Path(feedback) if feedback else out.with_suffix("")
@@ -662,11 +616,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", help="gradebook CSV (default: SUBMISSIONS_gradebook.csv beside the folder)")
     parser.add_argument("--feedback", help="folder of the feedback files (default: the gradebook's name)")
     parser.add_argument("--templates", default=str(TEMPLATES), help="the student notebooks (book/assignments)")
+    parser.add_argument("--rubrics", default=str(RUBRICS), help="the rubrics of the written tasks (instructor/rubrics)")
     parser.add_argument("--seed", type=int, help="the hidden inputs' seed (default: fresh; printed in the feedback)")
     parser.add_argument("--jobs", type=int, default=2, help="submissions graded at once")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a cell or a call may take")
     args = parser.parse_args(argv)
-    rows = grade_folder(args.submissions, out=args.out, feedback=args.feedback, templates=args.templates,
+    rows = grade_folder(args.submissions, out=args.out, feedback=args.feedback, templates=args.templates, rubric_folder=args.rubrics,
                         seed=args.seed, jobs=args.jobs, timeout=args.timeout)
     for row in rows:
         print(f"{row['submission']:>30s} {row['assignment']:>28s} {row['auto_points']:5g} / {row['auto_max']:g}"
