@@ -205,6 +205,32 @@ _FUNCTION = {"guided eps": "classifier_guided_eps", "shifted mean": "shifted_mea
 # regenerated cells that no task needs (figures, tables), not run in the child
 _SKIP = {"a3-09", "a4-12", "a4-16"}
 
+# -- assignment 6: sampling the guided target (chapter 10) ------------------------------------------------------
+A6_RUBRIC = """\
+6 points in all, each for a statement carried by the student's own table (bias ± standard error over the
+systems) and plot:
+- 1: the bias of the weighted mean and variance falls with K (K = 4 against K = 256, with the standard errors);
+- 1: it does not reach zero: it levels off at the K -> infinity floor printed above, the discretisation of the
+  weights on 250 steps, which finer steps reduce and more particles do not;
+- 2: the 1/K question answered from K times the bias *above the floor* (not the raw bias): from K = 4 to 16 it grows
+  in size, so the excess falls more slowly than 1/K there; 1/K is the leading term for large K, where these systems
+  cannot resolve it; full credit only if the answer says how sure it is;
+- 1: with K = 4 the variance is worse than plain CFG's (a self-normalised estimate from few particles
+  underestimates the spread);
+- 1: the final ESS / K is about the same for every K: it measures how uneven the weights are (the proposal against
+  the target), not the bias of an estimate from K particles.
+No credit for a ranking stated without the numbers that carry it."""
+
+ASSIGNMENTS["a6_sampling_the_guided_target"] = [
+    Task("weight increment", "a6-04", 3, "function", _function("check_log_weight_increment")),
+    Task("systematic resampling", "a6-07", 3, "function", _function("check_systematic_resample")),
+    Task("SMC sampler", "a6-10", 5, "function", _function("check_smc_sampler"), allowed=("sampling.ddim_coefficients",)),
+    Task("question", "a6-17", 6, "written", rubric=A6_RUBRIC),
+]
+_FUNCTION.update({"weight increment": "log_weight_increment", "systematic resampling": "systematic_resample",
+                  "SMC sampler": "smc_sampler"})
+_SKIP |= {"a6-15"}  # the experiment and its plot: no task needs it
+
 
 # -- the static screen of an answer cell --------------------------------------------------------------------
 _IMPORTS = {"torch", "math", "numpy"}

@@ -701,7 +701,7 @@ def check_systematic_resample(fn: Callable, *, seed: Optional[int] = None) -> Ch
         return _report(name, "fail", f"the result has shape {tuple(out.shape)}, expected {tuple(expected.shape)}: "
                                      "K indices per system")
     if out.dtype not in (torch.int64, torch.int32):
-        return _report(name, "fail", f"return integer indices (torch.long), not {out.dtype}")
+        return _report(name, "fail", f"return a tensor of integer indices (torch.long), not {out.dtype}")
     if torch.equal(out.long(), expected):
         return _report(name, "pass", "the same indices as the reference from the same uniforms; each particle copied "
                                      "floor or ceil of K w_i times")
@@ -715,7 +715,7 @@ def check_systematic_resample(fn: Callable, *, seed: Optional[int] = None) -> Ch
         return _report(name, "fail", "each row indexes its own system: return indices 0 .. K - 1, not positions in "
                                      "the flattened batch")
     if bool((out < 0).any() or (out >= K).any()):
-        return _report(name, "fail", f"indices must lie in 0 .. K - 1 = {K - 1}, got {int(out.min())} .. {int(out.max())}"
+        return _report(name, "fail", f"the result holds indices outside 0 .. K - 1 = {K - 1}: {int(out.min())} .. {int(out.max())}"
                                      " (the last point of the cumulative weights may round below 1: clamp)")
     if torch.equal(out.long(), torch.searchsorted(torch.softmax(log_w, -1).cumsum(-1), points).clamp(max=K - 1)):
         return _report(name, "fail", "the K points are (u + j) / K, spread evenly over [0, 1): divide by K")
@@ -724,8 +724,8 @@ def check_systematic_resample(fn: Callable, *, seed: Optional[int] = None) -> Ch
     if bool(((counts < (K * w).floor() - 1e-9) | (counts > (K * w).ceil() + 1e-9)).any()):
         return _report(name, "fail", "some particle is copied fewer than floor(K w_i) or more than ceil(K w_i) times: "
                                      "one uniform u per system, and the K evenly spaced points (u + j) / K, j = 0 .. K - 1")
-    return _report(name, "fail", "the copies have the right counts, but not the indices of the reference from these "
-                                 "uniforms: place the points (u + j) / K on the cumulative weights, in increasing order")
+    return _report(name, "fail", "the values differ from the reference's indices, though the copies have the right counts: "
+                                 "place the points (u + j) / K on the cumulative weights, in increasing order")
 
 
 def _smc_reference(eps_model, cond, gamma, schedule, timesteps, x_T, groups, generator, ess_threshold, *,
@@ -789,7 +789,7 @@ def check_smc_sampler(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
     if failed:
         return failed
     if not isinstance(out, (tuple, list)) or len(out) != 2:
-        return _report(name, "fail", "return two tensors: (particles, log_weights)")
+        return _report(name, "fail", "return a pair of tensors: (particles, log_weights)")
     particles, log_w = out
     expected = smc.smc_sample(guidance.cfg_model(model, gamma), tuple(x_T.shape), schedule, cond=cond, groups=G,
                               timesteps=timesteps, x_T=x_T, generator=torch.Generator().manual_seed(state),
@@ -815,5 +815,5 @@ def check_smc_sampler(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
     hint = next((h for h, ref in suspects.items() if close(ref)), None)
     if hint is None and _close(particles.detach().double(), expected.particles, 1e-6):
         hint = "the particles are right but not the weights: return the log-weights normalised within each system"
-    return _report(name, "fail", hint or "the particles or weights differ from the reference: follow the order of the "
-                                         "steps and of the random draws that the notebook gives")
+    return _report(name, "fail", hint or "the values differ from the reference: follow the order of the steps and of "
+                                         "the random draws that the notebook gives")
