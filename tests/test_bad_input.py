@@ -586,6 +586,10 @@ ROWS = [
     *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
       for name in ("check_gaussian_nll", "check_z_scores", "check_coverage")
       for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
+    *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
+      for name in ("check_log_weight_increment", "check_systematic_resample", "check_smc_sampler")
+      for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN),
+                  lambda *args: (torch.full((2, 2), NAN), torch.zeros(2)))],
     # the student's report and samples: a "fail" report
     ("grading.check_energy_report", FAILS, lambda: energy_report("report", {})),
     ("grading.check_energy_report", FAILS,
