@@ -617,6 +617,10 @@ ROWS = [
     ("grading.check_mmps_report", "sigma_y", lambda: mmps_report(None, None, sigma_y=0.0)),
     ("grading.check_mmps_report", "schedule", lambda: mmps_report(None, None, schedule="linear")),
     ("grading.check_mmps_report", "num_steps", lambda: mmps_report(None, None, num_steps=0)),
+    *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
+      for name in ("check_log_weight_increment", "check_systematic_resample", "check_smc_sampler")
+      for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN),
+                  lambda *args: (torch.full((2, 2), NAN), torch.zeros(2)))],
     # the student's report and samples: a "fail" report
     ("grading.check_energy_report", FAILS, lambda: energy_report("report", {})),
     ("grading.check_energy_report", FAILS,

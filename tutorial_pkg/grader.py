@@ -83,7 +83,6 @@ class Task:
     kind: str
     check: Optional[Callable] = None
     allowed: tuple = ()
-    rubric: str = ""
 
     def __post_init__(self):
         if self.kind not in ("function", "values", "written"):
@@ -244,6 +243,17 @@ ASSIGNMENTS["a7_alanine_dipeptide"] = [
 ]
 _FUNCTION.update({"NeRF placement": "place", "band share": "band_share"})
 _SKIP |= {"a7-07", "a7-12", "a7-17"}
+
+# -- assignment 6: sampling the guided target (chapter 10) ------------------------------------------------------
+ASSIGNMENTS["a6_sampling_the_guided_target"] = [
+    Task("weight increment", "a6-04", 3, "function", _function("check_log_weight_increment")),
+    Task("systematic resampling", "a6-07", 3, "function", _function("check_systematic_resample")),
+    Task("SMC sampler", "a6-10", 5, "function", _function("check_smc_sampler"), allowed=("sampling.ddim_coefficients",)),
+    Task("question", "a6-17", 6, "written"),
+]
+_FUNCTION.update({"weight increment": "log_weight_increment", "systematic resampling": "systematic_resample",
+                  "SMC sampler": "smc_sampler"})
+_SKIP |= {"a6-15"}  # the experiment and its plot: no task needs it
 
 
 # -- the static screen of an answer cell --------------------------------------------------------------------

@@ -40,7 +40,8 @@ __all__ = ["CheckResult", "check_classifier_guided_eps", "check_shifted_mean", "
            "check_cfg", "check_drop_condition", "check_cfg_sampler", "check_energy_report", "check_gaussian_nll",
            "check_z_scores", "check_coverage", "check_guided_report", "check_mmps_eps", "check_mmps_report",
            "check_interval_cfg", "check_window_moments",
-           "check_nerf_place", "check_band_share", "check_core_report"]
+           "check_nerf_place", "check_band_share", "check_core_report",
+           "check_log_weight_increment", "check_systematic_resample", "check_smc_sampler"]
 
 
 class CheckResult(NamedTuple):
@@ -1091,3 +1092,200 @@ def check_core_report(report: dict, samples: Tensor, *, system, features, eps_mo
             return _report(name, "fail", f"report[{core!r}]['se'] is not the standard error of the share of {n} "
                                          "independent molecules")
     return _report(name, "pass", "the molecules repeat from your seed and the report matches them")
+    return _report(name, "pass", "the samples repeat from your seed and the report matches them")
+
+
+# -- assignment 6: sampling the guided target ------------------------------------------------------------
+from . import smc  # noqa: E402 - the module that assignment 6 reimplements
+
+_SMC_REFUSED = {smc.log_weight_factor: _refusal("tutorial_pkg.smc.log_weight_factor", "write the increment yourself"),
+                smc.guidance_terms: _refusal("tutorial_pkg.smc.guidance_terms", "call the model yourself"),
+                smc.systematic_resample: _refusal("tutorial_pkg.smc.systematic_resample",
+                                                  "write the resampling yourself"),
+                smc.effective_sample_size: _refusal("tutorial_pkg.smc.effective_sample_size",
+                                                    "compute the ESS yourself"),
+                smc.smc_sample: _refusal("tutorial_pkg.smc.smc_sample", "write the loop yourself")}
+
+
+def check_log_weight_increment(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 6: ``fn(eps_cond, eps_uncond, gamma, alpha_bar, alpha_bar_prev)``, the Feynman-Kac log-weight
+    increment of one guided step from t to t' < t (chapter 10, eq. fkc-weight), shape ``(B,)``.
+
+    Compared with ``smc.log_weight_factor(schedule, t, gamma, t_prev=t')`` times ``||eps_c - eps_u||^2`` on a
+    schedule, a step (often one that spans several of the schedule's steps, or ends at the clean data) and a gamma
+    that are new at every call."""
+    name = "Feynman-Kac weight increment"
+    g = _generator(seed)
+    schedule = linear_schedule(int(torch.randint(50, 1001, (), generator=g)))
+    t = int(torch.randint(1, schedule.T, (), generator=g))
+    t_prev = int(torch.randint(-1, t, (), generator=g))
+    gamma = _scale(g, 1.5, 4.0)
+    eps_c, eps_u = torch.randn(2, 16, 3, generator=g, dtype=torch.float64)
+    ab = schedule.value("alpha_bars", t)
+    ab_prev = schedule.value("alpha_bars", t_prev) if t_prev >= 0 else 1.0
+    out, failed = _call(name, fn, eps_c.clone(), eps_u.clone(), gamma, ab, ab_prev, refused=_SMC_REFUSED)
+    if failed:
+        return failed
+    square = (eps_c - eps_u).pow(2).sum(1)
+    k = smc.log_weight_factor(schedule, t, gamma, t_prev=t_prev)
+    expected = k * square
+    per_beta = gamma * (gamma - 1) / (2 * (1 - ab))
+    suspects = {
+        "check the sign: the factor is gamma (gamma - 1), so that for gamma > 1 the increment is never negative":
+            -expected,
+        "the increment has a factor 1/2 (from the Fokker-Planck equation, eq. fkc-pde)": 2 * expected,
+        "divide by 1 - alpha_bar_t, the variance of the noise, not by its square root": expected * math.sqrt(1 - ab),
+        "the squared norm sums over the coordinates; do not average it": expected / eps_c.shape[1],
+        "the increment needs the squared norm ||eps_c - eps_u||^2, not the norm": k * square.sqrt(),
+        "the factor is gamma (gamma - 1), not gamma^2": expected * gamma / (gamma - 1),
+        "for a step from t to t', beta_t becomes 1 - alpha_bar_t / alpha_bar_t' (not 1 - alpha_bar_t: the "
+        "step's own noise, not the total)": per_beta * (1 - ab) * square,
+        "for a step from t to t', beta_t becomes 1 - alpha_bar_t / alpha_bar_t', not alpha_bar_t' - alpha_bar_t":
+            per_beta * (ab_prev - ab) * square,
+    }
+    return _diagnose(name, out, expected, suspects, 1e-8)
+
+
+def _counts(index: Tensor, K: int) -> Tensor:
+    return torch.nn.functional.one_hot(index, K).sum(-2)
+
+
+def check_systematic_resample(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 6: ``fn(log_weights, u)``, systematic resampling of G systems of K particles (chapter 10, eq.
+    systematic): ``log_weights`` ``(G, K)``, not normalised; ``u`` ``(G, 1)``, one uniform in [0, 1) per system;
+    returns ``(G, K)`` long indices, each row indexing its own system (0 .. K - 1).
+
+    Compared with ``smc.systematic_resample`` fed the same uniforms (a generator in the same state), and the
+    copies of each particle checked to be the floor or the ceiling of K w_i."""
+    name = "systematic resampling"
+    g = _generator(seed)
+    G, K = int(torch.randint(3, 7, (), generator=g)), int(torch.randint(20, 60, (), generator=g))
+    log_w = 2 * torch.randn(G, K, generator=g, dtype=torch.float64) + 10 * torch.rand(G, 1, generator=g, dtype=torch.float64)
+    state = int(torch.randint(0, 2 ** 31, (), generator=g))
+    u = torch.rand((G, 1), generator=torch.Generator().manual_seed(state), dtype=torch.float64)
+    out, failed = _call(name, fn, log_w.clone(), u.clone(), refused=_SMC_REFUSED)
+    if failed:
+        return failed
+    expected = smc.systematic_resample(log_w, generator=torch.Generator().manual_seed(state))
+    if not isinstance(out, Tensor):
+        return _report(name, "fail", f"return a torch.Tensor of indices, not {type(out).__name__}")
+    if out.shape != expected.shape:
+        return _report(name, "fail", f"the result has shape {tuple(out.shape)}, expected {tuple(expected.shape)}: "
+                                     "K indices per system")
+    if out.dtype not in (torch.int64, torch.int32):
+        return _report(name, "fail", f"return a tensor of integer indices (torch.long), not {out.dtype}")
+    if torch.equal(out.long(), expected):
+        return _report(name, "pass", "the same indices as the reference from the same uniforms; each particle copied "
+                                     "floor or ceil of K w_i times")
+    cdf_raw = log_w.exp().cumsum(-1)
+    points = u + torch.arange(K, dtype=torch.float64)
+    if torch.equal(out.long(), torch.searchsorted(cdf_raw, points / K).clamp(max=K - 1)):
+        return _report(name, "fail", "normalise the weights first: the cumulative weights must end at 1 "
+                                     "(softmax of the log-weights, or exp and divide by the sum)")
+    if bool((out >= K).any() and (out < G * K).all() and (out >= 0).all()) and \
+            torch.equal(out.long() - K * torch.arange(G)[:, None], expected):
+        return _report(name, "fail", "each row indexes its own system: return indices 0 .. K - 1, not positions in "
+                                     "the flattened batch")
+    if bool((out < 0).any() or (out >= K).any()):
+        return _report(name, "fail", f"the result holds indices outside 0 .. K - 1 = {K - 1}: {int(out.min())} .. {int(out.max())}"
+                                     " (the last point of the cumulative weights may round below 1: clamp)")
+    if torch.equal(out.long(), torch.searchsorted(torch.softmax(log_w, -1).cumsum(-1), points).clamp(max=K - 1)):
+        return _report(name, "fail", "the K points are (u + j) / K, spread evenly over [0, 1): divide by K")
+    w = torch.softmax(log_w, -1)
+    counts = _counts(out.long(), K)
+    if bool(((counts < (K * w).floor() - 1e-9) | (counts > (K * w).ceil() + 1e-9)).any()):
+        return _report(name, "fail", "some particle is copied fewer than floor(K w_i) or more than ceil(K w_i) times: "
+                                     "one uniform u per system, and the K evenly spaced points (u + j) / K, j = 0 .. K - 1")
+    return _report(name, "fail", "the values differ from the reference's indices, though the copies have the right counts: "
+                                 "place the points (u + j) / K on the cumulative weights, in increasing order")
+
+
+def _smc_reference(eps_model, cond, gamma, schedule, timesteps, x_T, groups, generator, ess_threshold, *,
+                   reset=True, weighted=True) -> tuple[Tensor, Tensor]:
+    """The loop of assignment 6, from the package's own pieces (the same draws as :func:`smc.smc_sample`);
+    ``reset`` and ``weighted`` False give two likely mistakes."""
+    steps = sampling.sampler_steps(schedule, sampler="ddim", timesteps=timesteps)
+    G, N = groups, x_T.shape[0]
+    K = N // G
+    x, log_w = x_T, torch.full((G, K), -math.log(K), dtype=torch.float64)
+    offset = K * torch.arange(G)[:, None]
+    for t, t_prev in steps:
+        eps_c, eps_u = eps_model(x, t, cond), eps_model(x, t, None)
+        if weighted:
+            log_w = log_w + smc.log_weight_factor(schedule, t, gamma, t_prev=t_prev) * \
+                (eps_c - eps_u).pow(2).flatten(1).sum(1).view(G, K)
+        log_w = log_w - log_w.logsumexp(1, keepdim=True)
+        c_x, c_eps, sigma = sampling.ddim_coefficients(schedule, t, t_prev, 1.0)
+        x_next = c_x * x + c_eps * (gamma * eps_c + (1 - gamma) * eps_u)
+        if sigma > 0:
+            x_next = x_next + sigma * torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        resample = (smc._ess(log_w) < ess_threshold * K)[:, None]
+        index = torch.where(resample, smc._systematic(log_w, generator), torch.arange(K).expand(G, K))
+        x = x_next[(index + offset).flatten()]
+        if reset:
+            log_w = torch.where(resample, torch.full_like(log_w, -math.log(K)), log_w)
+    return x, log_w.flatten()
+
+
+def _smc_setting(g: torch.Generator):
+    """A two-class mixture in two dimensions, new at every call, with a short schedule and a few systems."""
+    schedule = linear_schedule(200)
+    centre, direction = torch.randn(2, 2, generator=g, dtype=torch.float64)
+    means = centre + 1.5 * torch.stack([-direction, direction]) / direction.norm()  # classes 3 apart: weights vary
+    mixture = GaussianMixture([0.5, 0.5], means, [[[0.4, 0.1], [0.1, 0.3]]] * 2)
+    G, K = 3, 16
+    timesteps = sorted(torch.randperm(199, generator=g)[:24].add(1).tolist(), reverse=True)
+    x_T = torch.randn(G * K, 2, generator=g, dtype=torch.float64)
+    gamma = round(_scale(g, 2.0, 3.5), 2)
+    return mixture.eps_model(schedule), torch.ones(G * K, dtype=torch.long), gamma, schedule, timesteps, x_T, G
+
+
+def check_smc_sampler(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 6: ``fn(eps_model, cond, gamma, schedule, timesteps, x_T, groups, generator, ess_threshold)``, the
+    loop of Feynman-Kac-corrected guided sampling with the student's increment and resampling; returns
+    ``(particles, log_weights)``, shapes ``(G K, D)`` and ``(G K,)``.
+
+    Compared with the package's ``smc.smc_sample`` from the same ``x_T`` and a generator in the same state, on an
+    exact two-class mixture that is new at every call; the package's SMC functions and CFG refuse to run meanwhile.
+    """
+    name = "SMC sampler"
+    g = _generator(seed)
+    model, cond, gamma, schedule, timesteps, x_T, G = _smc_setting(g)
+    threshold = round(_scale(g, 0.85, 0.97), 2)
+    state = int(torch.randint(0, 2 ** 31, (), generator=g))
+    refused = {**_SMC_REFUSED, **_CFG_REFUSED,
+               sampling.ddim_sample: _refusal("tutorial_pkg.sampling.ddim_sample", "write the loop yourself"),
+               sampling.ddpm_sample: _refusal("tutorial_pkg.sampling.ddpm_sample", "write the loop yourself")}
+    out, failed = _call(name, fn, model, cond.clone(), gamma, schedule, list(timesteps), x_T.clone(), G,
+                        torch.Generator().manual_seed(state), threshold, refused=refused)
+    if failed:
+        return failed
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        return _report(name, "fail", "return a pair of tensors: (particles, log_weights)")
+    particles, log_w = out
+    expected = smc.smc_sample(guidance.cfg_model(model, gamma), tuple(x_T.shape), schedule, cond=cond, groups=G,
+                              timesteps=timesteps, x_T=x_T, generator=torch.Generator().manual_seed(state),
+                              ess_threshold=threshold, dtype=torch.float64)
+    hint = _shape_hint(particles, expected.particles) or _shape_hint(log_w, expected.log_weights)
+    if hint is not None:
+        return _report(name, "fail", hint)
+    weights = lambda lw: torch.softmax(lw.detach().double().view(G, -1), 1)
+    run = lambda **kw: _smc_reference(model, cond, gamma, schedule, timesteps, x_T, G,
+                                      torch.Generator().manual_seed(state), kw.pop("threshold", threshold), **kw)
+    close = lambda ref: _close(particles.detach().double(), ref[0], 1e-6) and _close(weights(log_w), weights(ref[1]), 1e-6)
+    if close((expected.particles, expected.log_weights)):
+        return _report(name, "pass", f"the same particles and weights as the reference on a new mixture "
+                                     f"({expected.num_resampled} resamplings in {G} systems)")
+    suspects = {
+        "your weights stay equal: add your log_weight_increment to each particle's log-weight at every step":
+            run(weighted=False),
+        "you never resample: resample a system when its ESS falls below ess_threshold * K (draw its uniform at every "
+        "step all the same)": run(threshold=0.0),
+        "you resample a system at every step: only when its ESS falls below ess_threshold * K": run(threshold=1.0),
+        "after a system resamples, reset its log-weights to log(1 / K): the copies carry the weight now": run(reset=False),
+    }
+    hint = next((h for h, ref in suspects.items() if close(ref)), None)
+    if hint is None and _close(particles.detach().double(), expected.particles, 1e-6):
+        hint = "the particles are right but not the weights: return the log-weights normalised within each system"
+    return _report(name, "fail", hint or "the values differ from the reference: follow the order of the steps and of "
+                                         "the random draws that the notebook gives")
