@@ -8,6 +8,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MATHJAX_VERSION := 3.2.2
 MATHJAX := .mathjax/.installed-$(MATHJAX_VERSION)
+# Python writes the bytecode of what it imports into the venv, so that only the first of the suite's many
+# processes (notebook kernels, pytest workers, the grader's children) compiles torch's modules: an environment
+# that sets PYTHONDONTWRITEBYTECODE would make every process compile them again (about 4 s of CPU each).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup book test test-package test-notebooks test-book test-browser test-colab test-portability test-gpu chromium execute assignments grade student-release determinism bench bench-notebooks clean
 
