@@ -20,6 +20,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
+import tutorial_pkg as tp
 from tutorial_pkg import guidance, nets, sampling, schedules, training, zoo
 from tutorial_pkg.analytic import GaussianMixture, LinearGaussianLikelihood
 from tutorial_pkg.systems import MullerBrown
@@ -214,3 +215,11 @@ def test_sampling_reads_nothing_from_the_device_inside_the_loop(wrap, schedule):
             sampling.ddim_sample(model, (16, 2), schedule, num_steps=steps, cond=y, device=device)
             reads[steps] = rec.host_reads - before
     assert reads[5] == reads[25] <= 5, reads     # the door: a label range (min, max) per checker; the end: one
+
+
+def test_the_device_can_be_chosen_by_the_environment(monkeypatch):
+    monkeypatch.setenv("TUTORIAL_PKG_DEVICE", "cpu")
+    assert tp.default_device() == torch.device("cpu")
+    monkeypatch.setenv("TUTORIAL_PKG_DEVICE", "tpu")
+    with pytest.raises(ValueError, match="TUTORIAL_PKG_DEVICE must be one of cpu, cuda, mps, got 'tpu'"):
+        tp.default_device()
