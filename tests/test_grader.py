@@ -58,6 +58,13 @@ CHEATS = {
                      "    return torch.sys.modules['tutorial_pkg.guidance'].cfg(eps_cond, eps_uncond, gamma)\n",
     "through an argument": "def cfg(eps_cond, eps_uncond, gamma):\n    return eps_cond.__class__\n",
     "getattr": "def cfg(eps_cond, eps_uncond, gamma):\n    return getattr(guidance, 'cfg')(eps_cond, eps_uncond, gamma)\n",
+    "a name built as a string": "import numpy as np\n_g = np._core.arrayprint.operator.attrgetter('__glo' + 'bals__')\n"
+                                "def cfg(eps_cond, eps_uncond, gamma):\n"
+                                "    return _g(cfg)['guidance'].cfg(eps_cond, eps_uncond, gamma)\n",
+    "a built name, no underscore attribute": "import numpy as np\n_g = np.core.arrayprint.operator.attrgetter("
+                                             "'_' * 2 + 'globals' + '_' * 2)\n"
+                                             "def cfg(eps_cond, eps_uncond, gamma):\n"
+                                             "    return _g(cfg)['guidance'].cfg(eps_cond, eps_uncond, gamma)\n",
 }
 SAMPLER_CHEAT = SAMPLER.replace("x = ab_prev.sqrt()", "c = sampling.ddim_coefficients(schedule, t, t_prev)\n        x = ab_prev.sqrt()")
 
@@ -168,3 +175,19 @@ def test_every_written_task_has_its_rubric_with_the_instructors_solutions(tmp_pa
     assert graded["row"]["question (5)"] == ""
     with_rubric = grader.grade_notebook(folder / "s.ipynb", seed=1)
     assert grader.rubrics("a3_energy_target")["question"] in with_rubric["feedback"]
+
+
+def test_an_answer_runs_where_no_package_name_can_be_found():
+    """The second line of defence, for a way round the screen that nobody has found yet: an answer cell runs in a
+    namespace without the package's modules, functions and classes (its own functions' globals), save the calls its
+    task names, behind a stand-in that holds only those; what it binds reaches the notebook's namespace."""
+    namespace = {"__name__": "__main__", "guidance": grading.guidance, "sampling": grading.sampling,
+                 "check": grading.check_cfg, "torch": torch, "x": 3}
+    source = ("found = sorted(k for k in globals() if not k.startswith('__'))\n"
+              "steps = sampling.ddim_timesteps(10, 2)\n"
+              "def f():\n    return sorted(globals())\n")
+    grader._run_answer(source, "a2-10", ["sampling.ddim_timesteps"], namespace)
+    assert namespace["found"] == ["sampling", "torch", "x"]
+    assert not hasattr(namespace["f"].__globals__["sampling"], "ddim_sample")
+    assert "guidance" not in namespace["f"]() and namespace["steps"] == grading.sampling.ddim_timesteps(10, 2)
+    assert namespace["sampling"] is grading.sampling and namespace["guidance"] is grading.guidance

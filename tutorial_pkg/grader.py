@@ -12,14 +12,17 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
    makes (``book/assignments/``): edited check cells, new cells and stored outputs are ignored.
 2. **Each answer cell is read before it runs** (:func:`screen`, on its syntax tree): it may import only
    ``torch``, ``math`` and ``numpy``; it may not name ``exec``, ``eval``, ``compile``, ``__import__``,
-   ``getattr`` and their kin, touch a double-underscore attribute (``__code__``, ``__globals__``), reach
-   ``sys``, ``os``, ``importlib``, ``inspect``, ``types`` or ``torch.load`` through an attribute, nor use the
+   ``getattr`` and their kin, touch an underscore attribute (``__code__``, ``__globals__``, ``np._core``), write a
+   string holding a double underscore, reach ``sys``, ``os``, ``importlib``, ``inspect``, ``types``, ``operator``
+   or ``torch.load`` through an attribute, nor use the
    package modules that the notebook imports other than the few calls its task names
    (``sampling.ddim_timesteps`` in the DDIM sampler, the sampling calls that assignments 3 and 4 give). A
    refused cell scores zero on its tasks, with the reason: a module copy, ``exec`` of copied source, code-object
    surgery, monkeypatching or a call of a package function that solves the task never runs.
-3. **The screened cells run in a fresh Python process** (a child of the grader, one per submission, standard
-   output discarded), between the regenerated cells they need; a cell whose TODO is still open is not run.
+3. **The screened cells run in a fresh Python process** (a child of the grader, one per submission, on the CPU,
+   standard output discarded), between the regenerated cells they need; a cell whose TODO is still open is not run.
+   An answer cell runs in a namespace of its own, which holds the notebook's variables but none of the package's
+   modules, functions or classes beyond the calls its task names: a way round the screen finds nothing there.
 4. **The hidden tests run in the grader's own process**: they draw inputs from a seed the student never saw
    (fresh from the operating system's entropy unless ``--seed`` is given), send them to the child, receive the
    student's outputs (loaded as tensors, numbers and containers only), and compare them with the references
@@ -55,6 +58,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import types
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
@@ -264,7 +268,8 @@ _NAMES = {"exec", "eval", "compile", "__import__", "globals", "locals", "vars", 
 _ATTRIBUTES = {"modules", "sys", "os", "importlib", "inspect", "types", "builtins", "subprocess", "load", "hub",
                "jit", "package", "f_globals", "f_locals", "f_back", "gi_frame", "tb_frame", "getsource",
                "spec_from_file_location", "module_from_spec", "exec_module", "tutorial_pkg", "loader", "func_globals",
-               "ctypes", "ctypeslib", "pickle", "marshal", "_C", "ops", "library"}
+               "ctypes", "ctypeslib", "pickle", "marshal", "_C", "ops", "library", "operator", "attrgetter",
+               "methodcaller", "getattr_static", "cr_frame", "ag_frame", "gi_code", "f_code"}
 
 
 _PARSE_LOCK = threading.Lock()
@@ -337,12 +342,13 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
                 return (f"line {line}: the package's {node.id} is not accepted in this answer (write it yourself; "
                         f"this task may use {uses})")
         elif isinstance(node, ast.Attribute):
-            if node.attr.startswith("__") or node.attr in _ATTRIBUTES:
+            if node.attr.startswith("_") or node.attr in _ATTRIBUTES:
                 return f"line {line}: the attribute .{node.attr} is not accepted in an answer"
         elif isinstance(node, (ast.Global, ast.Nonlocal)) and set(node.names) & package_names:
             return f"line {line}: rebinding the package's names is not accepted in an answer"
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and "tutorial_pkg" in node.value:
-            return f"line {line}: a string naming tutorial_pkg is not accepted in an answer"
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                ("tutorial_pkg" in node.value or "__" in node.value):
+            return f"line {line}: a string naming tutorial_pkg or a double-underscore name is not accepted in an answer"
     return None
 
 
@@ -353,7 +359,9 @@ class _Child:
     def __init__(self, cells: list[tuple[str, str]], timeout: float):
         self.timeout = timeout
         self.folder = tempfile.TemporaryDirectory(prefix="grade-")
-        env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": os.pathsep.join(
+        # on the CPU, as the checks that regenerate a submission's samples in the grader's process are
+        env = {**os.environ, "MPLBACKEND": "Agg", "TUTORIAL_PKG_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "",
+               "PYTHONPATH": os.pathsep.join(
             [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
         self.proc = subprocess.Popen([sys.executable, "-m", "tutorial_pkg.grader", "--child"], cwd=self.folder.name,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -402,6 +410,34 @@ class _Child:
         self.folder.cleanup()
 
 
+def _from_package(value) -> bool:
+    """Whether a value is one of the package's modules, functions or classes (not an object made with them)."""
+    name = value.__name__ if isinstance(value, types.ModuleType) else (
+        getattr(value, "__module__", "") if isinstance(value, (types.FunctionType, type)) else "")
+    return isinstance(name, str) and name.split(".")[0] == "tutorial_pkg"
+
+
+def _run_answer(source: str, cell_id: str, allowed, namespace: dict) -> None:
+    """Run an answer cell in a namespace of its own: the notebook's variables and objects, but none of the
+    package's modules, functions or classes, except the calls its task names (``module.attr``), each behind a
+    stand-in module that holds only those. The functions the cell defines keep that namespace as their globals,
+    so that nothing they reach by name, by a frame or by a string solves the task for them; what the cell binds is
+    copied back into the notebook's namespace for the regenerated cells after it."""
+    own = {k: v for k, v in namespace.items() if not _from_package(v)}
+    stand_ins: dict[str, types.SimpleNamespace] = {}
+    for call in allowed:
+        module, attr = call.split(".", 1)
+        if module in namespace and hasattr(namespace[module], attr):
+            stand_ins.setdefault(module, types.SimpleNamespace())
+            setattr(stand_ins[module], attr, getattr(namespace[module], attr))
+    own.update(stand_ins)
+    exec(compile(source, f"<cell {cell_id}>", "exec"), own)
+    for key, value in own.items():
+        if key != "__builtins__" and not (key in stand_ins and value is stand_ins[key]) and \
+                (key not in namespace or namespace[key] is not value):
+            namespace[key] = value
+
+
 def _child_main() -> None:
     """The child's loop: run the cells, then answer calls (arguments from the grader, outputs to files)."""
     protocol_in, protocol_out = sys.stdin, os.fdopen(os.dup(1), "w")
@@ -415,9 +451,12 @@ def _child_main() -> None:
 
     namespace = {"__name__": "__main__"}
     errors = {}
-    for cell_id, source in json.loads(protocol_in.readline())["cells"]:
+    for cell_id, source, allowed in json.loads(protocol_in.readline())["cells"]:
         try:
-            exec(compile(source, f"<cell {cell_id}>", "exec"), namespace)
+            if allowed is None:  # a regenerated cell of the template
+                exec(compile(source, f"<cell {cell_id}>", "exec"), namespace)
+            else:
+                _run_answer(source, cell_id, allowed, namespace)
         except BaseException as err:  # noqa: BLE001 - the student's cell, reported to the grader
             errors[cell_id] = f"{type(err).__name__}: {err}"
     reply({"errors": errors})
@@ -476,6 +515,8 @@ def rubrics(assignment: str, folder=RUBRICS) -> dict[str, str]:
     """The rubrics of an assignment's written tasks, by task name, from ``folder/ASSIGNMENT.md`` (a section
     ``## TASK NAME`` per task). They stay with the instructor's solutions: the students' copy of the course
     (``make student-release``) has no ``instructor/``, and then every rubric reads as missing."""
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f"assignment must be one of {', '.join(ASSIGNMENTS)}, got {assignment!r}")
     path = pathlib.Path(folder) / f"{assignment}.md"
     if not path.is_file():
         return {}
@@ -533,7 +574,9 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     child = None
     if "run" in status.values():
         last = max(i for i, c in enumerate(template["cells"]) if c.get("id") in status)
-        cells = [(c["id"], sources[c["id"]] if status.get(c["id"]) == "run" else _text(c))
+        # (id, source, the package calls an answer cell may make, or None for a regenerated cell)
+        cells = [(c["id"], sources[c["id"]], sorted({a for t in tasks if t.cell == c["id"] for a in t.allowed}))
+                 if status.get(c["id"]) == "run" else (c["id"], _text(c), None)
                  for c in template["cells"][:last + 1]
                  if c["cell_type"] == "code" and c["id"] not in _SKIP and "grading.check_" not in _text(c)]
         try:
