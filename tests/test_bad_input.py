@@ -610,6 +610,8 @@ ROWS = [
     *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
       for name in ("check_mmps_eps", "check_interval_cfg", "check_window_moments")
       for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
+    *[("grading.check_guided_ddim", FAILS, lambda bad=bad: grading.check_guided_ddim(bad))
+      for bad in ("not a function", None, not_a_function, lambda *args: torch.full((64, 2), NAN))],
     ("grading.check_mmps_report", FAILS, lambda: mmps_report("report", z(4, 2))),
     ("grading.check_mmps_report", FAILS, lambda: mmps_report({}, full((20, 2), NAN))),
     ("grading.check_mmps_report", "prior", lambda: mmps_report(None, None, prior="prior")),

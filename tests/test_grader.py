@@ -135,6 +135,9 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
         assert points(f"cheat_{k}", "CFG combination (2)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
     assert points("cheat_sampler", "CFG DDIM sampler (5)") == 0 and "refused" in feedback["cheat_sampler"]
+    # the written Think! answer is graded by hand, its rubric in the feedback; an unanswered one scores zero
+    assert points("correct", "written_max") == 5 and points("todo", "Think! what CFG trades (5)") == 0
+    assert "noising and tilting do not commute" in feedback["todo"]
 
 
 def test_the_grader_refuses_a_missing_folder(tmp_path):

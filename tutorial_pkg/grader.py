@@ -157,12 +157,14 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("guided eps", "a1-04", 2, "function", _function("check_classifier_guided_eps")),
         Task("shifted mean", "a1-07", 2, "function", _function("check_shifted_mean")),
         Task("gradient of log p", "a1-10", 3, "function", _function("check_grad_log_likelihood")),
+        Task("Think! tilted target", "a1-19", 5, "written"),
     ],
     "a2_classifier_free_guidance": [
         Task("condition dropout", "a2-04", 3, "function", _function("check_drop_condition")),
         Task("CFG combination", "a2-07", 2, "function", _function("check_cfg")),
         Task("CFG DDIM sampler", "a2-10", 5, "function", _function("check_cfg_sampler"),
              allowed=("sampling.ddim_timesteps",)),
+        Task("Think! what CFG trades", "a2-18", 5, "written"),
     ],
     "a3_energy_target": [
         Task("energy report", "a3-06", 5, "values", _energy_report,

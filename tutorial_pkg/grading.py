@@ -41,7 +41,7 @@ __all__ = ["CheckResult", "check_classifier_guided_eps", "check_shifted_mean", "
            "check_z_scores", "check_coverage", "check_guided_report", "check_mmps_eps", "check_mmps_report",
            "check_interval_cfg", "check_window_moments",
            "check_nerf_place", "check_band_share", "check_core_report",
-           "check_log_weight_increment", "check_systematic_resample", "check_smc_sampler"]
+           "check_log_weight_increment", "check_systematic_resample", "check_smc_sampler", "check_guided_ddim"]
 
 
 class CheckResult(NamedTuple):
@@ -1289,3 +1289,71 @@ def check_smc_sampler(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
         hint = "the particles are right but not the weights: return the log-weights normalised within each system"
     return _report(name, "fail", hint or "the values differ from the reference: follow the order of the steps and of "
                                          "the random draws that the notebook gives")
+
+
+# -- assignment 1: a classifier-guided DDIM sampler ---------------------------------------------------------
+class _GuidedEps:
+    """eps - scale sqrt(1 - alpha_bar_t) grad log p_t(y | x_t), the guided eps written out here, for the wrong answers
+    that the package's guided model does not make (a negative scale)."""
+
+    def __init__(self, eps_model, likelihood, schedule: NoiseSchedule, y: Tensor, scale: float):
+        self.eps_model, self.likelihood, self.schedule, self.y, self.scale = eps_model, likelihood, schedule, y, scale
+
+    def __call__(self, x_t: Tensor, t, cond=None) -> Tensor:
+        ab = self.schedule.alpha_bars[torch.as_tensor(t).reshape(-1)].to(x_t.dtype).expand(x_t.shape[0])
+        grad = self.likelihood.grad_log_prob(self.y, x_t, ab)
+        return self.eps_model(x_t, t) - self.scale * (1 - ab).sqrt()[:, None] * grad
+
+
+def check_guided_ddim(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """``fn(eps_model, predictor, y, x_T, scale, schedule, num_steps)``: a deterministic DDIM sampler with classifier
+    guidance, each step's eps guided by ``scale`` times the noise-aware classifier's gradient.
+
+    Compared with the package's ``ddim_sample(classifier_guided_model(...))`` from the same ``x_T`` on an exact
+    Gaussian prior and an exact linear-Gaussian noise-aware classifier, both new at every call; the package's
+    guided eps, gradient, guided model and samplers refuse to run inside the student's function.
+    """
+    from .analytic import LinearGaussianLikelihood
+
+    name = "classifier-guided DDIM sampler"
+    g = _generator(seed)
+    schedule = linear_schedule(200)
+    prior = GaussianMixture([1.0], torch.randn(1, 2, generator=g, dtype=torch.float64),
+                            [[[1.0, 0.3], [0.3, 0.6]]])
+    likelihood = LinearGaussianLikelihood(prior, torch.randn(2, generator=g, dtype=torch.float64),
+                                          tau=round(_scale(g, 0.4, 1.0), 2))
+    model, predictor = prior.eps_model(schedule), likelihood.predictor(schedule)
+    x_T = torch.randn(64, 2, generator=g, dtype=torch.float64)
+    y = torch.full((64,), round(_scale(g, -2.0, 2.0), 2), dtype=torch.float64)
+    scale, num_steps = round(_scale(g, 1.5, 3.0), 2), int(torch.randint(10, 25, (), generator=g))
+    write = lambda what: f"write {what} yourself, with your functions of tasks 1 and 3"
+    refused = {guidance.classifier_guided_eps: _refusal("tutorial_pkg.guidance.classifier_guided_eps", write("the guided eps")),
+               guidance.grad_log_likelihood: _refusal("tutorial_pkg.guidance.grad_log_likelihood", write("the gradient")),
+               guidance.classifier_guided_model: _refusal("tutorial_pkg.guidance.classifier_guided_model",
+                                                          write("the guided eps")),
+               sampling.ddim_sample: _refusal("tutorial_pkg.sampling.ddim_sample", "write the sampling loop yourself"),
+               sampling.ddpm_sample: _refusal("tutorial_pkg.sampling.ddpm_sample", "write the sampling loop yourself"),
+               sampling.ddim_step: _refusal("tutorial_pkg.sampling.ddim_step", "write the DDIM step yourself")}
+    out, failed = _call(name, fn, model, predictor, y.clone(), x_T.clone(), scale, schedule, num_steps, refused=refused)
+    if failed:
+        return failed
+
+    def run(m, **kw):
+        return sampling.ddim_sample(m, (64, 2), schedule, num_steps=num_steps, cond=y, x_T=x_T, dtype=torch.float64,
+                                    **kw)
+
+    guided = guidance.classifier_guided_model(model, predictor, schedule, scale)
+    expected = run(guided)
+    trajectory = sampling.Trajectory()
+    run(guided, callback=trajectory)
+    suspects = {
+        "your samples equal unguided samples: guide the eps at every step, with the gradient at the current x_t":
+            run(lambda x_t, t, cond=None: model(x_t, t)),
+        "your samples move away from y: the guided eps subtracts scale * sqrt(1 - alpha_bar_t) * grad log p "
+        "(a flipped sign)": run(_GuidedEps(model, likelihood, schedule, y, -scale)),
+        "your samples stop one step short: after the last timestep, jump to alpha_bar = 1 (t_prev = -1, clean "
+        "data), as the last step of eq. (ddim-step)": trajectory.states[-2].double(),
+    }
+    if isinstance(out, Tensor):
+        out = out.detach().double()
+    return _diagnose(name, out, expected, suspects, 1e-4)
