@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from tutorial_pkg.analytic import GaussianMixture, LinearGaussianLikelihood
+from tutorial_pkg.analytic import GaussianMixture, LinearGaussianLikelihood, point_set_classifier
 from tutorial_pkg.sampling import gaussian_sampler_moments
 from tutorial_pkg.schedules import cosine_schedule
 
@@ -107,6 +107,32 @@ def test_gaussian_recursion_reduces_to_the_ode_for_fine_ddim():
     assert M.item() == pytest.approx(1.2, abs=5e-3) and V.item() == pytest.approx(0.25, abs=5e-3)
 
 
+@pytest.mark.parametrize("alpha_bar", [0.9, 0.3])
+def test_point_set_classifier_of_two_points_is_a_logistic_curve(alpha_bar):
+    # points -1 (class 0) and +1 (class 1): p_t(1 | x) = sigmoid(2 sqrt(ab) x / (1 - ab)), and the gradient of
+    # log p_t(1 | x) is (1 - p_t(1 | x)) 2 sqrt(ab) / (1 - ab)
+    x = torch.linspace(-2, 2, 9, dtype=torch.float64)[:, None]
+    posterior, grad = point_set_classifier(x, alpha_bar, torch.tensor([[-1.0], [1.0]]), torch.tensor([0, 1]), 1)
+    a = 2 * alpha_bar ** 0.5 / (1 - alpha_bar)
+    p1 = torch.sigmoid(a * x[:, 0])
+    assert torch.allclose(posterior[:, 1], p1, atol=1e-12) and torch.allclose(posterior.sum(1), torch.ones(9, dtype=torch.float64))
+    assert torch.allclose(grad[:, 0], (1 - p1) * a, atol=1e-12)
+
+
+def test_point_set_classifier_gradient_is_the_autograd_gradient_of_its_log_posterior(gen):
+    points = torch.randn(12, 3, generator=gen, dtype=torch.float64)
+    labels = torch.arange(12) % 3
+    x = torch.randn(5, 3, generator=gen, dtype=torch.float64).requires_grad_()
+    target = torch.tensor([0, 1, 2, 1, 0])
+    posterior, grad = point_set_classifier(x, 0.4, points, labels, target)
+    # the same posterior by Bayes' rule over the points, differentiable
+    log_w = torch.log_softmax(-((x[:, None] - 0.4 ** 0.5 * points) ** 2).sum(-1) / (2 * 0.6), dim=1)
+    log_p = torch.stack([torch.logsumexp(log_w[:, labels == k], 1) for k in range(3)], 1)
+    assert torch.allclose(posterior, log_p.exp().detach(), atol=1e-12)
+    (auto,) = torch.autograd.grad(log_p.gather(1, target[:, None]).sum(), x)
+    assert torch.allclose(grad, auto, atol=1e-10)
+
+
 @pytest.mark.parametrize("call, match", [
     (lambda: GaussianMixture([1.0], [[0.0, 0.0]], [[[1.0, 0.0], [0.0, -1.0]]]), "positive definite"),
     (lambda: GaussianMixture([1.0, 1.0], [[0.0, 0.0]], [[[1.0, 0.0], [0.0, 1.0]]]), "weights"),
@@ -116,6 +142,14 @@ def test_gaussian_recursion_reduces_to_the_ode_for_fine_ddim():
     (lambda: GaussianMixture([1.0], [[0.0]], [[[1.0]]]).score(torch.zeros(3, 1), 1.5), "alpha_bar"),
     (lambda: GaussianMixture([1.0], [[0.0]], [[[1.0]]]).conditional_score(torch.zeros(3, 1), 2), "class labels"),
     (lambda: LinearGaussianLikelihood(GaussianMixture([1.0], [[0.0]], [[[1.0]]]), [1.0], tau=0.0), "tau"),
+    (lambda: point_set_classifier(torch.zeros(3, 2), 0.5, torch.zeros(4, 1), torch.zeros(4, dtype=torch.long), 0),
+     "x must have shape"),
+    (lambda: point_set_classifier(torch.zeros(3, 1), 1.0, torch.zeros(4, 1), torch.zeros(4, dtype=torch.long), 0),
+     "alpha_bar"),
+    (lambda: point_set_classifier(torch.zeros(3, 1), 0.5, torch.zeros(4, 1), torch.zeros(3, dtype=torch.long), 0),
+     "labels"),
+    (lambda: point_set_classifier(torch.zeros(3, 1), 0.5, torch.zeros(4, 1), torch.zeros(4, dtype=torch.long), 2),
+     "target"),
     (lambda: gaussian_sampler_moments(0.0, 1.0, cosine_schedule(10), gamma=3.0), "mean_u"),
     (lambda: gaussian_sampler_moments(0.0, 1.0, cosine_schedule(10), sampler="euler"), "sampler"),
 ])

@@ -24,7 +24,8 @@ from .schedules import NoiseSchedule
 
 Tensor = torch.Tensor
 
-__all__ = ["GaussianMixture", "LinearGaussianLikelihood", "ExactEpsModel", "ExactX0Model", "ExactPredictor"]
+__all__ = ["GaussianMixture", "LinearGaussianLikelihood", "ExactEpsModel", "ExactX0Model", "ExactPredictor",
+           "point_set_classifier"]
 
 
 def _as64(value) -> Tensor:
@@ -238,6 +239,43 @@ class GaussianMixture:
         """The exact noise-aware classifier p_t(k | x_t) as a predictor with ``log_prob(x_t, t, k)``."""
         return ExactPredictor(lambda x, ab, k: self.class_log_posterior(x, ab).gather(
             1, self._check_labels(k, x.shape[0]).to(x.device)[:, None])[:, 0], schedule)
+
+
+def point_set_classifier(x: Tensor, alpha_bar: float, points: Tensor, labels: Tensor, target: Tensor,
+                         num_classes: Optional[int] = None) -> tuple[Tensor, Tensor]:
+    """The exact class posterior of a labelled point set noised at ``alpha_bar``, and its gradient.
+
+    The data are the ``points`` ``(N, D)`` with equal weights (a training split), so q_t is the mixture
+    (1/N) sum_i N(sqrt(ab) x_i, (1 - ab) I) and p_t(k | x_t) sums the posterior weights of the points of
+    class k: the optimum of a noise-aware classifier, and of the implicit classifier of a conditional
+    eps-model, trained on these points. Returns p_t(k | x) ``(B, K)`` and
+    grad_x log p_t(target | x) = sqrt(ab) / (1 - ab) (E[x_0 | x, target] - E[x_0 | x]) ``(B, D)``,
+    in float64 on the CPU, back on the device and in the dtype of ``x``.
+    """
+    _checks.tensor("x", x, ndim=2, floating=True)
+    _checks.tensor("points", points, ndim=2, floating=True)
+    ab = _checks.real("alpha_bar", alpha_bar, low=0.0, high=1.0, low_open=True, high_open=True)
+    if x.shape[1] != points.shape[1]:
+        raise ValueError(f"x must have shape (B, {points.shape[1]}), got {tuple(x.shape)}")
+    labels, target = torch.as_tensor(labels).cpu(), torch.as_tensor(target).cpu()
+    if labels.is_floating_point() or target.is_floating_point():
+        raise TypeError("labels and target must be integer tensors")
+    if labels.shape != (points.shape[0],):
+        raise ValueError(f"labels must have shape ({points.shape[0]},), got {tuple(labels.shape)}")
+    K = int(labels.max()) + 1 if num_classes is None else _checks.integer("num_classes", num_classes, low=1)
+    if int(labels.min()) < 0 or int(labels.max()) >= K:
+        raise ValueError(f"labels must lie in 0..{K - 1}")
+    target = target.long().expand(x.shape[0]) if target.ndim == 0 else target.long()
+    if target.shape != (x.shape[0],) or int(target.min()) < 0 or int(target.max()) >= K:
+        raise ValueError(f"target must be a label in 0..{K - 1} or a ({x.shape[0]},) tensor of them")
+    xd, pd = _cpu64(x), _cpu64(points)
+    log_w = torch.log_softmax(-torch.cdist(xd, ab ** 0.5 * pd) ** 2 / (2 * (1 - ab)), dim=1)    # p(i | x_t)
+    one_hot = torch.nn.functional.one_hot(labels.long(), K).double()                            # (N, K)
+    posterior = log_w.exp() @ one_hot
+    in_target = labels.long()[None, :] == target[:, None]                                       # (B, N)
+    w_target = torch.softmax(log_w.masked_fill(~in_target, -math.inf), dim=1)                  # p(i | x_t, target)
+    grad = ab ** 0.5 / (1 - ab) * ((w_target - log_w.exp()) @ pd)
+    return _back(posterior, x), _back(grad, x)
 
 
 def _schedule_alpha_bar(schedule: NoiseSchedule, t, x: Tensor) -> Tensor:
