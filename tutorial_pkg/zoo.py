@@ -494,7 +494,7 @@ RECIPES.update({r.name: r for r in (
 
 
 # -- chapter 8: autoguidance, replicated over independently trained pairs of networks ---------------
-CH8_SEEDS = (0, 1, 2, 3)
+CH8_SEEDS = (0, 1, 2, 3, 4, 5, 6, 7)
 
 
 def ch8_mixture():
