@@ -465,6 +465,7 @@ def _blocks_interval(name: str, label: str, values: list, entry, *, tol: float =
     mean, sd = v.mean().item(), v.std().item()
     se, t = sd / math.sqrt(B), stats.t_quantile(B - 1)
     close = lambda a, b: abs(a - b) <= tol * max(1.0, abs(b))
+    near = lambda a, b: abs(a - b) <= 1e-3 * abs(b) + 1e-12  # a likely mistake, typed with rounded constants
     if not close(got["mean"], mean):
         return _report(name, "fail", f"the mean in {label} is not the mean of the per-block values")
     if not close(got["se"], se):
@@ -473,7 +474,7 @@ def _blocks_interval(name: str, label: str, values: list, entry, *, tol: float =
                                                             "deviation, which divides by B - 1, not by B"),
                  (sd / B, "the standard error is the standard deviation over sqrt(B), not over B"),
                  (sd ** 2 / B, "the standard error is a square root: the standard deviation over sqrt(B)")]
-        hint = next((h for wrong, h in hints if close(got["se"], wrong)), None)
+        hint = next((h for wrong, h in hints if near(got["se"], wrong)), None)
         return _report(name, "fail", hint or f"the standard error in {label} is not that of the mean of the "
                                              "per-block values")
     half = (got["high"] - got["low"]) / 2
@@ -483,11 +484,23 @@ def _blocks_interval(name: str, label: str, values: list, entry, *, tol: float =
                                "not the normal's 1.96"),
                  (stats.t_quantile(B) * se, "the t-quantile has B - 1 degrees of freedom, not B"),
                  (se, "the half-width of the interval is the t-quantile times the standard error, not the standard "
-                      "error alone")]
-        hint = next((h for wrong, h in hints if close(half, wrong) and close((got["low"] + got["high"]) / 2, mean)),
+                      "error alone"),
+                 (t * se, "take the t-quantile from stats.t_quantile(B - 1), not a rounded value from a table")]
+        hint = next((h for wrong, h in hints if near(half, wrong) and close((got["low"] + got["high"]) / 2, mean)),
                     None)
         return _report(name, "fail", hint or f"the interval in {label} is not mean -+ t_(B-1) se")
     return None
+
+
+def _block_arguments(blocks, check_seed) -> Optional[int]:
+    """The notebook's ``blocks`` (an int >= 2, or None) and ``check_seed`` (an int, or None): wrong ones raise."""
+    from . import _checks
+
+    if check_seed is not None:
+        _checks.integer("check_seed", check_seed)
+        if blocks is None:
+            raise ValueError("check_seed chooses the blocks that the check regenerates: give blocks with it")
+    return None if blocks is None else _checks.integer("blocks", blocks, low=2)
 
 
 def _block_noise(shape, seed: int, device) -> Tensor:
@@ -516,14 +529,13 @@ def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedul
     With ``blocks = B``: ``samples[gamma]`` is ``(B, n, 2)``, one ``ddim_sample`` call of ``B * n`` samples from
     ``seed`` reshaped, so that block ``k`` starts from the same noise at every scale; ``report[gamma][key] =
     {"blocks": B per-block values, "mean", "se", "low", "high"}`` for both keys, the mean with its standard error and
-    95 % t-interval. The check regenerates two blocks of every scale, chosen at random (from ``check_seed``), recomputes
-    every block's energy error and those two blocks' distances, and the mean, standard error and interval.
+    95 % t-interval. The check regenerates one block of every scale and recomputes the distances of two, chosen at
+    random (from ``check_seed``, fresh when None), every block's energy error, and the means, standard errors and
+    intervals.
     """
     name = "energy trade-off report"
     target = _check_setting(data=data, eps_model=eps_model, schedule=schedule, target=target, n=n)
-    if blocks is not None:
-        from . import _checks
-        blocks = _checks.integer("blocks", blocks, low=2)
+    blocks = _block_arguments(blocks, check_seed)
     if report is None or samples is None:
         return _report(name, "not implemented", "not implemented yet: fill in the report and the samples")
     if not isinstance(report, dict) or set(report) != set(samples or {}):
@@ -747,12 +759,12 @@ def check_guided_report(report: dict, samples: Tensor, *, data, eps_model, regre
     name = "guided samples"
     target = _check_setting(data=data, eps_model=eps_model, schedule=schedule, target=target, regressor=regressor,
                             scale=scale)
-    if blocks is not None:
-        from . import _checks
-        blocks = _checks.integer("blocks", blocks, low=2)
-        if not isinstance(shipped, torch.nn.Module):
-            raise TypeError(f"shipped must be the shipped regressor (an nn.Module) that blocks compare with, got "
-                            f"{type(shipped).__name__}")
+    blocks = _block_arguments(blocks, check_seed)
+    if blocks is not None and not isinstance(shipped, torch.nn.Module):
+        raise TypeError(f"shipped must be the shipped regressor (an nn.Module) that blocks compare with, got "
+                        f"{type(shipped).__name__}")
+    if blocks is None and shipped is not None:
+        raise ValueError("shipped is compared with block by block: give blocks with it")
     if report is None or samples is None:
         return _report(name, "not implemented", "not implemented yet: fill in the samples and the report")
     if blocks is not None:
