@@ -783,6 +783,7 @@ ROWS = [
      lambda: tweedie.affine_sampler_moments(exact()[0], S, 2, sampler="ddim", num_steps=3)),
     # -- grader ------------------------------------------------------------------------------------------
     ("grader.Task", "kind", lambda: grader.Task("t", "a2-07", 2, "multiple choice")),
+    ("grader.rubrics", "assignment", lambda: grader.rubrics("a9_none")),
     ("grader.Task", "points", lambda: grader.Task("t", "a2-07", -1, "written")),
     ("grader.Task", "check", lambda: grader.Task("t", "a2-07", 2, "function")),
     ("grader.screen", "source", lambda: grader.screen(["def f(): pass"], set())),

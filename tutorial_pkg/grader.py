@@ -477,6 +477,8 @@ def rubrics(assignment: str, folder=RUBRICS) -> dict[str, str]:
     """The rubrics of an assignment's written tasks, by task name, from ``folder/ASSIGNMENT.md`` (a section
     ``## TASK NAME`` per task). They stay with the instructor's solutions: the students' copy of the course
     (``make student-release``) has no ``instructor/``, and then every rubric reads as missing."""
+    if assignment not in ASSIGNMENTS:
+        raise ValueError(f"assignment must be one of {', '.join(ASSIGNMENTS)}, got {assignment!r}")
     path = pathlib.Path(folder) / f"{assignment}.md"
     if not path.is_file():
         return {}
