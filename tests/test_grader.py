@@ -175,7 +175,7 @@ def test_every_written_task_has_its_rubric_with_the_instructors_solutions(tmp_pa
     (folder / "s.ipynb").write_text(json.dumps(nb))
     graded = grader.grade_notebook(folder / "s.ipynb", rubric_folder=tmp_path / "none", seed=1)
     assert "The error falls" in graded["feedback"] and "rubrics stay with the instructor's solutions" in graded["feedback"]
-    assert graded["row"]["question (5)"] == ""
+    assert graded["row"]["question (6)"] == ""
     with_rubric = grader.grade_notebook(folder / "s.ipynb", seed=1)
     assert grader.rubrics("a3_energy_target")["question"] in with_rubric["feedback"]
 

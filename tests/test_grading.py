@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tutorial_pkg import grading, guidance, metrics, nets, sampling, training, zoo
+from tutorial_pkg import grading, guidance, metrics, nets, sampling, stats, training, zoo
 from tutorial_pkg.guidance import cfg as cfg_imported_by_name
 from tutorial_pkg.schedules import linear_schedule
 
@@ -461,3 +461,153 @@ def test_energy_report_regenerates_every_scale_from_the_seed():
         samples[gamma] = data.conditional_reference(TARGET, N, delta=0.5, generator=torch.Generator().manual_seed(50 + k))
     result = _check_energy(_report_of(samples), samples)
     assert result.status == "fail" and "gamma = 2" in result.message, result.message
+
+
+# -- assignments 3 and 4 with blocks: one seeded batch per model, reshaped into blocks, with t-intervals ----
+BLOCKS, NB = 3, 32  # blocks of NB samples, small enough for the suite
+
+
+def _blocked(model, target, seed=SEED):
+    """One ddim_sample call of BLOCKS * NB samples from ``seed``, as configurations reshaped to (BLOCKS, NB, 2)."""
+    data, _, schedule, _ = _setting()
+    z = sampling.ddim_sample(model, (BLOCKS * NB, 2), schedule, num_steps=50, cond=torch.full((BLOCKS * NB,), target),
+                             generator=torch.Generator().manual_seed(seed))
+    return data.unstandardize(z.double()).reshape(BLOCKS, NB, 2)
+
+
+def _summary(values, mistake=None):
+    """The student's mean, standard error and 95 % t-interval of per-block values, or one named mistake in them."""
+    v = torch.tensor(values, dtype=torch.float64)
+    B = len(values)
+    mean, sd = v.mean().item(), v.std(correction=0 if mistake == "divides by B" else 1).item()
+    se = sd if mistake == "sd without sqrt(B)" else sd / math.sqrt(B)
+    q = {"1.96": 1.96, "t with B dof": stats.t_quantile(B), "rounded t": round(stats.t_quantile(B - 1), 2)}.get(
+        mistake, stats.t_quantile(B - 1))
+    return {"blocks": list(values), "mean": mean, "se": se, "low": mean - q * se, "high": mean + q * se}
+
+
+@functools.lru_cache(maxsize=None)
+def _energy_blocks_answer(seed=SEED):
+    _, eps_model, _, _ = _setting()
+    return {gamma: _blocked(guidance.cfg_model(eps_model, gamma), TARGET, seed) for gamma in (1.0, 2.0, 3.0)}
+
+
+def _energy_blocks_report(samples, mistake=None):
+    data, _, _, reference = _setting()
+    out = {}
+    for gamma, x in samples.items():
+        errors = [getattr(metrics.energy_error(data.system.energy(xb), TARGET),
+                          "mean" if mistake == "mean" else "median") for xb in x]
+        w1 = [metrics.sliced_wasserstein(xb, reference, generator=torch.Generator().manual_seed(1)) for xb in x]
+        out[gamma] = {"energy_error": _summary(errors, mistake), "sliced_w1": _summary(w1, mistake)}
+    return out
+
+
+def _check_energy_blocks(report, samples, *, seed=SEED, check_seed=0):
+    data, eps_model, schedule, reference = _setting()
+    return grading.check_energy_report(report, samples, data=data, eps_model=eps_model, schedule=schedule,
+                                       target=TARGET, reference=reference, seed=seed, n=NB, blocks=BLOCKS,
+                                       check_seed=check_seed)
+
+
+def test_energy_report_in_blocks_passes_whichever_blocks_are_regenerated():
+    samples = _energy_blocks_answer()
+    report = _energy_blocks_report(samples)
+    for check_seed in (0, 1, None):
+        result = _check_energy_blocks(report, samples, check_seed=check_seed)
+        assert result.passed, result.message
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    ("sd without sqrt(B)", "standard deviation over sqrt(B)"),
+    ("divides by B", "divides by B - 1, not by B"),
+    ("1.96", "not the normal's 1.96"),
+    ("t with B dof", "B - 1 degrees of freedom, not B"),
+    ("rounded t", "not a rounded value"),
+    ("mean", "the median, not the mean"),
+    ("blocks mixed up", "x.reshape(blocks, n, 2)"),
+    ("z", "standardised coordinates z"),
+    ("one call per block", "draw all blocks in one call"),
+])
+def test_energy_report_in_blocks_names_the_mistake(mistake, hint):
+    data, eps_model, _, _ = _setting()
+    samples = dict(_energy_blocks_answer())
+    if mistake == "blocks mixed up":  # block k taken as every BLOCKS-th sample from k on
+        samples = {g: x.reshape(BLOCKS * NB, 2).reshape(NB, BLOCKS, 2).transpose(0, 1) for g, x in samples.items()}
+    if mistake == "z":
+        samples = {g: data.standardize(x.reshape(-1, 2)).reshape(x.shape) for g, x in samples.items()}
+    if mistake == "one call per block":  # every block drawn by a call of its own, seeded seed + 1 + k
+        _, _, schedule, _ = _setting()
+        samples[2.0] = torch.stack([data.unstandardize(sampling.ddim_sample(
+            guidance.cfg_model(eps_model, 2.0), (NB, 2), schedule, num_steps=50, cond=torch.full((NB,), TARGET),
+            generator=torch.Generator().manual_seed(SEED + 1 + k)).double()) for k in range(BLOCKS)])
+    report = _energy_blocks_report(samples, mistake)
+    result = _check_energy_blocks(report, samples)
+    assert result.status == "fail"
+    assert hint in result.message, result.message
+
+
+def test_energy_report_in_blocks_from_another_seed_fails():
+    # samples and report stored from a run with another seed than the one the student states
+    samples = _energy_blocks_answer(SEED + 1)
+    result = _check_energy_blocks(_energy_blocks_report(samples), samples)
+    assert result.status == "fail" and "from your seed" in result.message, result.message
+
+
+@functools.lru_cache(maxsize=None)
+def _guided_blocks_answer(seed=SEED):
+    _, eps_model, schedule, _ = _setting()
+    yours = zoo.load("muller_brown_regressor_t", device="cpu", progress=False).model  # plays the student's
+    shipped = _guided_answer()[0]
+    samples = {key: _blocked(guidance.classifier_guided_model(eps_model, regressor, schedule, 1.0, model_cond=True),
+                             -60.0, seed) for key, regressor in (("yours", yours), ("shipped", shipped))}
+    return yours, shipped, samples
+
+
+def _guided_blocks_report(samples, mistake=None):
+    data = _setting()[0]
+    report = {key: [metrics.energy_error(data.system.energy(xb), -60.0).median for xb in x]
+              for key, x in samples.items()}
+    yours, shipped = (torch.tensor(report[key], dtype=torch.float64) for key in ("yours", "shipped"))
+    diff = shipped - yours if mistake == "shipped - yours" else yours - shipped
+    report["difference"] = _summary(diff.tolist(), mistake)
+    if mistake == "unpaired":
+        se = math.sqrt((yours.var() + shipped.var()).item() / BLOCKS)
+        half = stats.t_quantile(BLOCKS - 1) * se
+        report["difference"].update(se=se, low=diff.mean().item() - half, high=diff.mean().item() + half)
+    return report
+
+
+def _check_guided_blocks(report, samples, *, seed=SEED, check_seed=0):
+    data, eps_model, schedule, _ = _setting()
+    yours, shipped, _ = _guided_blocks_answer()
+    return grading.check_guided_report(report, samples, data=data, eps_model=eps_model, regressor=yours,
+                                       schedule=schedule, target=-60.0, scale=1.0, seed=seed, shipped=shipped,
+                                       blocks=BLOCKS, check_seed=check_seed)
+
+
+@pytest.mark.parametrize("mistake, hint", [
+    (None, None),
+    ("shipped - yours", "yours - shipped, block by block, not shipped - yours"),
+    ("unpaired", "pair the blocks"),
+    ("1.96", "not the normal's 1.96"),
+    ("sd without sqrt(B)", "standard deviation over sqrt(B)"),
+])
+def test_guided_report_in_blocks_passes_and_names_the_mistake(mistake, hint):
+    samples = _guided_blocks_answer()[2]
+    result = _check_guided_blocks(_guided_blocks_report(samples, mistake), samples)
+    if mistake is None:
+        assert result.passed, result.message
+        assert _check_guided_blocks(None, None).status == "not implemented"
+    else:
+        assert result.status == "fail" and hint in result.message, result.message
+
+
+def test_guided_report_in_blocks_from_another_seed_fails():
+    samples = _guided_blocks_answer(SEED + 1)[2]
+    result = _check_guided_blocks(_guided_blocks_report(samples), samples)
+    assert result.status == "fail" and "from your seed" in result.message, result.message
+    samples = _guided_blocks_answer()[2]
+    swapped = {"yours": samples["shipped"], "shipped": samples["yours"]}  # each regressor's blocks regenerated
+    result = _check_guided_blocks(_guided_blocks_report(swapped), swapped)
+    assert result.status == "fail" and "'yours'" in result.message, result.message

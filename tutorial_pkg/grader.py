@@ -126,7 +126,9 @@ _CACHE: dict = {}
 
 
 def _energy_report(get, seed):
-    """Assignment 3: every scale regenerated here from the student's seed, the report recomputed."""
+    """Assignment 3 (cell a3-02: 5 blocks of n = 300): a block of every scale, chosen from the hidden seed,
+    regenerated here from the student's seed; every block's error, two blocks' distances and the intervals
+    recomputed."""
     from . import grading
     torch, data, eps_model, schedule = _muller_brown()
     if "a3 reference" not in _CACHE:  # the notebook's reference (cell a3-04)
@@ -135,21 +137,28 @@ def _energy_report(get, seed):
     values = get("samples", "report", "seed")
     return grading.check_energy_report(values["report"], values["samples"], data=data, eps_model=eps_model,
                                        schedule=schedule, target=-40.0, reference=_CACHE["a3 reference"],
-                                       seed=values["seed"], n=300)
+                                       seed=values["seed"], n=300, blocks=5, check_seed=seed)
 
 
 def _guided_report(get, seed):
     """Assignment 4: the student's regressor (trained in the child by the regenerated cell a4-07) rebuilt here from
-    its weights; the guided samples regenerated here from the student's seed."""
+    its weights; a block of the guided samples of each regressor (the student's and the shipped sigma(x_t, t) one),
+    chosen from the hidden seed, regenerated here from the student's seed; the errors and the paired difference
+    recomputed (cell a4-02: 5 blocks)."""
     from . import grading, nets
     torch, data, eps_model, schedule = _muller_brown()
     values = get("samples", "report", "seed", state_dict="regressor")
     regressor = nets.NoiseAwareRegressor(2, hidden=64, depth=2, spread="x_t", energy_shift=data.E_train.mean().item(),
                                          energy_scale=data.E_train.std().item())
     regressor.load_state_dict(values["regressor"])
+    if "a4 shipped" not in _CACHE:
+        from . import zoo
+        with _quiet():
+            _CACHE["a4 shipped"] = zoo.load("muller_brown_regressor", device="cpu", progress=False).model
     return grading.check_guided_report(values["report"], values["samples"], data=data, eps_model=eps_model,
                                        regressor=regressor.eval(), schedule=schedule, target=-60.0, scale=1.0,
-                                       seed=values["seed"])
+                                       seed=values["seed"], shipped=_CACHE["a4 shipped"], blocks=5,
+                                       check_seed=seed)
 
 
 ASSIGNMENTS: dict[str, list[Task]] = {
@@ -167,18 +176,19 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("Think! what CFG trades", "a2-18", 5, "written"),
     ],
     "a3_energy_target": [
-        Task("energy report", "a3-06", 5, "values", _energy_report,
+        Task("energy report", "a3-06", 6, "values", _energy_report,
              allowed=("sampling.ddim_sample", "guidance.cfg_model", "metrics.energy_error",
-                      "metrics.sliced_wasserstein")),
-        Task("question", "a3-11", 5, "written"),
+                      "metrics.sliced_wasserstein", "stats.t_quantile")),
+        Task("question", "a3-11", 6, "written"),
     ],
     "a4_calibrated_regressor": [
         Task("Gaussian NLL", "a4-04", 2, "function", _function("check_gaussian_nll")),
         Task("z-scores", "a4-09", 1, "function", _function("check_z_scores")),
         Task("coverage", "a4-09", 1, "function", _function("check_coverage")),
-        Task("guided samples", "a4-14", 3, "values", _guided_report,
-             allowed=("guidance.classifier_guided_model", "sampling.ddim_sample", "metrics.energy_error")),
-        Task("question", "a4-18", 5, "written"),
+        Task("guided samples", "a4-14", 4, "values", _guided_report,
+             allowed=("guidance.classifier_guided_model", "sampling.ddim_sample", "metrics.energy_error",
+                      "stats.t_quantile")),
+        Task("question", "a4-18", 6, "written"),
     ],
 }
 # the student's function that each function task calls
@@ -187,7 +197,7 @@ _FUNCTION = {"guided eps": "classifier_guided_eps", "shifted mean": "shifted_mea
              "CFG combination": "cfg", "CFG DDIM sampler": "cfg_ddim_sampler", "Gaussian NLL": "gaussian_nll",
              "z-scores": "z_scores", "coverage": "coverage"}
 # regenerated cells that no task needs (figures, tables), not run in the child
-_SKIP = {"a3-09", "a4-12", "a4-16"}
+_SKIP = {"a3-09", "a3-14", "a4-12", "a4-16"}
 
 # -- assignment 5: guidance through x0_hat (MMPS) and the guidance interval
 def _mmps_report(get, seed):
@@ -501,7 +511,8 @@ def _assignment_of(nb: dict, templates: pathlib.Path) -> Optional[str]:
 _GENERIC = ("the values differ", "the share differs", "your function raised", "expected a function", "return a ",
             "the result has shape", "the result holds", "this check does not accept", "the submission",
             "the samples are not", "the gamma = ", "seed must be", "samples must be", "report must be", "report and ",
-            "report at least", "report[", "only ", "rows that are not dropped", "right up to rounding")
+            "report at least", "report[", "only ", "rows that are not dropped", "right up to rounding",
+            "block ", "the mean in ", "the standard error in ", "the interval in ")
 _LOCK = threading.Lock()  # the self-checks swap package code objects while they call: one at a time
 
 

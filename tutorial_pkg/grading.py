@@ -451,18 +451,92 @@ def _reproduce(name: str, samples: dict, eps_model, data, schedule, target: floa
     return None
 
 
+def _blocks_interval(name: str, label: str, values: list, entry, *, tol: float = 1e-6) -> Optional[CheckResult]:
+    """``entry = {"mean", "se", "low", "high"}`` of independent per-block ``values``: the mean, its standard error
+    ``s / sqrt(B)`` (``s`` with ``B - 1``) and the t-interval ``mean -+ t_{B-1} se``. A failure names the mistake."""
+    from . import stats
+
+    if not isinstance(entry, dict) or not {"mean", "se", "low", "high"} <= set(entry):
+        return _report(name, "fail", f"{label} must be a dict with 'mean', 'se', 'low' and 'high'")
+    got = {key: _as_number(entry[key]) for key in ("mean", "se", "low", "high")}
+    if any(v is None for v in got.values()):
+        return _report(name, "fail", f"{label} must hold finite numbers")
+    v = torch.tensor(values, dtype=torch.float64)
+    B = v.numel()
+    mean, sd = v.mean().item(), v.std().item()
+    se, t = sd / math.sqrt(B), stats.t_quantile(B - 1)
+    close = lambda a, b: abs(a - b) <= tol * max(1.0, abs(b))
+    near = lambda a, b: abs(a - b) <= 1e-3 * abs(b) + 1e-12  # a likely mistake, typed with rounded constants
+    if not close(got["mean"], mean):
+        return _report(name, "fail", f"the mean in {label} is not the mean of the per-block values")
+    if not close(got["se"], se):
+        hints = [(sd, "the standard error of a mean of B blocks is their standard deviation over sqrt(B)"),
+                 (v.std(correction=0).item() / math.sqrt(B), "the standard error uses the sample standard "
+                                                            "deviation, which divides by B - 1, not by B"),
+                 (sd / B, "the standard error is the standard deviation over sqrt(B), not over B"),
+                 (sd ** 2 / B, "the standard error is a square root: the standard deviation over sqrt(B)")]
+        hint = next((h for wrong, h in hints if near(got["se"], wrong)), None)
+        return _report(name, "fail", hint or f"the standard error in {label} is not that of the mean of the "
+                                             "per-block values")
+    half = (got["high"] - got["low"]) / 2
+    if not (close(got["low"], mean - t * se) and close(got["high"], mean + t * se)):
+        normal = torch.distributions.Normal(0.0, 1.0).icdf(torch.tensor(0.975, dtype=torch.float64)).item()
+        hints = [(normal * se, "with B blocks the interval uses Student's t-quantile with B - 1 degrees of freedom, "
+                               "not the normal's 1.96"),
+                 (stats.t_quantile(B) * se, "the t-quantile has B - 1 degrees of freedom, not B"),
+                 (se, "the half-width of the interval is the t-quantile times the standard error, not the standard "
+                      "error alone"),
+                 (t * se, "take the t-quantile from stats.t_quantile(B - 1), not a rounded value from a table")]
+        hint = next((h for wrong, h in hints if near(half, wrong) and close((got["low"] + got["high"]) / 2, mean)),
+                    None)
+        return _report(name, "fail", hint or f"the interval in {label} is not mean -+ t_(B-1) se")
+    return None
+
+
+def _block_arguments(blocks, check_seed) -> Optional[int]:
+    """The notebook's ``blocks`` (an int >= 2, or None) and ``check_seed`` (an int, or None): wrong ones raise."""
+    from . import _checks
+
+    if check_seed is not None:
+        _checks.integer("check_seed", check_seed)
+        if blocks is None:
+            raise ValueError("check_seed chooses the blocks that the check regenerates: give blocks with it")
+    return None if blocks is None else _checks.integer("blocks", blocks, low=2)
+
+
+def _block_noise(shape, seed: int, device) -> Tensor:
+    """The initial noise of ``ddim_sample(..., shape, generator=torch.Generator(device).manual_seed(seed))``."""
+    return torch.randn(tuple(shape), generator=torch.Generator(device).manual_seed(seed), device=device)
+
+
+def _spot_blocks(B: int, check_seed: Optional[int], k: int = 2) -> list:
+    """``k`` distinct blocks of ``B`` chosen at random (from ``check_seed``, fresh when None): the blocks that a
+    check regenerates, so that every block may be the one looked at."""
+    rng = random.Random(random.SystemRandom().randrange(2 ** 31) if check_seed is None else check_seed)
+    return sorted(rng.sample(range(B), min(k, B)))
+
+
 def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedule: NoiseSchedule, target: float,
-                        reference: Tensor, seed: int, n: int = 300) -> CheckResult:
+                        reference: Tensor, seed: int, n: int = 300, blocks: Optional[int] = None,
+                        check_seed: Optional[int] = None) -> CheckResult:
     """Assignment 3: a trade-off report of CFG at a target energy, checked on the samples themselves.
 
-    ``samples[gamma]`` are ``n`` configurations ``x`` (not standardised ``z``) for at least three scales including
-    gamma = 1; ``report[gamma] = {"energy_error": median |E(x) - E*|, "sliced_w1": sliced W1 to reference}``.
-    The check recomputes both from the samples (energies of the configurations, the sliced Wasserstein distance
-    to chapter 6's exact conditional reference with ``torch.Generator().manual_seed(1)``), checks that the samples
-    are configurations in the potential's box, and repeats every scale's run from ``seed``.
+    Without ``blocks``: ``samples[gamma]`` are ``n`` configurations ``x`` (not standardised ``z``) for at least
+    three scales including gamma = 1; ``report[gamma] = {"energy_error": median |E(x) - E*|, "sliced_w1": sliced
+    W1 to reference}``. The check recomputes both from the samples (energies of the configurations, the sliced
+    Wasserstein distance to chapter 6's exact conditional reference with ``torch.Generator().manual_seed(1)``),
+    checks that the samples are configurations in the potential's box, and repeats every scale's run from ``seed``.
+
+    With ``blocks = B``: ``samples[gamma]`` is ``(B, n, 2)``, one ``ddim_sample`` call of ``B * n`` samples from
+    ``seed`` reshaped, so that block ``k`` starts from the same noise at every scale; ``report[gamma][key] =
+    {"blocks": B per-block values, "mean", "se", "low", "high"}`` for both keys, the mean with its standard error and
+    95 % t-interval. The check regenerates one block of every scale and recomputes the distances of two, chosen at
+    random (from ``check_seed``, fresh when None), every block's energy error, and the means, standard errors and
+    intervals.
     """
     name = "energy trade-off report"
     target = _check_setting(data=data, eps_model=eps_model, schedule=schedule, target=target, n=n)
+    blocks = _block_arguments(blocks, check_seed)
     if report is None or samples is None:
         return _report(name, "not implemented", "not implemented yet: fill in the report and the samples")
     if not isinstance(report, dict) or set(report) != set(samples or {}):
@@ -474,6 +548,9 @@ def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedul
     if (data.system.energy(reference.double()) - target).abs().max() > 1.0:
         return _report(name, "fail", f"the reference does not lie at the target energy {target:g}: use "
                                      "data.conditional_reference(E_target, ...) as the notebook does")
+    w1 = lambda x: metrics.sliced_wasserstein(x.double(), reference, generator=torch.Generator().manual_seed(1))
+    if blocks is not None:
+        return _energy_blocks(name, report, samples, data, eps_model, schedule, target, seed, n, blocks, w1, check_seed)
     failed = _check_samples(name, samples, data, n=n)
     if failed:
         return failed
@@ -485,7 +562,7 @@ def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedul
         if not isinstance(entry, dict) or not {"energy_error", "sliced_w1"} <= set(entry):
             return _report(name, "fail", f"report[{gamma}] must hold 'energy_error' and 'sliced_w1'")
         truth = {"energy_error": metrics.energy_error(data.system.energy(x.double()), target).median,
-                 "sliced_w1": metrics.sliced_wasserstein(x.double(), reference, generator=torch.Generator().manual_seed(1))}
+                 "sliced_w1": w1(x)}
         for key, true in truth.items():
             value = _as_number(entry[key])
             if value is None:
@@ -496,6 +573,85 @@ def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedul
                 return _report(name, "fail", f"report[{gamma}][{key!r}] is not what your samples give{hint}")
     return _report(name, "pass", f"the report matches the samples at {len(report)} scales, and the samples of every "
                                  "scale repeat from your seed")
+
+
+def _regenerate_block(name: str, label: str, x: Tensor, model, data, schedule, target: float, noise: Tensor, k: int,
+                      n: int, device) -> Optional[CheckResult]:
+    """Block ``k`` of one batch of ``B * n`` samples whose initial noise is ``noise``, regenerated (DDIM is
+    deterministic, each sample its own trajectory) and compared with ``x[k]``."""
+    z = sampling.ddim_sample(model, (n, 2), schedule, num_steps=50, cond=torch.full((n,), target, device=device),
+                             device=device, x_T=noise[k * n:(k + 1) * n])
+    mine = data.unstandardize(z.cpu().double())
+    if torch.allclose(x[k].double(), mine, atol=1e-3):
+        return None
+    if torch.allclose(x[k].double(), z.cpu().double(), atol=1e-3):
+        return _report(name, "fail", f"your {label} samples are the network's standardised coordinates z: map "
+                                     "them back with data.unstandardize(z)")
+    B = x.shape[0]
+    if torch.allclose(x.transpose(0, 1).reshape(B * n, 2)[k * n:(k + 1) * n].double(), mine, atol=1e-3):
+        return _report(name, "fail", f"the blocks of your {label} samples are mixed up: block k must be samples "
+                                     "k * n to (k + 1) * n - 1 of the batch, x.reshape(blocks, n, 2)")
+    return _report(name, "fail", f"block {k} of the {label} samples is not what one ddim_sample call of blocks * n = "
+                                 f"{B * n} samples from your seed gives (DDIM 50 steps, cond=E*): draw all blocks "
+                                 "in one call, seeded once, and reshape it to (blocks, n, 2)")
+
+
+def _energy_blocks(name, report, samples, data, eps_model, schedule, target, seed, n, blocks, w1, check_seed):
+    for gamma, x in samples.items():
+        if not isinstance(x, Tensor) or x.shape != (blocks, n, 2):
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            return _report(name, "fail", f"samples[{gamma}] must be a ({blocks}, {n}, 2) tensor: {blocks} blocks of "
+                                         f"{n} configurations, got {got}")
+    failed = _check_samples(name, {g: x.reshape(-1, 2) for g, x in samples.items()}, data, n=blocks * n)
+    if failed:
+        return failed
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return _report(name, "fail", f"seed must be the int you seeded your generator with, got {seed!r}")
+    device = next(eps_model.parameters()).device
+    noise = _block_noise((blocks * n, 2), seed, device)
+    spots = _spot_blocks(blocks, check_seed)
+    for gamma, x in sorted(samples.items()):
+        gamma_value = _as_number(gamma)
+        if gamma_value is None or gamma_value < 0:
+            return _report(name, "fail", f"the scales must be numbers gamma >= 0, got {gamma!r}")
+        model = eps_model if gamma_value == 1 else guidance.cfg_model(eps_model, gamma_value)
+        for k in spots[:1]:
+            failed = _regenerate_block(name, f"gamma = {gamma_value:g}", x, model, data, schedule, target, noise, k,
+                                       n, device)
+            if failed:
+                return failed
+    for gamma, x in sorted(samples.items()):
+        entry = report[gamma]
+        if not isinstance(entry, dict) or not {"energy_error", "sliced_w1"} <= set(entry):
+            return _report(name, "fail", f"report[{gamma}] must hold 'energy_error' and 'sliced_w1'")
+        errors = [metrics.energy_error(data.system.energy(xb.double()), target).median for xb in x]
+        for key in ("energy_error", "sliced_w1"):
+            label = f"report[{gamma}][{key!r}]"
+            if not isinstance(entry[key], dict) or "blocks" not in entry[key]:
+                return _report(name, "fail", f"{label} must be a dict with the per-block values under 'blocks', "
+                                             "and 'mean', 'se', 'low', 'high'")
+            values = entry[key]["blocks"]
+            values = values.tolist() if isinstance(values, Tensor) else values
+            if not isinstance(values, (list, tuple)) or len(values) != blocks or \
+                    any(_as_number(v) is None for v in values):
+                return _report(name, "fail", f"{label}['blocks'] must hold {blocks} finite numbers, one per block")
+            values = [_as_number(v) for v in values]
+            checked = range(blocks) if key == "energy_error" else spots
+            for k in checked:
+                true = errors[k] if key == "energy_error" else w1(x[k])
+                if abs(values[k] - true) > 1e-4 * max(1.0, abs(true)):
+                    if key == "energy_error" and abs(values[k] - metrics.energy_error(
+                            data.system.energy(x[k].double()), target).mean) < 1e-4 * max(1.0, abs(true)):
+                        return _report(name, "fail", "the energy error of a block is the median, not the mean, of "
+                                                     "|E(x) - E*| over its samples")
+                    hint = ("sliced_wasserstein(x, reference, generator=torch.Generator().manual_seed(1)) of the "
+                            "block" if key == "sliced_w1" else "the median |E(x) - E*| of the block")
+                    return _report(name, "fail", f"{label}['blocks'][{k}] is not what your block {k} gives ({hint})")
+            failed = _blocks_interval(name, label, values, entry[key])
+            if failed:
+                return failed
+    return _report(name, "pass", f"the report matches the samples at {len(report)} scales and {blocks} blocks, its "
+                                 "means, standard errors and t-intervals are right, and the blocks repeat from your seed")
 
 
 def check_gaussian_nll(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
@@ -589,15 +745,33 @@ def check_coverage(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
 
 
 def check_guided_report(report: dict, samples: Tensor, *, data, eps_model, regressor, schedule: NoiseSchedule,
-                        target: float, scale: float, seed: int) -> CheckResult:
+                        target: float, scale: float, seed: int, shipped=None, blocks: Optional[int] = None,
+                        check_seed: Optional[int] = None) -> CheckResult:
     """Assignment 4: samples of classifier guidance of the conditional model by the student's regressor
     (``model_cond=True``, DDIM 50 steps), and their median energy error, checked on the samples themselves and
-    repeated from ``seed``."""
+    repeated from ``seed``.
+
+    With ``blocks = B`` (and the ``shipped`` regressor): the paired comparison. ``samples = {"yours": x, "shipped":
+    x}``, each ``(B, n, 2)``, one ``ddim_sample`` call of ``B * n`` samples per regressor from the same ``seed``
+    reshaped, so that block ``k`` of both starts from the same noise; ``report = {"yours": B per-block median
+    errors, "shipped": B of them, "difference": {"mean", "se", "low", "high"}}``, the mean of the per-block
+    differences yours - shipped with its standard error and 95 % t-interval. The check regenerates one block of
+    each, chosen at random (from ``check_seed``), and recomputes every block's error and the paired difference."""
     name = "guided samples"
     target = _check_setting(data=data, eps_model=eps_model, schedule=schedule, target=target, regressor=regressor,
                             scale=scale)
+    blocks = _block_arguments(blocks, check_seed)
+    if blocks is not None and not isinstance(shipped, torch.nn.Module):
+        raise TypeError(f"shipped must be the shipped regressor (an nn.Module) that blocks compare with, got "
+                        f"{type(shipped).__name__}")
+    if blocks is None and shipped is not None:
+        raise ValueError("shipped is compared with block by block: give blocks with it")
     if report is None or samples is None:
         return _report(name, "not implemented", "not implemented yet: fill in the samples and the report")
+    if blocks is not None:
+        return _guided_blocks(name, report, samples, data=data, eps_model=eps_model, regressors={
+            "yours": regressor, "shipped": shipped}, schedule=schedule, target=target, scale=scale, seed=seed,
+            blocks=blocks, check_seed=check_seed)
     if not isinstance(samples, Tensor) or samples.ndim != 2 or samples.shape[0] == 0:
         got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
         return _report(name, "fail", f"samples must be an (n, 2) tensor of configurations, got {got}")
@@ -623,6 +797,68 @@ def check_guided_report(report: dict, samples: Tensor, *, data, eps_model, regre
     if abs(value - true) > 1e-4 * max(1.0, abs(true)):
         return _report(name, "fail", "report['energy_error'] is not the median |E(x) - E*| of your samples")
     return _report(name, "pass", "the samples repeat from your seed and the report matches them")
+
+
+def _guided_blocks(name, report, samples, *, data, eps_model, regressors, schedule, target, scale, seed, blocks,
+                   check_seed) -> CheckResult:
+    if not isinstance(samples, dict) or set(samples) != set(regressors):
+        return _report(name, "fail", "samples must be a dict {'yours': ..., 'shipped': ...}")
+    n = None
+    for key, x in samples.items():
+        if not isinstance(x, Tensor) or x.ndim != 3 or x.shape[0] != blocks or x.shape[2] != 2 or \
+                (n is not None and x.shape[1] != n):
+            got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            return _report(name, "fail", f"samples[{key!r}] must be a ({blocks}, n, 2) tensor, {blocks} blocks of n "
+                                         f"configurations (the same n for both), got {got}")
+        n = x.shape[1]
+    failed = _check_samples(name, {k: x.reshape(-1, 2) for k, x in samples.items()}, data, n=blocks * n,
+                            label=lambda key: f"samples[{key!r}]")
+    if failed:
+        return failed
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return _report(name, "fail", f"seed must be the int you seeded your generator with, got {seed!r}")
+    device = next(eps_model.parameters()).device
+    noise = _block_noise((blocks * n, 2), seed, device)
+    k = _spot_blocks(blocks, check_seed, 1)[0]
+    for key, regressor in regressors.items():
+        model = guidance.classifier_guided_model(eps_model, regressor, schedule, scale, model_cond=True)
+        failed = _regenerate_block(name, f"{key!r}", samples[key], model, data, schedule, target, noise, k, n, device)
+        if failed:
+            return failed
+    if not isinstance(report, dict) or not {"yours", "shipped", "difference"} <= set(report):
+        return _report(name, "fail", "report must be a dict with the keys 'yours', 'shipped' and 'difference'")
+    errors = {}
+    for key in regressors:
+        values = report[key].tolist() if isinstance(report[key], Tensor) else report[key]
+        if not isinstance(values, (list, tuple)) or len(values) != blocks or any(_as_number(v) is None for v in values):
+            return _report(name, "fail", f"report[{key!r}] must hold {blocks} finite numbers, one per block")
+        errors[key] = [metrics.energy_error(data.system.energy(xb.double()), target) for xb in samples[key]]
+        for b, (value, true) in enumerate(zip(values, errors[key])):
+            if abs(_as_number(value) - true.median) > 1e-4 * max(1.0, abs(true.median)):
+                if abs(_as_number(value) - true.mean) <= 1e-4 * max(1.0, abs(true.mean)):
+                    return _report(name, "fail", "the energy error of a block is the median, not the mean, of "
+                                                 "|E(x) - E*| over its samples")
+                return _report(name, "fail", f"report[{key!r}][{b}] is not the median |E(x) - E*| of your block {b}")
+    yours = torch.tensor([e.median for e in errors["yours"]], dtype=torch.float64)
+    theirs = torch.tensor([e.median for e in errors["shipped"]], dtype=torch.float64)
+    entry = report["difference"]
+    if isinstance(entry, dict) and {"mean", "se"} <= set(entry):
+        mean, se = _as_number(entry["mean"]), _as_number(entry["se"])
+        diff = yours - theirs
+        if mean is not None and abs(mean + diff.mean().item()) < 1e-6 * max(1.0, abs(diff.mean().item())) and \
+                abs(diff.mean().item()) > 1e-12:
+            return _report(name, "fail", "the difference is yours - shipped, block by block, not shipped - yours")
+        unpaired = math.sqrt((yours.var() + theirs.var()).item() / blocks)
+        if se is not None and abs(se - unpaired) < 1e-6 * max(1.0, unpaired) and \
+                abs(unpaired - diff.std().item() / math.sqrt(blocks)) > 1e-9:
+            return _report(name, "fail", "pair the blocks: both regressors start each block from the same noise, so "
+                                         "the standard error is that of the per-block differences, not "
+                                         "sqrt(se_yours^2 + se_shipped^2)")
+    failed = _blocks_interval(name, "report['difference']", (yours - theirs).tolist(), entry)
+    if failed:
+        return failed
+    return _report(name, "pass", f"the {blocks} blocks of both regressors repeat from your seed, and the errors and "
+                                 "their paired difference match them")
 
 
 # -- assignment 5: guidance through x0_hat (MMPS) and the guidance interval ----------------------------------
