@@ -139,6 +139,16 @@ def core_report(report, samples, **kwargs):
     return grading.check_core_report(report, samples, **{**setting, **kwargs})
 
 
+CORES = {core: {"share": 0.5, "se": 0.1} for core in ("C5", "C7eq", "C7ax", "alpha_R")}  # assignment 7's cores
+
+
+def smc_estimates(estimates, **kwargs):
+    """Assignment 6's experiment check, with the given arguments replaced: every row fails or raises before
+    anything is sampled."""
+    setting = dict(seed=0, particle_counts={4: 2}, timesteps=[999, 500], schedule=schedules.linear_schedule(1000))
+    return grading.check_smc_estimates(estimates, **{**setting, **kwargs})
+
+
 # (public name, the argument the error must name, or FAILS for a grading check, the call)
 ROWS = [
     # -- models ---------------------------------------------------------------------------------------
@@ -608,7 +618,7 @@ ROWS = [
       for name in ("check_gaussian_nll", "check_z_scores", "check_coverage")
       for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
     *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
-      for name in ("check_mmps_eps", "check_interval_cfg", "check_window_moments")
+      for name in ("check_mmps_eps", "check_exact_posterior", "check_interval_cfg", "check_window_moments")
       for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
     *[("grading.check_guided_ddim", FAILS, lambda bad=bad: grading.check_guided_ddim(bad))
       for bad in ("not a function", None, not_a_function, lambda *args: torch.full((64, 2), NAN))],
@@ -813,6 +823,16 @@ ROWS = [
     ("grading.check_core_report", "target", lambda: core_report(None, None, target=NAN)),
     ("grading.check_core_report", "n", lambda: core_report(None, None, n=0)),
     ("grading.check_core_report", "num_steps", lambda: core_report(None, None, num_steps=0)),
+    ("grading.check_core_gaps", FAILS, lambda: grading.check_core_gaps("gaps", report=CORES, reference=CORES, n=64)),
+    ("grading.check_core_gaps", "report", lambda: grading.check_core_gaps({}, report={}, reference=CORES, n=64)),
+    ("grading.check_core_gaps", "reference", lambda: grading.check_core_gaps({}, report=CORES, reference=None, n=64)),
+    ("grading.check_core_gaps", "n", lambda: grading.check_core_gaps({}, report=CORES, reference=CORES, n=1)),
+    ("grading.check_smc_estimates", FAILS, lambda: smc_estimates("estimates")),
+    ("grading.check_smc_estimates", FAILS, lambda: smc_estimates({4: {}}, seed="0")),
+    ("grading.check_smc_estimates", "particle_counts", lambda: smc_estimates(None, particle_counts={})),
+    ("grading.check_smc_estimates", "number of systems", lambda: smc_estimates(None, particle_counts={4: 0})),
+    ("grading.check_smc_estimates", "timesteps", lambda: smc_estimates(None, timesteps=[1000])),
+    ("grading.check_smc_estimates", "schedule", lambda: smc_estimates(None, schedule="linear")),
 ]
 
 

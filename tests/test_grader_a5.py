@@ -27,6 +27,12 @@ MMPS = """def mmps_eps(eps_model, x_t, t, y, a, sigma_y, schedule):
     C = sigma_y ** 2 + ((1 - ab) / ab.sqrt()) * (Ja @ a)[:, None]
     return eps.detach() - (1 - ab).sqrt() * Ja * (y - x0_hat.detach() @ a)[:, None] / C
 """
+EXACT = """def exact_posterior(m, S, a, sigma_y, y):
+    s_u, m_u = (a @ S @ a).item(), (a @ m).item()
+    return m_u + s_u / (s_u + sigma_y ** 2) * (y - m_u), s_u * sigma_y ** 2 / (s_u + sigma_y ** 2)
+"""
+# the notebook's own numbers typed in: right for its prior only
+EXACT_STORED = "def exact_posterior(m, S, a, sigma_y, y):\n    return 1.1853260869565216, 0.08449728260869564\n"
 DPS = MMPS.replace("C = sigma_y ** 2 + ((1 - ab) / ab.sqrt()) * (Ja @ a)[:, None]", "C = sigma_y ** 2")
 REPORT = """seed = 3
 model = lambda x_t, t, y: mmps_eps(eps_prior, x_t, t, y, a, sigma_y, schedule)
@@ -152,6 +158,22 @@ def test_the_self_checks_pass_a_correct_answer_and_name_each_mistake():
                          "not the standard deviation": WINDOWS.replace("V[0, 0]]", "V[0, 0].sqrt()]")}.items():
         result = grading.check_window_moments(_namespace(INTERVAL, source)["window_moments"], seed=2)
         assert result.status == "fail" and hint in result.message, (hint, result)
+    assert grading.check_exact_posterior(_namespace(EXACT)["exact_posterior"], seed=1).passed
+    exact_wrong = {
+        "the prior's mean of a^T x_0": EXACT.replace("return m_u + s_u / (s_u + sigma_y ** 2) * (y - m_u),", "return m_u,"),
+        "equals y": EXACT.replace("return m_u + s_u / (s_u + sigma_y ** 2) * (y - m_u),", "return y,"),
+        "not its inverse": EXACT.replace("m_u + s_u / (s_u + sigma_y ** 2) * (y", "m_u + (s_u + sigma_y ** 2) / s_u * (y"),
+        "the prior's variance of a^T x_0: condition": EXACT.replace(", s_u * sigma_y ** 2 / (s_u + sigma_y ** 2)", ", s_u"),
+        "the variance of y": EXACT.replace(", s_u * sigma_y ** 2 / (s_u + sigma_y ** 2)", ", s_u + sigma_y ** 2"),
+        "counts too": EXACT.replace(", s_u * sigma_y ** 2 / (s_u + sigma_y ** 2)", ", sigma_y ** 2"),
+        "sigma_y^2, not sigma_y": EXACT.replace(", s_u * sigma_y ** 2 / (s_u + sigma_y ** 2)", ", s_u * sigma_y / (s_u + sigma_y)"),
+        "the values differ": EXACT.replace("return m_u + s_u / (s_u + sigma_y ** 2) * (y - m_u),", "return m_u, s_u  #"),
+        "return a pair": "def exact_posterior(m, S, a, sigma_y, y):\n    return 1.0\n",
+    }
+    for hint, source in exact_wrong.items():
+        result = grading.check_exact_posterior(_namespace(source)["exact_posterior"], seed=2)
+        assert result.status == "fail" and hint in result.message, (hint, result)
+    assert not grading.check_exact_posterior(_namespace(EXACT_STORED)["exact_posterior"], seed=2).passed
     # a function that refuses the work: "not implemented"
     todo = lambda *args: (_ for _ in ()).throw(NotImplementedError)
     assert grading.check_mmps_eps(todo).status == "not implemented"
@@ -169,10 +191,14 @@ def test_the_report_check_regenerates_the_samples_and_names_each_mistake():
     report, samples = ns["report"], ns["samples"]
     assert grading.check_mmps_report(report, samples, seed=3, **setting).passed
     s_u = (setting["a"] @ prior.covs[0] @ setting["a"]).item()
-    wrong = {"condition on y": {**report, "exact_var": s_u},
-             "the variance of y": {**report, "exact_var": s_u + 0.09},
-             "standard error sd / sqrt(n)": {**report, "z_mean": (report["mean"] - report["exact_mean"]) / report["var"] ** 0.5},
-             "is not what": {**report, "mean": report["mean"] + 0.01}}
+    exact_sd = {**report, "z_mean": (report["mean"] - report["exact_mean"]) / (report["exact_var"] / 200) ** 0.5}
+    assert grading.check_mmps_report(exact_sd, samples, seed=3, **setting).passed   # the exact sd: accepted too
+    wrong = {"is not what": {**report, "exact_var": s_u},
+             "standard error sd / sqrt(n), not by the sd": {
+                 **report, "z_mean": (report["mean"] - report["exact_mean"]) / report["var"] ** 0.5},
+             "not by the exact sd": {**report, "z_mean": (report["mean"] - report["exact_mean"]) / report["exact_var"] ** 0.5},
+             "nor are 1 more": {**report, "z_mean": (report["mean"] - report["exact_mean"]) / report["var"] ** 0.5,
+                                "z_var": 0.0}}
     for hint, bad in wrong.items():
         result = grading.check_mmps_report(bad, samples, seed=3, **setting)
         assert result.status == "fail" and hint in result.message, (hint, result)
@@ -185,9 +211,9 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     hint, and a stored report zero; TODO zero; each cheat zero on its task, refused before it runs."""
     folder = tmp_path / "submissions"
     folder.mkdir()
-    correct = {"a5-04": MMPS, "a5-08": REPORT, "a5-16": INTERVAL, "a5-19": WINDOWS}
+    correct = {"a5-04": MMPS, "a5-26": EXACT, "a5-08": REPORT, "a5-16": INTERVAL, "a5-19": WINDOWS}
     _submission(folder, "correct", correct)
-    _submission(folder, "wrong", {**correct, "a5-04": DPS, "a5-08": _stored_report()})
+    _submission(folder, "wrong", {**correct, "a5-04": DPS, "a5-26": EXACT_STORED, "a5-08": _stored_report()})
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a5-04": source})
@@ -199,13 +225,22 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
     points = lambda name, task: float(rows[name][task])
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 13
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 14
     assert float(rows["correct"]["written_max"]) == 7
     assert points("wrong", "MMPS eps (5)") == 2.5 and "that is DPS" in feedback["wrong"]
-    assert points("wrong", "MMPS samples and report (3)") == 0
+    assert points("wrong", "exact posterior (2)") == 0 and points("wrong", "MMPS samples and report (2)") == 0
     assert points("wrong", "interval rule (2)") == 2 and points("wrong", "window moments (3)") == 3
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     for k, cheat in enumerate(CHEATS):
         assert points(f"cheat_{k}", "MMPS eps (5)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
     assert points("cheat_windows", "window moments (3)") == 0 and "refused" in feedback["cheat_windows"]
+
+
+def test_a_hint_that_skipping_the_work_would_earn_gives_no_half_marks():
+    """CFG at every step (no interval at all) is named for the student, but earns nothing in grading."""
+    task = next(t for t in grader.ASSIGNMENTS[A5] if t.name == "interval rule")
+    result = grading.check_interval_cfg(_namespace(INTERVAL.replace("torch.where(inside, ", "torch.where(torch.tensor(True), "))
+                                        ["interval_cfg_eps"], seed=2)
+    assert "must depend on t" in result.message and grader._points(task, result) == (0.0, "fail")
+    assert grader._points(task, result._replace(message="off by one: gamma ...")) == (1.0, "half: a named mistake")

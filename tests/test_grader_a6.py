@@ -152,6 +152,48 @@ CHEATS = {  # each as the answer of one task, the cell it answers
 TASK_OF = {"a6-04": "weight increment (3)", "a6-07": "systematic resampling (3)", "a6-10": "SMC sampler (5)"}
 
 
+def _experiment() -> str:
+    """The instructor's experiment cell (a6-15), the answer of the value task, without its solution markers."""
+    nb = json.loads((ROOT / "instructor" / "solutions" / f"{A6}.ipynb").read_text())
+    text = "".join(next(c for c in nb["cells"] if c.get("id") == "a6-15")["source"])
+    return "\n".join(line for line in text.split("\n") if "SOLUTION" not in line)
+
+
+# typed-in estimates: the right shape, not the run of any seed
+TYPED = ("seed = 0\nparticle_counts = {4: 200, 16: 100, 64: 50, 256: 40}\n"
+         "estimates = {K: {'mean': [0.3] * G, 'variance': [0.1] * G, 'ess': [0.8] * G} for K, G in particle_counts.items()}\n")
+
+
+def test_the_experiment_check_repeats_the_run_from_the_seed():
+    from tutorial_pkg import schedules
+    ns = functions(INCREMENT, RESAMPLE, sampler())
+    schedule = schedules.linear_schedule(1000)
+    timesteps = [t for t, _ in sampling.sampler_steps(schedule, sampler="ddim", num_steps=20, spacing="trailing")]
+    counts = {4: 6, 16: 3}
+    model = grading._pair_eps(schedule, 1.0, 0.25, 0.0, 1.0)
+
+    def run(seed, offset=None):
+        estimates = {}
+        for K, G in counts.items():
+            generator = torch.Generator().manual_seed(seed + K if offset is None else offset)
+            x_T = torch.randn(G * K, 1, generator=generator, dtype=torch.float64)
+            x, log_w = ns["smc_sampler"](model, torch.ones(G * K, dtype=torch.long), 3.0, schedule, timesteps, x_T, G,
+                                         generator)
+            w, x = log_w.exp().view(G, K), x[:, 0].view(G, K)
+            means = (w * x).sum(1)
+            estimates[K] = {"mean": means.numpy(), "variance": (w * (x - means[:, None]) ** 2).sum(1).tolist(),
+                            "ess": 1 / w.pow(2).sum(1) / K}
+        return estimates
+
+    check = lambda estimates, seed: grading.check_smc_estimates(estimates, seed=seed, particle_counts=counts,
+                                                                timesteps=timesteps, schedule=schedule)
+    assert check(run(5), 5).passed
+    assert "is not what the notebook's run gives" in check(run(5), 6).message          # another seed's numbers
+    assert "is not what the notebook's run gives" in check(run(5, offset=5), 5).message   # seed, not seed + K
+    assert "one entry per K" in check({4: run(5)[4]}, 5).message
+    assert check(None, 5).status == "not implemented"
+
+
 def _stored_sampler() -> str:
     """A loop hard-coded from a stored run: the output of a correct sampler on the self-check's inputs of seed 0."""
     right, stored = functions(INCREMENT, RESAMPLE, sampler())["smc_sampler"], {}
@@ -183,11 +225,11 @@ def test_a_folder_of_submissions_of_assignment_6_is_graded(tmp_path):
     """One grading run (two child processes: the correct and the wrong submission; the others start none)."""
     folder = tmp_path / "submissions"
     folder.mkdir()
-    _submission(folder, "correct", {"a6-04": INCREMENT, "a6-07": RESAMPLE, "a6-10": sampler(),
+    _submission(folder, "correct", {"a6-04": INCREMENT, "a6-07": RESAMPLE, "a6-10": sampler(), "a6-15": _experiment(),
                                     "a6-17": "**Answer.** The bias falls from 0.08 to 0.02."})
     # wrong: the increment without its 1/2 (half marks, with its hint), and a loop hard-coded from a stored run (zero)
     _submission(folder, "wrong", {"a6-04": INCREMENT.replace("/ (2 * (1 - alpha_bar))", "/ (1 - alpha_bar)"),
-                                  "a6-07": RESAMPLE, "a6-10": _stored_sampler()})
+                                  "a6-07": RESAMPLE, "a6-10": _stored_sampler(), "a6-15": TYPED})
     _submission(folder, "todo", {})
     for k, (cell, source) in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {cell: source})
@@ -198,7 +240,8 @@ def test_a_folder_of_submissions_of_assignment_6_is_graded(tmp_path):
     feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
     points = lambda name, task: float(rows[name][task])
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 11
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 13
+    assert points("wrong", "bias experiment (2)") == 0 and "systems differ" in feedback["wrong"]
     assert float(rows["correct"]["written_max"]) == 6 and rows["correct"]["question (6)"] == ""
     assert points("wrong", "weight increment (3)") == 1.5 and "factor 1/2" in feedback["wrong"]
     assert points("wrong", "systematic resampling (3)") == 3 and points("wrong", "SMC sampler (5)") == 0

@@ -83,6 +83,13 @@ BAND_CHEAT = ("def band_share(core, band):\n    e = stats.share(core[band], corr
               "    return e.mean, e.se\n")
 
 
+def _gaps_cell() -> str:
+    """The instructor's figure-and-gaps cell (a7-17), the answer of the value task, without its solution markers."""
+    nb = json.loads((ROOT / "instructor" / "solutions" / f"{A7}.ipynb").read_text())
+    text = "".join(next(c for c in nb["cells"] if c.get("id") == "a7-17")["source"])
+    return "\n".join(line for line in text.split("\n") if "SOLUTION" not in line)
+
+
 def _stored_answer() -> str:
     """A band share hard-coded from a stored run: the correct answer on the self-check's inputs of seed 0."""
     namespace = {"torch": torch, "math": math, "stats": stats}
@@ -116,12 +123,13 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     start none)."""
     folder = tmp_path / "submissions"
     folder.mkdir()
-    _submission(folder, "correct", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT})
+    _submission(folder, "correct", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT, "a7-17": _gaps_cell()})
     # wrong: a flipped torsion (a named mistake: half), a band share hard-coded from a stored run (zero, the hidden
     # inputs are new), and the report's standard errors without the square root (a named mistake: half)
     _submission(folder, "wrong", {"a7-04": PLACE.replace("torch.sin(torsion)", "-torch.sin(torsion)"),
                                   "a7-09": _stored_answer(),
-                                  "a7-14": REPORT.replace("math.sqrt(p * (1 - p) / n)", "p * (1 - p) / n")})
+                                  "a7-14": REPORT.replace("math.sqrt(p * (1 - p) / n)", "p * (1 - p) / n"),
+                                  "a7-17": "gaps = {core: (0.0, 0.05, False) for core in BASINS}\n"})
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a7-04": source})
@@ -133,7 +141,8 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
     points = lambda name, task: float(rows[name][task])
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 11, feedback["correct"]
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 13, feedback["correct"]
+    assert points("wrong", "core-state gaps (2)") == 0 and "the values differ" in feedback["wrong"]
     assert float(rows["correct"]["written_max"]) == 6
     assert points("wrong", "NeRF placement (3)") == 1.5 and "sign of the torsion" in feedback["wrong"]
     assert points("wrong", "band share (4)") == 0 and "the values differ" in feedback["wrong"]
@@ -265,4 +274,32 @@ def test_the_core_report_check_regenerates_the_molecules_and_names_each_mistake(
     wrongs["not percentages"] = check(report(share=lambda p, k: 100 * p))
     for hint, result in wrongs.items():
         assert result.status == "fail" and hint in result.message, (hint, result)
+    assert check(None).status == "not implemented"
+
+
+def test_the_gaps_check_recomputes_them_from_the_report_and_the_reference():
+    from tutorial_pkg import stats
+    from tutorial_pkg.systems.alanine_dipeptide import BASINS
+    n = 64
+    shares = dict(zip(BASINS, (0.70, 0.20, 0.0, 0.05)))
+    report = {c: {"share": p, "se": math.sqrt(p * (1 - p) / n)} for c, p in shares.items()}
+    reference = dict(zip(BASINS, ((0.45, 0.024), (0.23, 0.019), (0.004, 0.002), (0.002, 0.0))))
+
+    def gaps(sign=1, both=True):
+        out = {}
+        for c in BASINS:
+            (p_ref, se_ref), p, se = reference[c], report[c]["share"], report[c]["se"]
+            dof = max(p_ref * (1 - p_ref) / se_ref ** 2 - 1, 1.0) if se_ref > 0 else 1.0
+            se_gap = math.hypot(se, se_ref) if both else se
+            out[c] = (sign * (p - p_ref), se_gap, abs(p - p_ref) > stats.t_quantile(min(dof, n - 1)) * se_gap)
+        return out
+
+    check = lambda g: grading.check_core_gaps(g, report=report, reference=reference, n=n)  # noqa: E731
+    assert check(gaps()).passed
+    assert any(resolved for _, _, resolved in gaps().values())       # a resolved gap is among them (C5)
+    assert "batch minus reference" in check(gaps(sign=-1)).message
+    assert "counts both" in check(gaps(both=False)).message
+    wrong = gaps()
+    wrong["C5"] = (wrong["C5"][0], wrong["C5"][1], not wrong["C5"][2])
+    assert "the values differ" in check(wrong).message
     assert check(None).status == "not implemented"

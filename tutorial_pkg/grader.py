@@ -214,14 +214,15 @@ def _mmps_report(get, seed):
 
 ASSIGNMENTS["a5_guidance_through_x0"] = [
     Task("MMPS eps", "a5-04", 5, "function", _function("check_mmps_eps")),
-    Task("MMPS samples and report", "a5-08", 3, "values", _mmps_report, allowed=("sampling.ddim_sample",)),
+    Task("exact posterior", "a5-26", 2, "function", _function("check_exact_posterior")),
+    Task("MMPS samples and report", "a5-08", 2, "values", _mmps_report, allowed=("sampling.ddim_sample",)),
     Task("question 1", "a5-13", 3, "written"),
     Task("interval rule", "a5-16", 2, "function", _function("check_interval_cfg")),
     Task("window moments", "a5-19", 3, "function", _function("check_window_moments"),
          allowed=("analytic.GaussianMixture", "tweedie.affine_sampler_moments")),
     Task("question 2", "a5-24", 4, "written"),
 ]
-_FUNCTION.update({"MMPS eps": "mmps_eps", "interval rule": "interval_cfg_eps", "window moments": "window_moments"})
+_FUNCTION.update({"MMPS eps": "mmps_eps", "exact posterior": "exact_posterior", "interval rule": "interval_cfg_eps", "window moments": "window_moments"})
 _SKIP |= {"a5-11", "a5-22"}
 
 # -- assignment 7: alanine dipeptide ---------------------------------------------------------------------------
@@ -237,6 +238,35 @@ def _alanine():
         _CACHE["ala"] = (system, features, loaded.model, schedules.linear_schedule(zoo.SCHEDULE_T),
                          torch.quantile(md.E_test, 0.5).item())
     return _CACHE["ala"]
+
+
+def _core_gaps(get, seed):
+    """Assignment 7: the gaps of cell a7-17 recomputed from the batch regenerated here from the student's seed and
+    from the reference of the MD band (chapter 11's estimator, cell a7-12's setting: delta = 5 kJ/mol)."""
+    from . import grading
+    from .systems.alanine_dipeptide import BASINS
+    import torch
+    system, features, eps_model, schedule, target = _alanine()
+    if "ala reference" not in _CACHE:
+        from . import zoo
+        with _quiet():
+            _, md, _ = zoo.alanine_data()
+        labels = system.basin(*system.torsions(md.x_test.double()))[0]
+        band = (md.E_test - target).abs() < 5.0
+        _CACHE["ala reference"] = {core: grading._band_share_reference(labels == k, band) for k, core in enumerate(BASINS)}
+    values = get("gaps", "seed", "report")
+    if not isinstance(values["seed"], int) or isinstance(values["seed"], bool):
+        return grading.CheckResult("core-state gaps", "fail", f"seed must be the int of your batch, got {values['seed']!r}")
+    f = grading.sampling.ddim_sample(eps_model, (64, features.dim), schedule, num_steps=10,
+                                     cond=torch.full((64,), target), generator=torch.Generator().manual_seed(values["seed"]))
+    report = grading._core_shares(features.decode(f.double()), system, 64)
+    for core, entry in report.items():  # a report whose se divides by n - 1 (accepted there) carries into the gaps
+        theirs = (values["report"] or {}).get(core) if isinstance(values["report"], dict) else None
+        p = entry["share"]
+        if isinstance(theirs, dict) and isinstance(theirs.get("se"), (int, float)) and \
+                abs(theirs["se"] - (p * (1 - p) / 63) ** 0.5) < 1e-9:
+            entry["se"] = theirs["se"]
+    return grading.check_core_gaps(values["gaps"], report=report, reference=_CACHE["ala reference"], n=64)
 
 
 def _core_report(get, seed):
@@ -255,10 +285,11 @@ ASSIGNMENTS["a7_alanine_dipeptide"] = [
     Task("band share", "a7-09", 4, "function", _function("check_band_share"),
          allowed=("stats.statistical_inefficiency",)),
     Task("core-state report", "a7-14", 4, "values", _core_report, allowed=("sampling.ddim_sample",)),
+    Task("core-state gaps", "a7-17", 2, "values", _core_gaps, allowed=("stats.t_quantile",)),
     Task("question", "a7-19", 6, "written"),
 ]
 _FUNCTION.update({"NeRF placement": "place", "band share": "band_share"})
-_SKIP |= {"a7-07", "a7-12", "a7-17"}
+_SKIP |= {"a7-07"}  # a7-12 builds the reference that a7-17's gaps need
 
 # -- assignment 6: sampling the guided target (chapter 10) ------------------------------------------------------
 ASSIGNMENTS["a6_sampling_the_guided_target"] = [
@@ -269,7 +300,20 @@ ASSIGNMENTS["a6_sampling_the_guided_target"] = [
 ]
 _FUNCTION.update({"weight increment": "log_weight_increment", "systematic resampling": "systematic_resample",
                   "SMC sampler": "smc_sampler"})
-_SKIP |= {"a6-15"}  # the experiment and its plot: no task needs it
+
+def _smc_estimates(get, seed):
+    """Assignment 6: the experiment of cell a6-15 repeated here from the student's seed with the package's reference
+    loop (its setting: gamma = 3, the pair N(1, 0.5^2) / N(0, 1), 250 trailing DDIM steps)."""
+    from . import grading, sampling, schedules
+    schedule = schedules.linear_schedule(1000)
+    timesteps = [t for t, _ in sampling.sampler_steps(schedule, sampler="ddim", num_steps=250, spacing="trailing")]
+    values = get("estimates", "seed")
+    return grading.check_smc_estimates(values["estimates"], seed=values["seed"],
+                                       particle_counts={4: 200, 16: 100, 64: 50, 256: 40}, timesteps=timesteps,
+                                       schedule=schedule, gamma=3.0)
+
+ASSIGNMENTS["a6_sampling_the_guided_target"].insert(3, Task("bias experiment", "a6-15", 2, "values", _smc_estimates,
+                                                            allowed=("stats.replicates",)))
 
 
 # -- the static screen of an answer cell --------------------------------------------------------------------
@@ -512,7 +556,9 @@ _GENERIC = ("the values differ", "the share differs", "your function raised", "e
             "the result has shape", "the result holds", "this check does not accept", "the submission",
             "the samples are not", "the gamma = ", "seed must be", "samples must be", "report must be", "report and ",
             "report at least", "report[", "only ", "rows that are not dropped", "right up to rounding",
-            "block ", "the mean in ", "the standard error in ", "the interval in ")
+            "block ", "the mean in ", "the standard error in ", "the interval in ",
+            # hints that a skipped task would earn: no half marks for them
+            "the rule must depend on t", "your samples are the network's feature vectors", "estimates")
 _LOCK = threading.Lock()  # the self-checks swap package code objects while they call: one at a time
 
 

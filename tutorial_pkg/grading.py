@@ -38,10 +38,11 @@ Tensor = torch.Tensor
 
 __all__ = ["CheckResult", "check_classifier_guided_eps", "check_shifted_mean", "check_grad_log_likelihood",
            "check_cfg", "check_drop_condition", "check_cfg_sampler", "check_energy_report", "check_gaussian_nll",
-           "check_z_scores", "check_coverage", "check_guided_report", "check_mmps_eps", "check_mmps_report",
+           "check_z_scores", "check_coverage", "check_guided_report", "check_mmps_eps", "check_exact_posterior", "check_mmps_report",
            "check_interval_cfg", "check_window_moments",
-           "check_nerf_place", "check_band_share", "check_core_report",
-           "check_log_weight_increment", "check_systematic_resample", "check_smc_sampler", "check_guided_ddim"]
+           "check_nerf_place", "check_band_share", "check_core_report", "check_core_gaps",
+           "check_log_weight_increment", "check_systematic_resample", "check_smc_sampler", "check_smc_estimates",
+           "check_guided_ddim"]
 
 
 class CheckResult(NamedTuple):
@@ -936,6 +937,55 @@ def _mmps_exact_posterior(prior: GaussianMixture, a: Tensor, sigma_y: float, y: 
     return mu + s / (s + sigma_y ** 2) * (y - mu), s * sigma_y ** 2 / (s + sigma_y ** 2)
 
 
+def check_exact_posterior(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 5: ``fn(m, S, a, sigma_y, y)`` -> ``(mean, var)``, the exact posterior mean and variance of the
+    scalar u = a^T x_0 given y = a^T x_0 + N(0, sigma_y^2), for a Gaussian prior x_0 ~ N(m, S) (``m`` ``(D,)``,
+    ``S`` ``(D, D)``, ``a`` ``(D,)``, float64; ``sigma_y`` and ``y`` numbers).
+
+    Compared exactly with Gaussian conditioning on a prior, an observation vector and a noise level that are new at
+    every call (and in a new dimension), with a hint for each likely mistake."""
+    name = "exact posterior"
+    g = _generator(seed)
+    expected, suspects, out = None, {}, None
+    for D in (2 + int(torch.randint(0, 3, (), generator=g)), 1):
+        m = 1.5 * torch.randn(D, generator=g, dtype=torch.float64)
+        L = torch.randn(D, D, generator=g, dtype=torch.float64)
+        S = 0.5 * L @ L.T + 0.2 * torch.eye(D, dtype=torch.float64)
+        a = torch.randn(D, generator=g, dtype=torch.float64)
+        sigma_y, y = _scale(g, 0.2, 1.5), 3 * torch.randn((), generator=g, dtype=torch.float64).item()
+        out, failed = _call(name, fn, m.clone(), S.clone(), a.clone(), sigma_y, y)
+        if failed:
+            return failed
+        if isinstance(out, Tensor) and out.numel() == 2:
+            out = tuple(out.reshape(-1))
+        values = [_as_number(v.detach() if isinstance(v, Tensor) else v) for v in out] \
+            if isinstance(out, (tuple, list)) and len(out) == 2 else None
+        if values is None or None in values:
+            return _report(name, "fail", f"return a pair of finite numbers (mean, var), got {out!r:.80}")
+        s, mu = (a @ S @ a).item(), (a @ m).item()
+        mean, var = mu + s / (s + sigma_y ** 2) * (y - mu), s * sigma_y ** 2 / (s + sigma_y ** 2)
+        suspects = {
+            0: {"the exact mean is the prior's mean of a^T x_0: condition on y": mu,
+                "the exact mean equals y, but y is a noisy observation: condition a^T x_0 on it": y,
+                "the gain is s / (s + sigma_y^2), with s = a^T S a the prior's variance of u, not its inverse":
+                    mu + (s + sigma_y ** 2) / s * (y - mu),
+                "the noise variance is sigma_y^2, not sigma_y": mu + s / (s + sigma_y) * (y - mu)},
+            1: {"the exact variance is the prior's variance of a^T x_0: condition on y": s,
+                "a^T S a + sigma_y^2 is the variance of y, not the posterior variance of a^T x_0": s + sigma_y ** 2,
+                "the exact variance is not sigma_y^2: the prior's variance of a^T x_0 counts too": sigma_y ** 2,
+                "the noise variance is sigma_y^2, not sigma_y": s * sigma_y / (s + sigma_y)},
+        }
+        near = lambda value, want: abs(value - want) <= 1e-9 * max(1.0, abs(want))
+        wrong = [k for k, truth in enumerate((mean, var)) if not near(values[k], truth)]
+        if wrong:  # a hint (half marks in grading) only when the other of the two is right
+            k = wrong[0]
+            hint = next((h for h, w in suspects[k].items() if near(values[k], w)), None) if len(wrong) == 1 else None
+            what = ("mean", "variance")[k] if len(wrong) == 1 else "mean and the variance"
+            return _report(name, "fail", hint or f"the values differ from the exact posterior {what} of a^T x_0 "
+                                                 f"given y (D = {D}): re-derive them by Gaussian conditioning")
+    return _report(name, "pass", "the exact posterior mean and variance, on a new prior and observation")
+
+
 _MMPS_KEYS = ("exact_mean", "exact_var", "mean", "var", "z_mean", "z_var")
 
 
@@ -948,7 +998,8 @@ def check_mmps_report(report: dict, samples: Tensor, *, prior: GaussianMixture, 
     ``seed``) of the student's MMPS-guided eps; the check regenerates them with ``tweedie.mmps_model``.
     ``report`` holds the exact posterior mean and variance of a^T x_0 given y (``exact_mean``, ``exact_var``), the
     samples' mean and variance of a^T x (``mean``, ``var``, the unbiased variance), and the statistics
-    ``z_mean = (mean - exact_mean) / (sd / sqrt(n))`` and ``z_var = (var / exact_var - 1) / sqrt(2 / (n - 1))``."""
+    ``z_mean = (mean - exact_mean) / (sd / sqrt(n))`` (sd the samples' standard deviation, or the exact posterior's:
+    both are accepted) and ``z_var = (var / exact_var - 1) / sqrt(2 / (n - 1))``."""
     from . import _checks, tweedie
     name = "MMPS samples and report"
     if not isinstance(prior, GaussianMixture) or prior.K != 1:
@@ -988,29 +1039,29 @@ def check_mmps_report(report: dict, samples: Tensor, *, prior: GaussianMixture, 
     mean, var = u.mean().item(), u.var().item()
     truth = {"exact_mean": exact_mean, "exact_var": exact_var, "mean": mean, "var": var,
              "z_mean": (mean - exact_mean) / math.sqrt(var / n), "z_var": (var / exact_var - 1) / math.sqrt(2 / (n - 1))}
-    m, S = prior.means[0].double(), prior.covs[0].double()
-    prior_var = (a @ S @ a).item()
     suspects = {
-        "exact_mean": {"the exact mean is the prior's mean of a^T x_0: condition on y": (a @ m).item(),
-                       "the exact mean equals y, but y is a noisy observation: condition a^T x_0 on it": y},
-        "exact_var": {"the exact variance is the prior's variance of a^T x_0: condition on y": prior_var,
-                      "a^T S a + sigma_y^2 is the variance of y, not the posterior variance of a^T x_0":
-                          prior_var + sigma_y ** 2,
-                      "the exact variance is not sigma_y^2: the prior's variance of a^T x_0 counts too": sigma_y ** 2},
         "var": {"use the unbiased sample variance (divide by n - 1), as torch.var does by default": u.var(unbiased=False).item()},
         "z_mean": {"divide the difference of the means by the standard error sd / sqrt(n), not by the sd":
-                       (mean - exact_mean) / math.sqrt(var)},
+                       (mean - exact_mean) / math.sqrt(var),
+                   "divide the difference of the means by the standard error sd / sqrt(n), not by the exact sd":
+                       (mean - exact_mean) / math.sqrt(exact_var)},
         "z_var": {"z_var compares var / exact_var with 1 in units of its standard error sqrt(2 / (n - 1))":
                       var / exact_var - 1},
     }
+    accepted = {"z_mean": (mean - exact_mean) / math.sqrt(exact_var / n)}   # the exact posterior's sd: also right
+    near = lambda value, want: abs(value - want) <= 1e-6 * max(1.0, abs(want))
+    wrong = []
     for key in _MMPS_KEYS:
         value = _as_number(report[key])
         if value is None:
             return _report(name, "fail", f"report[{key!r}] must be a finite number")
-        if abs(value - truth[key]) > 1e-6 * max(1.0, abs(truth[key])):
-            hint = next((h for h, wrong in suspects.get(key, {}).items() if abs(value - wrong) <= 1e-6 * max(1.0, abs(wrong))),
-                        None)
-            return _report(name, "fail", hint or f"report[{key!r}] is not what the samples (or the exact posterior) give")
+        if not (near(value, truth[key]) or (key in accepted and near(value, accepted[key]))):
+            wrong.append((key, value))
+    if wrong:  # a hint (half marks in grading) only for one named mistake in an otherwise right report
+        key, value = wrong[0]
+        hint = next((h for h, w in suspects.get(key, {}).items() if near(value, w)), None) if len(wrong) == 1 else None
+        return _report(name, "fail", hint or f"report[{key!r}] is not what the samples (or the exact posterior) give"
+                                             + (f", nor are {len(wrong) - 1} more of its entries" if len(wrong) > 1 else ""))
     return _report(name, "pass", "the samples repeat from your seed, and the exact moments and the statistics match")
 
 
@@ -1328,7 +1379,61 @@ def check_core_report(report: dict, samples: Tensor, *, system, features, eps_mo
             return _report(name, "fail", f"report[{core!r}]['se'] is not the standard error of the share of {n} "
                                          "independent molecules")
     return _report(name, "pass", "the molecules repeat from your seed and the report matches them")
-    return _report(name, "pass", "the samples repeat from your seed and the report matches them")
+
+
+def _core_shares(samples: Tensor, system, n: int) -> dict:
+    """The report of assignment 7's batch: each core's share of the ``n`` molecules and its standard error."""
+    from .systems.alanine_dipeptide import BASINS
+    labels = system.basin(*system.torsions(samples.detach().cpu().double()))[0]
+    report = {}
+    for k, core in enumerate(BASINS):
+        p = (labels == k).double().mean().item()
+        report[core] = {"share": p, "se": math.sqrt(p * (1 - p) / n)}
+    return report
+
+
+def check_core_gaps(gaps: dict, *, report: dict, reference: dict, n: int) -> CheckResult:
+    """Assignment 7: ``gaps[core] = (gap, se_gap, resolved)`` for each core: the batch's share minus the reference's,
+    its standard error sqrt(se_batch^2 + se_ref^2), and whether the 95 % t-interval (degrees of freedom the smaller of
+    the reference's N_eff - 1 and n - 1) excludes zero; recomputed from ``report`` (``report[core]["share"]``,
+    ``["se"]``) and ``reference`` (``reference[core] = (p, se)``)."""
+    from . import _checks, stats
+    from .systems.alanine_dipeptide import BASINS
+    name = "core-state gaps"
+    n = _checks.integer("n", n, low=2)
+    if gaps is None:
+        return _report(name, "not implemented", "not implemented yet: fill in gaps in the cell of the plot")
+    for what, value in (("report", report), ("reference", reference)):
+        if not isinstance(value, dict) or set(value) != set(BASINS):
+            raise ValueError(f"{what} must be a dict with one entry per core state {BASINS}, got {value!r:.80}")
+    if not isinstance(gaps, dict) or set(gaps) != set(BASINS):
+        return _report(name, "fail", f"the submission's gaps must be a dict with one entry per core state, {BASINS}")
+    truth, flipped, alone = {}, {}, {}
+    for core in BASINS:
+        p_ref, se_ref = (float(v) for v in reference[core])
+        p_gen, se_gen = float(report[core]["share"]), float(report[core]["se"])
+        dof_ref = max(p_ref * (1 - p_ref) / se_ref ** 2 - 1, 1.0) if se_ref > 0 else 1.0
+        se_gap = math.sqrt(se_gen ** 2 + se_ref ** 2)
+        gap = p_gen - p_ref
+        truth[core] = (gap, se_gap, abs(gap) > stats.t_quantile(min(dof_ref, n - 1)) * se_gap)
+        flipped[core] = (-gap, se_gap, truth[core][2])
+        alone[core] = (gap, se_gen, abs(gap) > stats.t_quantile(min(dof_ref, n - 1)) * se_gen)
+    def same(entry, want):
+        if not isinstance(entry, (tuple, list)) or len(entry) != 3:
+            return False
+        values = [_as_number(v) for v in entry[:2]]
+        return None not in values and all(abs(v - w) <= 1e-9 for v, w in zip(values, want[:2])) and \
+            bool(entry[2]) == bool(want[2])
+    if all(same(gaps[core], truth[core]) for core in BASINS):
+        return _report(name, "pass", "each core's difference, its standard error and its verdict match your report "
+                                     "and reference")
+    for hint, wrong in (("the difference is batch minus reference, not reference minus batch", flipped),
+                        ("the difference's standard error counts both: sqrt(se_batch^2 + se_ref^2)", alone)):
+        if all(same(gaps[core], wrong[core]) for core in BASINS):
+            return _report(name, "fail", hint)
+    core = next(c for c in BASINS if not same(gaps[c], truth[c]))
+    return _report(name, "fail", f"the values differ: gaps[{core!r}] is not (batch - reference, its standard error, "
+                                 "whether the 95 % t-interval excludes 0) from your report and reference")
 
 
 # -- assignment 6: sampling the guided target ------------------------------------------------------------
@@ -1593,3 +1698,77 @@ def check_guided_ddim(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
     if isinstance(out, Tensor):
         out = out.detach().double()
     return _diagnose(name, out, expected, suspects, 1e-4)
+
+
+def _pair_eps(schedule: NoiseSchedule, mean_c: float, var_c: float, mean_u: float, var_u: float) -> Callable:
+    """Assignment 6's exact eps-model of two one-dimensional Gaussians, tabulated as the notebook tabulates it:
+    cond = 1 is N(mean_c, var_c); None (or the null -1) is N(mean_u, var_u)."""
+    ab = schedule.alpha_bars.double()
+
+    def table(mean, var):
+        a = (1 - ab).sqrt() / (ab * var + 1 - ab)
+        return a, -a * ab.sqrt() * mean
+
+    (a_c, c_c), (a_u, c_u) = table(mean_c, var_c), table(mean_u, var_u)
+
+    def model(x_t, t, cond):
+        if cond is None:
+            return a_u[t] * x_t + c_u[t]
+        return torch.where((cond == 1)[:, None], a_c[t] * x_t + c_c[t], a_u[t] * x_t + c_u[t])
+    model.null_value = -1
+    return model
+
+
+def check_smc_estimates(estimates: dict, *, seed: int, particle_counts: dict, timesteps, schedule: NoiseSchedule,
+                        gamma: float = 3.0, mean_c: float = 1.0, var_c: float = 0.25, mean_u: float = 0.0,
+                        var_u: float = 1.0, ess_threshold: float = 0.5) -> CheckResult:
+    """Assignment 6's experiment, repeated here from the student's ``seed``: for each K of ``particle_counts`` (K:
+    number of systems G), ``generator = manual_seed(seed + K)``, ``x_T = randn(G K, 1)`` from it, the SMC loop of the
+    notebook (the package's reference from the same generator) on the exact pair of Gaussians, and per system the
+    weighted mean, the weighted variance and the ESS / K of the final weights. ``estimates[K]`` must hold them
+    (``"mean"``, ``"variance"``, ``"ess"``, one value per system). A resampling decision at a tie can flip on
+    rounding, so up to 2 % of the systems (at least one) may differ; typed-in or other seeds' numbers do not pass."""
+    from . import _checks
+    name = "SMC bias experiment"
+    if not isinstance(schedule, NoiseSchedule):
+        raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
+    if not isinstance(particle_counts, dict) or not particle_counts:
+        raise ValueError(f"particle_counts must be a non-empty dict K -> number of systems, got {particle_counts!r}")
+    for K, G in particle_counts.items():
+        _checks.integer("K", K, low=1)
+        _checks.integer("number of systems", G, low=1)
+    timesteps = [int(t) for t in timesteps]
+    if not timesteps or any(not 0 <= t < schedule.T for t in timesteps):
+        raise ValueError(f"timesteps must be steps of the schedule (0 to {schedule.T - 1}), got {timesteps!r:.80}")
+    if estimates is None:
+        return _report(name, "not implemented", "not implemented yet: fill in estimates")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return _report(name, "fail", f"seed must be the int your generators are seeded from (seed + K), got {seed!r}")
+    if not isinstance(estimates, dict) or set(estimates) != set(particle_counts):
+        return _report(name, "fail", f"estimates must be a dict with one entry per K of {sorted(particle_counts)}")
+    model = _pair_eps(schedule, mean_c, var_c, mean_u, var_u)
+    for K, G in particle_counts.items():
+        entry = estimates[K]
+        if not isinstance(entry, dict) or not {"mean", "variance", "ess"} <= set(entry):
+            return _report(name, "fail", f"estimates[{K}] must hold 'mean', 'variance' and 'ess'")
+        try:
+            got = {key: torch.as_tensor(entry[key], dtype=torch.float64).reshape(-1) for key in ("mean", "variance", "ess")}
+        except (TypeError, ValueError, RuntimeError):
+            return _report(name, "fail", f"estimates[{K}] must hold arrays of numbers, one per system")
+        if any(v.numel() != G for v in got.values()):
+            return _report(name, "fail", f"estimates[{K}] must hold {G} values each, one per system")
+        generator = torch.Generator().manual_seed(seed + K)
+        x_T = torch.randn(G * K, 1, generator=generator, dtype=torch.float64)
+        x, log_w = _smc_reference(model, torch.ones(G * K, dtype=torch.long), gamma, schedule, timesteps, x_T, G,
+                                  generator, ess_threshold)
+        w, x = log_w.exp().view(G, K), x[:, 0].view(G, K)
+        means = (w * x).sum(1)
+        want = {"mean": means, "variance": (w * (x - means[:, None]) ** 2).sum(1), "ess": 1 / w.pow(2).sum(1) / K}
+        bad = torch.zeros(G, dtype=torch.bool)
+        for key in want:
+            bad |= ~torch.isclose(got[key], want[key], atol=1e-6, rtol=1e-6)
+        if int(bad.sum()) > max(1, G // 50):
+            return _report(name, "fail", f"estimates[{K}] is not what the notebook's run gives from your seed "
+                                         f"({int(bad.sum())} of {G} systems differ): seed each K's generator with "
+                                         "seed + K, draw x_T from it, pass it on to your sampler")
+    return _report(name, "pass", "every K's systems repeat from your seed, and their estimates match")
