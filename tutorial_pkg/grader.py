@@ -16,7 +16,7 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
    string holding a double underscore, reach ``sys``, ``os``, ``importlib``, ``inspect``, ``types``, ``operator``
    or ``torch.load`` through an attribute, nor use the
    package modules that the notebook imports other than the few calls its task names
-   (``sampling.ddim_timesteps`` in the DDIM sampler, the sampling calls that assignments 3 and 4 give). A
+   (``sampling.ddim_timesteps`` in the DDIM sampler, the sampling calls that the value tasks give). A
    refused cell scores zero on its tasks, with the reason: a module copy, ``exec`` of copied source, code-object
    surgery, monkeypatching or a call of a package function that solves the task never runs.
 3. **The screened cells run in a fresh Python process** (a child of the grader, one per submission, on the CPU,
@@ -26,8 +26,8 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
 4. **The hidden tests run in the grader's own process**: they draw inputs from a seed the student never saw
    (fresh from the operating system's entropy unless ``--seed`` is given), send them to the child, receive the
    student's outputs (loaded as tensors, numbers and containers only), and compare them with the references
-   computed here, where no student code has run. Assignments 3 and 4 regenerate every sample from the student's
-   seed here and recompute the report, so stored or hard-coded numbers score zero.
+   computed here, where no student code has run. The value tasks (assignments 3 to 7) regenerate the student's
+   samples from the student's seed here and recompute the report, so stored or hard-coded numbers score zero.
 
 Points: a task that passes earns its points; a failure that the self-check names (a flipped sign, the w/gamma
 off-by-one, ...) earns half, with its hint; any other failure, a refusal or an open TODO earns zero. Written
