@@ -151,10 +151,16 @@ def test_every_answer_cell_of_the_grader_is_in_its_template():
     for assignment, tasks in grader.ASSIGNMENTS.items():
         template = json.loads((ROOT / "book" / "assignments" / f"{assignment}.ipynb").read_text())
         ids = {c.get("id"): c for c in template["cells"]}
+        source = ROOT / "instructor" / "solutions" / f"{assignment}.ipynb"
+        solved = {c.get("id"): "".join(c["source"]) for c in json.loads(source.read_text())["cells"]} \
+            if source.exists() else None
         for task in tasks:
             assert task.cell in ids, (assignment, task)
             text = "".join(ids[task.cell]["source"])
-            assert grader.TODO_MARK in text or grader.ANSWER_MARK in text or "None, None, None" in text, (assignment, task)
+            if solved is not None:  # the answer cell holds a solution block in the instructor's notebook
+                assert "BEGIN SOLUTION" in solved[task.cell], (assignment, task)
+            else:  # a students' copy: the cell holds the generator's TODO or stub
+                assert grader.TODO_MARK in text or grader.ANSWER_MARK in text or "None" in text, (assignment, task)
 
 
 def test_every_written_task_has_its_rubric_with_the_instructors_solutions(tmp_path):
