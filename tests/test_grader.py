@@ -61,6 +61,11 @@ CHEATS = {
     "a name built as a string": "import numpy as np\n_g = np._core.arrayprint.operator.attrgetter('__glo' + 'bals__')\n"
                                 "def cfg(eps_cond, eps_uncond, gamma):\n"
                                 "    return _g(cfg)['guidance'].cfg(eps_cond, eps_uncond, gamma)\n",
+    "pickle through torch": "import torch\n"
+                            "cfg = torch.multiprocessing.reducer.ForkingPickler.loads(b'ctutorial_pkg.guidance\\ncfg\\n.')\n",
+    "the builtins through torch": "import torch\nb = torch.glob.re.enum.bltns\n"
+                                  "def cfg(eps_cond, eps_uncond, gamma):\n"
+                                  "    return b.getattr(b.globals()['guidance'], 'cfg')(eps_cond, eps_uncond, gamma)\n",
     "a built name, no underscore attribute": "import numpy as np\n_g = np.core.arrayprint.operator.attrgetter("
                                              "'_' * 2 + 'globals' + '_' * 2)\n"
                                              "def cfg(eps_cond, eps_uncond, gamma):\n"

@@ -325,7 +325,9 @@ _ATTRIBUTES = {"modules", "sys", "os", "importlib", "inspect", "types", "builtin
                "jit", "package", "f_globals", "f_locals", "f_back", "gi_frame", "tb_frame", "getsource",
                "spec_from_file_location", "module_from_spec", "exec_module", "tutorial_pkg", "loader", "func_globals",
                "ctypes", "ctypeslib", "pickle", "marshal", "_C", "ops", "library", "operator", "attrgetter",
-               "methodcaller", "getattr_static", "cr_frame", "ag_frame", "gi_code", "f_code"}
+               "methodcaller", "getattr_static", "cr_frame", "ag_frame", "gi_code", "f_code", "multiprocessing",
+               "reducer", "ForkingPickler", "loads", "bltns", "glob", "re", "enum", "save", "savetxt", "tofile",
+               "memmap", "fromfile", "DataSource", "serialization", "distributed", "utils", "testing", "compiler"}
 
 
 _PARSE_LOCK = threading.Lock()
@@ -402,9 +404,11 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
                 return f"line {line}: the attribute .{node.attr} is not accepted in an answer"
         elif isinstance(node, (ast.Global, ast.Nonlocal)) and set(node.names) & package_names:
             return f"line {line}: rebinding the package's names is not accepted in an answer"
-        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
-                ("tutorial_pkg" in node.value or "__" in node.value):
-            return f"line {line}: a string naming tutorial_pkg or a double-underscore name is not accepted in an answer"
+        elif isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and \
+                any(word in (node.value if isinstance(node.value, str) else node.value.decode("latin-1"))
+                    for word in ("tutorial", "__", "builtins", "import")):
+            return (f"line {line}: a string that holds 'tutorial', 'builtins', 'import' or a double underscore "
+                    "is not accepted in an answer")
     return None
 
 
@@ -558,7 +562,8 @@ _GENERIC = ("the values differ", "the share differs", "your function raised", "e
             "report at least", "report[", "only ", "rows that are not dropped", "right up to rounding",
             "block ", "the mean in ", "the standard error in ", "the interval in ",
             # hints that a skipped task would earn: no half marks for them
-            "the rule must depend on t", "your samples are the network's feature vectors", "estimates")
+            "the rule must depend on t", "your samples are the network's feature vectors", "estimates",
+            "no row was dropped", "some particle is copied")
 _LOCK = threading.Lock()  # the self-checks swap package code objects while they call: one at a time
 
 

@@ -316,6 +316,8 @@ def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
     if not torch.equal(out[~dropped], cond[~dropped]):
         return _report(name, "fail", "rows that are not dropped must keep their own condition")
     rate = dropped.double().mean().item()
+    if rate == 0:
+        return _report(name, "fail", "no row was dropped: replace each entry by null with probability p_uncond")
     se = math.sqrt(p * (1 - p) / n)
     if abs(rate - (1 - p)) < 5 * se:
         return _report(name, "fail", f"you dropped the condition in a share {rate:.2f} of the rows: p_uncond is the "
