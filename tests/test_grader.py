@@ -6,8 +6,11 @@ functions that compute the same thing) is refused before it runs and scores zero
 answer hard-coded from a stored run scores zero, since the hidden inputs are new."""
 
 import csv
+import inspect
 import json
 import pathlib
+import re
+import textwrap
 
 import pytest
 import torch
@@ -205,3 +208,26 @@ def test_an_answer_runs_where_no_package_name_can_be_found():
     assert not hasattr(namespace["f"].__globals__["sampling"], "ddim_sample")
     assert "guidance" not in namespace["f"]() and namespace["steps"] == grading.sampling.ddim_timesteps(10, 2)
     assert namespace["sampling"] is grading.sampling and namespace["guidance"] is grading.guidance
+
+
+def _renamed(fn, renames):
+    source = textwrap.dedent(inspect.getsource(fn))
+    for old, new in renames.items():
+        source = re.sub(rf"\b{old}\b", new, source)
+    return source
+
+
+def test_code_copied_from_the_package_is_flagged_for_the_instructor_names_aside():
+    """An answer that copies a package function, with its variables renamed and its docstring cut, is named in the
+    gradebook's ``copied`` column; the instructors' own answers to assignments 1 to 6, written as the chapters
+    teach, are not (assignment 7's NeRF placement is the textbook formula, and matches the package's)."""
+    from tutorial_pkg import smc
+    copy = _renamed(smc._systematic, {"log_w": "logw", "u": "offsets", "cdf": "c", "K": "n"})
+    assert copy != textwrap.dedent(inspect.getsource(smc._systematic))
+    assert any("tutorial_pkg.smc._systematic" in where for where in grader.copied(copy))
+    assert grader.copied(CFG) == grader.copied(SAMPLER) == grader.copied(DROP) == []
+    for path in sorted((ROOT / "instructor" / "solutions").glob("a[1-6]_*.ipynb")):
+        answers = {t.cell for t in grader.ASSIGNMENTS[path.stem] if t.kind != "written"}
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell.get("id") in answers:
+                assert grader.copied("".join(cell["source"])) == [], (path.stem, cell["id"])

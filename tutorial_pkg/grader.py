@@ -45,8 +45,10 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import copy
 import csv
 import dataclasses
+import functools
 import io
 import json
 import os
@@ -62,7 +64,7 @@ import types
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
-__all__ = ["Task", "screen", "rubrics", "grade_notebook", "grade_folder", "main"]
+__all__ = ["Task", "screen", "copied", "rubrics", "grade_notebook", "grade_folder", "main"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "book" / "assignments"
@@ -413,6 +415,88 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
 
 
 # -- the child process -----------------------------------------------------------------------------------------
+# -- code copied from the package: flagged for the instructor's eye, not refused ----------------------------------
+_COPY_MINIMUM = 30  # syntax-tree nodes: a statement smaller than this (a one-line formula) is anybody's
+
+
+def _size(node: ast.AST) -> int:
+    return sum(1 for _ in ast.walk(node))
+
+
+class _Anonymise(ast.NodeTransformer):
+    """Renames every variable, argument and function to v0, v1, ... in order of first use, and drops docstrings,
+    annotations and decorators: what is left is the statement's structure, its attributes and its constants."""
+
+    def __init__(self):
+        self.names: dict[str, str] = {}
+
+    def _name(self, name: str) -> str:
+        return self.names.setdefault(name, f"v{len(self.names)}")
+
+    def visit_Name(self, node):
+        return ast.copy_location(ast.Name(self._name(node.id), node.ctx), node)
+
+    def visit_arg(self, node):
+        return ast.copy_location(ast.arg(self._name(node.arg), None), node)
+
+    def visit_FunctionDef(self, node):
+        self.generic_visit(node)
+        node.name, node.returns, node.decorator_list = self._name(node.name), None, []
+        first = node.body[0] if node.body else None
+        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            node.body = node.body[1:] or [ast.Pass()]
+        return node
+
+    def visit_AnnAssign(self, node):
+        self.generic_visit(node)
+        return ast.copy_location(ast.Assign([node.target], node.value or ast.Constant(None)), node)
+
+
+def _fingerprints(tree: ast.AST) -> dict[str, ast.stmt]:
+    """Each statement of at least ``_COPY_MINIMUM`` nodes (a whole function, a loop, a long expression), by the
+    dump of its anonymised syntax tree."""
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.stmt) and not isinstance(node, (ast.Import, ast.ImportFrom)) \
+                and _size(node) >= _COPY_MINIMUM:
+            out.setdefault(ast.dump(_Anonymise().visit(copy.deepcopy(node)), annotate_fields=False), node)
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _package_fingerprints() -> dict[str, str]:
+    """The fingerprints of the package's own statements (its grading code aside), each with the function it is in."""
+    root = pathlib.Path(__file__).parent
+    prints: dict[str, str] = {}
+    for path in sorted(root.rglob("*.py")):
+        if path.stem in ("grader", "grading") or path.stem.startswith("_"):
+            continue
+        module = ".".join(path.relative_to(root).with_suffix("").parts)
+        for node in ast.walk(_parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef):
+                for fp in _fingerprints(node):
+                    prints.setdefault(fp, f"tutorial_pkg.{module}.{node.name}")
+    return prints
+
+
+def copied(source: str) -> list[str]:
+    """Where an answer cell repeats the package's code statement for statement, names aside: ``line N: as in
+    tutorial_pkg.module.function``. The grader reports these in the gradebook's ``copied`` column for the
+    instructor to read by eye; they cost no points, since a standard formula written out by a student can match
+    the package's (the NeRF placement of assignment 7, say)."""
+    try:
+        tree = _parse(source)
+    except SyntaxError:
+        return []
+    package = _package_fingerprints()
+    found, spans = [], []
+    for fp, node in sorted(_fingerprints(tree).items(), key=lambda item: (item[1].lineno, -_size(item[1]))):
+        if fp in package and not any(first <= node.lineno <= last for first, last in spans):
+            spans.append((node.lineno, node.end_lineno or node.lineno))
+            found.append(f"line {node.lineno}: as in {package[fp]}")
+    return found
+
+
 class _Child:
     """A fresh Python process that runs the screened cells and answers calls; its standard output is discarded."""
 
@@ -619,6 +703,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     package = _package_names(template)
     status: dict[str, str] = {}  # answer cell id -> "run" | "todo" | "missing" | reason of a refusal
     sources: dict[str, str] = {}
+    copies: list[str] = []  # statements that repeat the package's code: for the instructor's eye
     for task in tasks:
         if task.kind == "written" or task.cell in status:
             continue
@@ -634,6 +719,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         reason = screen(text, package, allowed)
         status[task.cell] = "run" if reason is None else f"refused: {reason}"
         sources[task.cell] = text
+        copies += [f"{task.cell} {where}" for where in copied(text)]
 
     child = None
     if "run" in status.values():
@@ -692,7 +778,10 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         feedback += [f"{points:g} points ({how}): {result.message}", ""]
     if child is not None:
         child.close()
-    row.update(auto_points=auto, auto_max=auto_max, written_max=written)
+    row.update(auto_points=auto, auto_max=auto_max, written_max=written, copied="; ".join(copies))
+    if copies:
+        feedback += ["## For the instructor: code that repeats the package's, statement for statement (names aside)",
+                     "No points are taken for it; read it by eye.", *copies, ""]
     return {"row": row, "feedback": "\n".join(feedback)}
 
 
@@ -712,7 +801,7 @@ def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, rubric
     out = pathlib.Path(out) if out else folder.parent / f"{folder.name}_gradebook.csv"
     feedback = pathlib.Path(feedback) if feedback else out.with_suffix("")
     feedback.mkdir(parents=True, exist_ok=True)
-    fields = ["submission", "assignment", "file", "auto_points", "auto_max", "written_max", "hidden_seed"]
+    fields = ["submission", "assignment", "file", "auto_points", "auto_max", "written_max", "copied", "hidden_seed"]
     for g in graded:
         fields += [k for k in g["row"] if k not in fields]
     with open(out, "w", newline="") as f:
