@@ -657,18 +657,14 @@ ROWS = [
     ("grading.check_guided_report", "regressor", lambda: guided_report(None, None, regressor="regressor")),
     ("grading.check_guided_report", "scale", lambda: guided_report(None, None, scale=-1.0)),
     ("grading.check_guided_report", "target", lambda: guided_report(None, None, target="E")),
-    # the block form (assignments 3 and 4): the notebook's blocks, check_seed and shipped regressor
+    # the block form (assignments 3 and 4): the notebook's blocks and shipped regressor
     ("grading.check_energy_report", "blocks", lambda: energy_report(None, None, blocks=1)),
     ("grading.check_energy_report", "blocks", lambda: energy_report(None, None, blocks=5.0)),
-    ("grading.check_energy_report", "check_seed", lambda: energy_report(None, None, blocks=2, check_seed="0")),
-    ("grading.check_energy_report", "check_seed", lambda: energy_report(None, None, check_seed=0)),
     ("grading.check_guided_report", "blocks", lambda: guided_report(None, None, blocks=True,
                                                                     shipped=muller_brown()[2])),
     ("grading.check_guided_report", "shipped", lambda: guided_report(None, None, blocks=5, shipped="regressor")),
     ("grading.check_guided_report", "shipped", lambda: guided_report(None, None, blocks=5)),
     ("grading.check_guided_report", "shipped", lambda: guided_report(None, None, shipped=muller_brown()[2])),
-    ("grading.check_guided_report", "check_seed", lambda: guided_report(None, None, blocks=5, check_seed=1.5,
-                                                                        shipped=muller_brown()[2])),
     # the student's blocks: a "fail" report
     ("grading.check_energy_report", FAILS,
      lambda: energy_report({g: {"energy_error": 0.0, "sliced_w1": 0.0} for g in (1.0, 2.0, 3.0)},
@@ -803,6 +799,7 @@ ROWS = [
     ("grader.Task", "points", lambda: grader.Task("t", "a2-07", -1, "written")),
     ("grader.Task", "check", lambda: grader.Task("t", "a2-07", 2, "function")),
     ("grader.screen", "source", lambda: grader.screen(["def f(): pass"], set())),
+    ("grader.copied", "source", lambda: grader.copied(b"def f(): pass")),
     ("grader.grade_notebook", "path", lambda: grader.grade_notebook("no such notebook.ipynb")),
     ("grader.grade_notebook", "timeout",
      lambda: grader.grade_notebook(grader.TEMPLATES / "a2_classifier_free_guidance.ipynb", timeout=0)),

@@ -128,9 +128,8 @@ _CACHE: dict = {}
 
 
 def _energy_report(get, seed):
-    """Assignment 3 (cell a3-02: 5 blocks of n = 300): a block of every scale, chosen from the hidden seed,
-    regenerated here from the student's seed; every block's error, two blocks' distances and the intervals
-    recomputed."""
+    """Assignment 3 (cell a3-02: 5 blocks of n = 300): every block of every scale regenerated here from the student's
+    seed; every block's error and distance and the intervals recomputed."""
     from . import grading
     torch, data, eps_model, schedule = _muller_brown()
     if "a3 reference" not in _CACHE:  # the notebook's reference (cell a3-04)
@@ -139,14 +138,14 @@ def _energy_report(get, seed):
     values = get("samples", "report", "seed")
     return grading.check_energy_report(values["report"], values["samples"], data=data, eps_model=eps_model,
                                        schedule=schedule, target=-40.0, reference=_CACHE["a3 reference"],
-                                       seed=values["seed"], n=300, blocks=5, check_seed=seed)
+                                       seed=values["seed"], n=300, blocks=5)
 
 
 def _guided_report(get, seed):
     """Assignment 4: the student's regressor (trained in the child by the regenerated cell a4-07) rebuilt here from
-    its weights; a block of the guided samples of each regressor (the student's and the shipped sigma(x_t, t) one),
-    chosen from the hidden seed, regenerated here from the student's seed; the errors and the paired difference
-    recomputed (cell a4-02: 5 blocks)."""
+    its weights; every block of the guided samples of each regressor (the student's and the shipped sigma(x_t, t)
+    one) regenerated here from the student's seed; the errors and the paired difference recomputed (cell a4-02: 5
+    blocks)."""
     from . import grading, nets
     torch, data, eps_model, schedule = _muller_brown()
     values = get("samples", "report", "seed", state_dict="regressor")
@@ -159,8 +158,7 @@ def _guided_report(get, seed):
             _CACHE["a4 shipped"] = zoo.load("muller_brown_regressor", device="cpu", progress=False).model
     return grading.check_guided_report(values["report"], values["samples"], data=data, eps_model=eps_model,
                                        regressor=regressor.eval(), schedule=schedule, target=-60.0, scale=1.0,
-                                       seed=values["seed"], shipped=_CACHE["a4 shipped"], blocks=5,
-                                       check_seed=seed)
+                                       seed=values["seed"], shipped=_CACHE["a4 shipped"], blocks=5)
 
 
 ASSIGNMENTS: dict[str, list[Task]] = {
@@ -484,6 +482,8 @@ def copied(source: str) -> list[str]:
     tutorial_pkg.module.function``. The grader reports these in the gradebook's ``copied`` column for the
     instructor to read by eye; they cost no points, since a standard formula written out by a student can match
     the package's (the NeRF placement of assignment 7, say)."""
+    if not isinstance(source, str):
+        raise TypeError(f"source must be the text of a cell, got {type(source).__name__}")
     try:
         tree = _parse(source)
     except SyntaxError:

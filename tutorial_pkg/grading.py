@@ -496,14 +496,10 @@ def _blocks_interval(name: str, label: str, values: list, entry, *, tol: float =
     return None
 
 
-def _block_arguments(blocks, check_seed) -> Optional[int]:
-    """The notebook's ``blocks`` (an int >= 2, or None) and ``check_seed`` (an int, or None): wrong ones raise."""
+def _block_arguments(blocks) -> Optional[int]:
+    """The notebook's ``blocks``: an int >= 2, or None; a wrong one raises."""
     from . import _checks
 
-    if check_seed is not None:
-        _checks.integer("check_seed", check_seed)
-        if blocks is None:
-            raise ValueError("check_seed chooses the blocks that the check regenerates: give blocks with it")
     return None if blocks is None else _checks.integer("blocks", blocks, low=2)
 
 
@@ -512,16 +508,8 @@ def _block_noise(shape, seed: int, device) -> Tensor:
     return torch.randn(tuple(shape), generator=torch.Generator(device).manual_seed(seed), device=device)
 
 
-def _spot_blocks(B: int, check_seed: Optional[int], k: int = 2) -> list:
-    """``k`` distinct blocks of ``B`` chosen at random (from ``check_seed``, fresh when None): the blocks that a
-    check regenerates, so that every block may be the one looked at."""
-    rng = random.Random(random.SystemRandom().randrange(2 ** 31) if check_seed is None else check_seed)
-    return sorted(rng.sample(range(B), min(k, B)))
-
-
 def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedule: NoiseSchedule, target: float,
-                        reference: Tensor, seed: int, n: int = 300, blocks: Optional[int] = None,
-                        check_seed: Optional[int] = None) -> CheckResult:
+                        reference: Tensor, seed: int, n: int = 300, blocks: Optional[int] = None) -> CheckResult:
     """Assignment 3: a trade-off report of CFG at a target energy, checked on the samples themselves.
 
     Without ``blocks``: ``samples[gamma]`` are ``n`` configurations ``x`` (not standardised ``z``) for at least
@@ -533,13 +521,12 @@ def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedul
     With ``blocks = B``: ``samples[gamma]`` is ``(B, n, 2)``, one ``ddim_sample`` call of ``B * n`` samples from
     ``seed`` reshaped, so that block ``k`` starts from the same noise at every scale; ``report[gamma][key] =
     {"blocks": B per-block values, "mean", "se", "low", "high"}`` for both keys, the mean with its standard error and
-    95 % t-interval. The check regenerates one block of every scale and recomputes the distances of two, chosen at
-    random (from ``check_seed``, fresh when None), every block's energy error, and the means, standard errors and
-    intervals.
+    95 % t-interval. The check regenerates every block of every scale (one call per scale) and recomputes every
+    block's energy error and distance, and the means, standard errors and intervals.
     """
     name = "energy trade-off report"
     target = _check_setting(data=data, eps_model=eps_model, schedule=schedule, target=target, n=n)
-    blocks = _block_arguments(blocks, check_seed)
+    blocks = _block_arguments(blocks)
     if report is None or samples is None:
         return _report(name, "not implemented", "not implemented yet: fill in the report and the samples")
     if not isinstance(report, dict) or set(report) != set(samples or {}):
@@ -553,7 +540,7 @@ def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedul
                                      "data.conditional_reference(E_target, ...) as the notebook does")
     w1 = lambda x: metrics.sliced_wasserstein(x.double(), reference, generator=torch.Generator().manual_seed(1))
     if blocks is not None:
-        return _energy_blocks(name, report, samples, data, eps_model, schedule, target, seed, n, blocks, w1, check_seed)
+        return _energy_blocks(name, report, samples, data, eps_model, schedule, target, seed, n, blocks, w1)
     failed = _check_samples(name, samples, data, n=n)
     if failed:
         return failed
@@ -578,28 +565,30 @@ def check_energy_report(report: dict, samples: dict, *, data, eps_model, schedul
                                  "scale repeat from your seed")
 
 
-def _regenerate_block(name: str, label: str, x: Tensor, model, data, schedule, target: float, noise: Tensor, k: int,
-                      n: int, device) -> Optional[CheckResult]:
-    """Block ``k`` of one batch of ``B * n`` samples whose initial noise is ``noise``, regenerated (DDIM is
-    deterministic, each sample its own trajectory) and compared with ``x[k]``."""
-    z = sampling.ddim_sample(model, (n, 2), schedule, num_steps=50, cond=torch.full((n,), target, device=device),
-                             device=device, x_T=noise[k * n:(k + 1) * n])
-    mine = data.unstandardize(z.cpu().double())
-    if torch.allclose(x[k].double(), mine, atol=1e-3):
-        return None
-    if torch.allclose(x[k].double(), z.cpu().double(), atol=1e-3):
-        return _report(name, "fail", f"your {label} samples are the network's standardised coordinates z: map "
-                                     "them back with data.unstandardize(z)")
+def _regenerate_blocks(name: str, label: str, x: Tensor, model, data, schedule, target: float, noise: Tensor,
+                       n: int, device) -> Optional[CheckResult]:
+    """Every block of one batch of ``B * n`` samples whose initial noise is ``noise``, regenerated in one call (DDIM
+    is deterministic, each sample its own trajectory) and compared with ``x`` ``(B, n, 2)``, block by block."""
     B = x.shape[0]
-    if torch.allclose(x.transpose(0, 1).reshape(B * n, 2)[k * n:(k + 1) * n].double(), mine, atol=1e-3):
-        return _report(name, "fail", f"the blocks of your {label} samples are mixed up: block k must be samples "
-                                     "k * n to (k + 1) * n - 1 of the batch, x.reshape(blocks, n, 2)")
-    return _report(name, "fail", f"block {k} of the {label} samples is not what one ddim_sample call of blocks * n = "
-                                 f"{B * n} samples from your seed gives (DDIM 50 steps, cond=E*): draw all blocks "
-                                 "in one call, seeded once, and reshape it to (blocks, n, 2)")
+    z = sampling.ddim_sample(model, (B * n, 2), schedule, num_steps=50, cond=torch.full((B * n,), target, device=device),
+                             device=device, x_T=noise)
+    mine = data.unstandardize(z.cpu().double()).reshape(B, n, 2)
+    for k in range(B):
+        if torch.allclose(x[k].double(), mine[k], atol=1e-3):
+            continue
+        if torch.allclose(x[k].double(), z.cpu().double().reshape(B, n, 2)[k], atol=1e-3):
+            return _report(name, "fail", f"your {label} samples are the network's standardised coordinates z: map "
+                                         "them back with data.unstandardize(z)")
+        if torch.allclose(x.transpose(0, 1).reshape(B * n, 2)[k * n:(k + 1) * n].double(), mine[k], atol=1e-3):
+            return _report(name, "fail", f"the blocks of your {label} samples are mixed up: block k must be samples "
+                                         "k * n to (k + 1) * n - 1 of the batch, x.reshape(blocks, n, 2)")
+        return _report(name, "fail", f"block {k} of the {label} samples is not what one ddim_sample call of blocks * "
+                                     f"n = {B * n} samples from your seed gives (DDIM 50 steps, cond=E*): draw all "
+                                     "blocks in one call, seeded once, and reshape it to (blocks, n, 2)")
+    return None
 
 
-def _energy_blocks(name, report, samples, data, eps_model, schedule, target, seed, n, blocks, w1, check_seed):
+def _energy_blocks(name, report, samples, data, eps_model, schedule, target, seed, n, blocks, w1):
     for gamma, x in samples.items():
         if not isinstance(x, Tensor) or x.shape != (blocks, n, 2):
             got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
@@ -612,17 +601,15 @@ def _energy_blocks(name, report, samples, data, eps_model, schedule, target, see
         return _report(name, "fail", f"seed must be the int you seeded your generator with, got {seed!r}")
     device = next(eps_model.parameters()).device
     noise = _block_noise((blocks * n, 2), seed, device)
-    spots = _spot_blocks(blocks, check_seed)
     for gamma, x in sorted(samples.items()):
         gamma_value = _as_number(gamma)
         if gamma_value is None or gamma_value < 0:
             return _report(name, "fail", f"the scales must be numbers gamma >= 0, got {gamma!r}")
         model = eps_model if gamma_value == 1 else guidance.cfg_model(eps_model, gamma_value)
-        for k in spots[:1]:
-            failed = _regenerate_block(name, f"gamma = {gamma_value:g}", x, model, data, schedule, target, noise, k,
-                                       n, device)
-            if failed:
-                return failed
+        failed = _regenerate_blocks(name, f"gamma = {gamma_value:g}", x, model, data, schedule, target, noise, n,
+                                    device)
+        if failed:
+            return failed
     for gamma, x in sorted(samples.items()):
         entry = report[gamma]
         if not isinstance(entry, dict) or not {"energy_error", "sliced_w1"} <= set(entry):
@@ -639,8 +626,7 @@ def _energy_blocks(name, report, samples, data, eps_model, schedule, target, see
                     any(_as_number(v) is None for v in values):
                 return _report(name, "fail", f"{label}['blocks'] must hold {blocks} finite numbers, one per block")
             values = [_as_number(v) for v in values]
-            checked = range(blocks) if key == "energy_error" else spots
-            for k in checked:
+            for k in range(blocks):
                 true = errors[k] if key == "energy_error" else w1(x[k])
                 if abs(values[k] - true) > 1e-4 * max(1.0, abs(true)):
                     if key == "energy_error" and abs(values[k] - metrics.energy_error(
@@ -748,8 +734,8 @@ def check_coverage(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
 
 
 def check_guided_report(report: dict, samples: Tensor, *, data, eps_model, regressor, schedule: NoiseSchedule,
-                        target: float, scale: float, seed: int, shipped=None, blocks: Optional[int] = None,
-                        check_seed: Optional[int] = None) -> CheckResult:
+                        target: float, scale: float, seed: int, shipped=None,
+                        blocks: Optional[int] = None) -> CheckResult:
     """Assignment 4: samples of classifier guidance of the conditional model by the student's regressor
     (``model_cond=True``, DDIM 50 steps), and their median energy error, checked on the samples themselves and
     repeated from ``seed``.
@@ -758,12 +744,12 @@ def check_guided_report(report: dict, samples: Tensor, *, data, eps_model, regre
     x}``, each ``(B, n, 2)``, one ``ddim_sample`` call of ``B * n`` samples per regressor from the same ``seed``
     reshaped, so that block ``k`` of both starts from the same noise; ``report = {"yours": B per-block median
     errors, "shipped": B of them, "difference": {"mean", "se", "low", "high"}}``, the mean of the per-block
-    differences yours - shipped with its standard error and 95 % t-interval. The check regenerates one block of
-    each, chosen at random (from ``check_seed``), and recomputes every block's error and the paired difference."""
+    differences yours - shipped with its standard error and 95 % t-interval. The check regenerates every block of
+    both (one call each) and recomputes every block's error and the paired difference."""
     name = "guided samples"
     target = _check_setting(data=data, eps_model=eps_model, schedule=schedule, target=target, regressor=regressor,
                             scale=scale)
-    blocks = _block_arguments(blocks, check_seed)
+    blocks = _block_arguments(blocks)
     if blocks is not None and not isinstance(shipped, torch.nn.Module):
         raise TypeError(f"shipped must be the shipped regressor (an nn.Module) that blocks compare with, got "
                         f"{type(shipped).__name__}")
@@ -774,7 +760,7 @@ def check_guided_report(report: dict, samples: Tensor, *, data, eps_model, regre
     if blocks is not None:
         return _guided_blocks(name, report, samples, data=data, eps_model=eps_model, regressors={
             "yours": regressor, "shipped": shipped}, schedule=schedule, target=target, scale=scale, seed=seed,
-            blocks=blocks, check_seed=check_seed)
+            blocks=blocks)
     if not isinstance(samples, Tensor) or samples.ndim != 2 or samples.shape[0] == 0:
         got = tuple(samples.shape) if isinstance(samples, Tensor) else type(samples).__name__
         return _report(name, "fail", f"samples must be an (n, 2) tensor of configurations, got {got}")
@@ -802,8 +788,8 @@ def check_guided_report(report: dict, samples: Tensor, *, data, eps_model, regre
     return _report(name, "pass", "the samples repeat from your seed and the report matches them")
 
 
-def _guided_blocks(name, report, samples, *, data, eps_model, regressors, schedule, target, scale, seed, blocks,
-                   check_seed) -> CheckResult:
+def _guided_blocks(name, report, samples, *, data, eps_model, regressors, schedule, target, scale, seed,
+                   blocks) -> CheckResult:
     if not isinstance(samples, dict) or set(samples) != set(regressors):
         return _report(name, "fail", "samples must be a dict {'yours': ..., 'shipped': ...}")
     n = None
@@ -822,10 +808,9 @@ def _guided_blocks(name, report, samples, *, data, eps_model, regressors, schedu
         return _report(name, "fail", f"seed must be the int you seeded your generator with, got {seed!r}")
     device = next(eps_model.parameters()).device
     noise = _block_noise((blocks * n, 2), seed, device)
-    k = _spot_blocks(blocks, check_seed, 1)[0]
     for key, regressor in regressors.items():
         model = guidance.classifier_guided_model(eps_model, regressor, schedule, scale, model_cond=True)
-        failed = _regenerate_block(name, f"{key!r}", samples[key], model, data, schedule, target, noise, k, n, device)
+        failed = _regenerate_blocks(name, f"{key!r}", samples[key], model, data, schedule, target, noise, n, device)
         if failed:
             return failed
     if not isinstance(report, dict) or not {"yours", "shipped", "difference"} <= set(report):
