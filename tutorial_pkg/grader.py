@@ -166,6 +166,8 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("guided eps", "a1-04", 2, "function", _function("check_classifier_guided_eps")),
         Task("shifted mean", "a1-07", 2, "function", _function("check_shifted_mean")),
         Task("gradient of log p", "a1-10", 3, "function", _function("check_grad_log_likelihood")),
+        Task("guided DDIM sampler", "a1-15", 4, "function", _function("check_guided_ddim"),
+             allowed=("sampling.ddim_timesteps",)),
         Task("Think! tilted target", "a1-19", 5, "written"),
     ],
     "a2_classifier_free_guidance": [
@@ -193,7 +195,7 @@ ASSIGNMENTS: dict[str, list[Task]] = {
 }
 # the student's function that each function task calls
 _FUNCTION = {"guided eps": "classifier_guided_eps", "shifted mean": "shifted_mean",
-             "gradient of log p": "grad_log_likelihood", "condition dropout": "drop_condition",
+             "gradient of log p": "grad_log_likelihood", "guided DDIM sampler": "guided_ddim", "condition dropout": "drop_condition",
              "CFG combination": "cfg", "CFG DDIM sampler": "cfg_ddim_sampler", "Gaussian NLL": "gaussian_nll",
              "z-scores": "z_scores", "coverage": "coverage"}
 # regenerated cells that no task needs (figures, tables), not run in the child

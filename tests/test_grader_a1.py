@@ -1,0 +1,87 @@
+"""Assignment 1 (classifier guidance by hand): the grading of a folder of submissions, the sampler of task 4
+included. The grader sends the exact Gaussian prior's eps-model and the exact noise-aware classifier of a new
+setting to the submission's process, calls the student's sampler there, and compares its output with the
+package's guided DDIM in its own process. A correct submission scores full automatic marks; a flipped sign half
+marks with its hint; an open TODO zero; a sampler that calls the package's, or one hard-coded from a stored run,
+zero."""
+
+import csv
+import json
+import pathlib
+
+import torch
+
+from tutorial_pkg import grader, grading
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+A1 = "a1_classifier_guidance"
+TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A1}.ipynb").read_text())
+PACKAGE = grader._package_names(TEMPLATE)
+ANSWERS = ("a1-04", "a1-07", "a1-10", "a1-15")
+
+
+def _solutions() -> dict:
+    """The instructor's answer cells, without their solution markers."""
+    nb = json.loads((ROOT / "instructor" / "solutions" / f"{A1}.ipynb").read_text())
+    cells = {c.get("id"): "".join(c["source"]) for c in nb["cells"]}
+    return {k: "\n".join(line for line in cells[k].split("\n") if "SOLUTION" not in line) for k in ANSWERS}
+
+
+def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
+    nb = json.loads(json.dumps(TEMPLATE))
+    for cell in nb["cells"]:
+        if cell.get("id") in answers:
+            cell["source"] = answers[cell["id"]]
+    (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+
+
+def _stored_sampler() -> str:
+    """A sampler hard-coded from a stored run: the output of a correct sampler on the self-check's inputs of seed 0."""
+    namespace = {"torch": torch, "sampling": __import__("tutorial_pkg.sampling", fromlist=["x"])}
+    for source in _solutions().values():
+        exec(source, namespace)
+    stored = {}
+    grading.check_guided_ddim(lambda *args: stored.setdefault("out", namespace["guided_ddim"](*args)), seed=0)
+    return (f"STORED = {stored['out'].tolist()!r}\n"
+            "def guided_ddim(eps_model, predictor, y, x_T, scale, schedule, num_steps):\n"
+            "    return torch.tensor(STORED, dtype=torch.float64)\n")
+
+
+CHEAT = ("def guided_ddim(eps_model, predictor, y, x_T, scale, schedule, num_steps):\n"
+         "    model = guidance.classifier_guided_model(eps_model, predictor, schedule, scale)\n"
+         "    return sampling.ddim_sample(model, tuple(x_T.shape), schedule, num_steps=num_steps, cond=y, x_T=x_T)\n")
+
+
+def test_the_sampler_task_allows_only_ddim_timesteps():
+    allowed = ("sampling.ddim_timesteps",)
+    assert grader.screen(_solutions()["a1-15"], PACKAGE, allowed) is None
+    assert grader.screen(CHEAT, PACKAGE, allowed) is not None
+
+
+def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
+    """One grading run: the correct and the wrong submission start a process each; the others start none."""
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    right = _solutions()
+    _submission(folder, "correct", right)
+    # wrong: the guided eps with a flipped sign (half marks on task 1 and on the sampler that uses it, with the
+    # hint); the gradient right
+    flipped = right["a1-04"].replace("eps - scale", "eps + scale")
+    assert flipped != right["a1-04"]
+    _submission(folder, "wrong", {**right, "a1-04": flipped})
+    _submission(folder, "stored", {**right, "a1-15": _stored_sampler()})
+    _submission(folder, "todo", {})
+    _submission(folder, "cheat", {"a1-15": CHEAT})
+    out = tmp_path / "gradebook.csv"
+    grader.grade_folder(folder, out=out, seed=2026, jobs=2)
+    with open(out) as f:
+        rows = {row["submission"]: row for row in csv.DictReader(f)}
+    feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
+    points = lambda name, task: float(rows[name][task])
+
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 11
+    assert points("wrong", "guided eps (2)") == 1 and points("wrong", "guided DDIM sampler (4)") == 2
+    assert "flipped sign" in feedback["wrong"]
+    assert points("stored", "guided DDIM sampler (4)") == 0 and points("stored", "auto_points") == 7
+    assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
+    assert points("cheat", "guided DDIM sampler (4)") == 0 and "refused" in feedback["cheat"]
