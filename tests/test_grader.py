@@ -126,6 +126,9 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a2-07": source})
     _submission(folder, "cheat_sampler", {"a2-10": SAMPLER_CHEAT})
+    # past the screen, a write outside the child's own folder: refused by its audit hook, the cell raises
+    written = tmp_path / "written.npy"
+    _submission(folder, "writes", {"a2-07": f"import numpy as np\nnp.ones(3).dump({str(written)!r})\n" + CFG})
     out = tmp_path / "gradebook.csv"
     grader.grade_folder(folder, out=out, seed=2026, jobs=2)  # hidden inputs: not the seed 0 of the stored run
     with open(out) as f:
@@ -143,6 +146,8 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
         assert points(f"cheat_{k}", "CFG combination (2)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
     assert points("cheat_sampler", "CFG DDIM sampler (5)") == 0 and "refused" in feedback["cheat_sampler"]
+    assert grader.screen(f"import numpy as np\nnp.ones(3).dump({str(written)!r})\n", PACKAGE) is None
+    assert not written.exists() and points("writes", "CFG combination (2)") == 0
     # the written Think! answer is graded by hand, its rubric in the feedback; an unanswered one scores zero
     assert points("correct", "written_max") == 5 and points("todo", "Think! what CFG trades (5)") == 0
     assert "noising and tilting do not commute" in feedback["todo"]
@@ -231,3 +236,38 @@ def test_code_copied_from_the_package_is_flagged_for_the_instructor_names_aside(
         for cell in json.loads(path.read_text())["cells"]:
             if cell.get("id") in answers:
                 assert grader.copied("".join(cell["source"])) == [], (path.stem, cell["id"])
+
+
+def test_the_child_refuses_writes_outside_its_folder_processes_and_sockets(tmp_path):
+    """The audit hook of the submission's process (grader._lock_down), in a process of its own: writes inside the
+    child's folder pass; a write elsewhere, a rename out of it, a new process, a socket and ctypes raise."""
+    import subprocess
+    import sys
+    inside, outside = tmp_path / "child", tmp_path / "elsewhere"
+    inside.mkdir()
+    outside.mkdir()
+    script = f"""
+import os, sys
+from tutorial_pkg import grader
+grader._lock_down({str(inside)!r})
+open(os.path.join({str(inside)!r}, "ok.txt"), "w").write("fine")
+refused = []
+for name, attempt in [
+        ("write", lambda: open(os.path.join({str(outside)!r}, "no.txt"), "w")),
+        ("os.open", lambda: os.open(os.path.join({str(outside)!r}, "no.txt"), os.O_CREAT | os.O_WRONLY)),
+        ("rename", lambda: os.rename(os.path.join({str(inside)!r}, "ok.txt"), os.path.join({str(outside)!r}, "x"))),
+        ("process", lambda: __import__("subprocess").run(["true"])),
+        ("system", lambda: os.system("true")),
+        ("socket", lambda: __import__("socket").socket()),
+        ("ctypes", lambda: __import__("ctypes").CDLL(None))]:
+    try:
+        attempt()
+    except PermissionError:
+        refused.append(name)
+print(",".join(refused))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                         env={**__import__("os").environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["write,os.open,rename,process,system,socket,ctypes"]
+    assert (inside / "ok.txt").read_text() == "fine" and list(outside.iterdir()) == []

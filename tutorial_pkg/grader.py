@@ -21,6 +21,9 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
    surgery, monkeypatching or a call of a package function that solves the task never runs.
 3. **The screened cells run in a fresh Python process** (a child of the grader, one per submission, on the CPU,
    standard output discarded), between the regenerated cells they need; a cell whose TODO is still open is not run.
+   Before the first answer cell, the child installs an audit hook (:func:`_lock_down`) that refuses writes outside
+   its own temporary folder, new processes, sockets and ctypes: a tripwire, not a sandbox (grade submissions you
+   do not trust in a throw-away container).
    An answer cell runs in a namespace of its own, which holds the notebook's variables but none of the package's
    modules, functions or classes beyond the calls its task names: a way round the screen finds nothing there.
 4. **The hidden tests run in the grader's own process**: they draw inputs from a seed the student never saw
@@ -505,8 +508,10 @@ class _Child:
     def __init__(self, cells: list[tuple[str, str]], timeout: float):
         self.timeout = timeout
         self.folder = tempfile.TemporaryDirectory(prefix="grade-")
-        # on the CPU, as the checks that regenerate a submission's samples in the grader's process are
+        # on the CPU, as the checks that regenerate a submission's samples in the grader's process are; the child
+        # may write in its own folder only (_lock_down): matplotlib's cache and temporary files go there
         env = {**os.environ, "MPLBACKEND": "Agg", "TUTORIAL_PKG_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "",
+               "MPLCONFIGDIR": self.folder.name, "TMPDIR": self.folder.name,
                "PYTHONPATH": os.pathsep.join(
             [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
         self.proc = subprocess.Popen([sys.executable, "-m", "tutorial_pkg.grader", "--child"], cwd=self.folder.name,
@@ -584,6 +589,50 @@ def _run_answer(source: str, cell_id: str, allowed, namespace: dict) -> None:
             namespace[key] = value
 
 
+# the audit events that an answer cell may not raise in the child (besides writing outside its folder)
+_REFUSED_EVENTS = ("subprocess.", "os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.fork", "os.forkpty",
+                   "os.kill", "os.killpg", "pty.spawn", "socket.", "ctypes.", "shutil.", "webbrowser.", "urllib.",
+                   "http.", "ftplib.", "smtplib.", "os.chdir", "os.putenv", "os.unsetenv", "sys.setprofile",
+                   "sys.settrace", "sys.remote_exec")
+# events that change the file system: each path they name must lie in the child's own folder
+_PATH_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.chmod": (0,),
+                "os.chown": (0,), "os.link": (0, 1), "os.symlink": (0, 1), "os.truncate": (0,), "os.utime": (0,),
+                "os.chflags": (0,), "os.lchown": (0,), "os.mkfifo": (0,), "os.mknod": (0,), "os.setxattr": (0,),
+                "os.removexattr": (0,)}
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+def _lock_down(folder: str) -> None:
+    """From here on, this process refuses (PermissionError, through a Python audit hook, PEP 578, which cannot be
+    removed once added) to write or change files outside ``folder``, to start processes, to open sockets, to load
+    code with ctypes and to trace frames. Installed before the first answer cell runs. An audit hook is a tripwire,
+    not a sandbox: CPython's documentation says it cannot stop code that is determined to get round it, which is
+    why the README asks for submissions one does not trust to be graded in a throw-away container."""
+    root = os.path.realpath(folder)
+
+    def inside(path) -> bool:
+        if isinstance(path, int):  # a file descriptor: the process's own (the protocol's pipes, /dev/null)
+            return True
+        real = os.path.realpath(os.fsdecode(path))
+        return real == os.devnull or real.startswith(root + os.sep)
+
+    def hook(event: str, args: tuple) -> None:
+        if event == "open":
+            path, mode, flags = args
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
+                (isinstance(flags, int) and flags & _WRITE_FLAGS)
+            if path is not None and writing and not inside(path):
+                raise PermissionError(f"grading: writing {os.fsdecode(path)!r} is not allowed in an answer")
+        elif event in _PATH_EVENTS:
+            for k in _PATH_EVENTS[event]:
+                if k < len(args) and args[k] is not None and not inside(args[k]):
+                    raise PermissionError(f"grading: {event} on {os.fsdecode(args[k])!r} is not allowed in an answer")
+        elif event.startswith(_REFUSED_EVENTS):
+            raise PermissionError(f"grading: {event} is not allowed in an answer")
+
+    sys.addaudithook(hook)
+
+
 def _child_main() -> None:
     """The child's loop: run the cells, then answer calls (arguments from the grader, outputs to files)."""
     protocol_in, protocol_out = sys.stdin, os.fdopen(os.dup(1), "w")
@@ -597,11 +646,15 @@ def _child_main() -> None:
 
     namespace = {"__name__": "__main__"}
     errors = {}
+    locked = False
     for cell_id, source, allowed in json.loads(protocol_in.readline())["cells"]:
         try:
             if allowed is None:  # a regenerated cell of the template
                 exec(compile(source, f"<cell {cell_id}>", "exec"), namespace)
             else:
+                if not locked:
+                    _lock_down(os.getcwd())
+                    locked = True
                 _run_answer(source, cell_id, allowed, namespace)
         except BaseException as err:  # noqa: BLE001 - the student's cell, reported to the grader
             errors[cell_id] = f"{type(err).__name__}: {err}"
