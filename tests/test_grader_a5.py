@@ -10,7 +10,7 @@ import pathlib
 
 import torch
 
-from tutorial_pkg import analytic, grader, grading, schedules, tweedie
+from tutorial_pkg import analytic, grader, grading, sampling, schedules, tweedie
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 A5 = "a5_guidance_through_x0"
@@ -56,11 +56,21 @@ INTERVAL = """def interval_cfg_eps(eps_cond, eps_uncond, t, gamma, t_low, t_high
 WINDOWS = """def window_moments(mean_c, var_c, mean_u, var_u, gamma, windows, schedule):
     eps_c = analytic.GaussianMixture([1.0], [[mean_c]], [[[var_c]]]).eps_model(schedule)
     eps_u = analytic.GaussianMixture([1.0], [[mean_u]], [[[var_u]]]).eps_model(schedule)
+    steps = sampling.ddim_timesteps(schedule.T, 50)
+    x = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
     rows = []
     for lo, hi in windows:
-        model = lambda x, t, c, lo=lo, hi=hi: interval_cfg_eps(eps_c(x, t), eps_u(x, t), t, gamma, lo, hi)
-        M, V = tweedie.affine_sampler_moments(model, schedule, 1, sampler="ddim", num_steps=50)
-        rows.append(torch.stack([M[0], V[0, 0]]))
+        M, V = torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+        for t, t_prev in zip(steps, steps[1:] + [-1]):
+            tt = torch.full((2,), t)
+            e = interval_cfg_eps(eps_c(x, tt), eps_u(x, tt), tt, gamma, lo, hi)[:, 0]
+            a, c = e[1] - e[0], e[0]
+            ab = schedule.alpha_bars[t].double()
+            ab_prev = schedule.alpha_bars[t_prev].double() if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+            k = (1 - ab_prev).sqrt() - (ab_prev / ab).sqrt() * (1 - ab).sqrt()
+            A, B = (ab_prev / ab).sqrt() + k * a, k * c
+            M, V = A * M + B, A ** 2 * V
+        rows.append(torch.stack([M, V]))
     return torch.stack(rows)
 """
 CHEATS = {
@@ -77,15 +87,22 @@ CHEATS = {
     "TMPD, the same step for one observation": "def mmps_eps(eps_model, x_t, t, y, a, sigma_y, schedule):\n"
                           "    return tweedie.tmpd_model(eps_model, a[None], sigma_y, schedule)(x_t, t, y)\n",
 }
-# the interval's moments by the package's own recursion with its interval: refused (not an allowed call)
-WINDOWS_CHEAT = WINDOWS.replace("M, V = tweedie.affine_sampler_moments(model, schedule, 1, sampler=\"ddim\", num_steps=50)",
-                                "M, V = sampling.gaussian_sampler_moments(mean_c, var_c, schedule, sampler='ddim', "
-                                "num_steps=50, gamma=guidance.guidance_interval(gamma, lo, hi), mean_u=mean_u, "
-                                "var_u=var_u)\n        M, V = M[None], V[None, None]")
+# the moments by the package's recursion (the task is to write it): refused (not an allowed call)
+WINDOWS_CHEAT = """def window_moments(mean_c, var_c, mean_u, var_u, gamma, windows, schedule):
+    eps_c = analytic.GaussianMixture([1.0], [[mean_c]], [[[var_c]]]).eps_model(schedule)
+    eps_u = analytic.GaussianMixture([1.0], [[mean_u]], [[[var_u]]]).eps_model(schedule)
+    rows = []
+    for lo, hi in windows:
+        model = lambda x, t, c, lo=lo, hi=hi: interval_cfg_eps(eps_c(x, t), eps_u(x, t), t, gamma, lo, hi)
+        M, V = tweedie.affine_sampler_moments(model, schedule, 1, sampler="ddim", num_steps=50)
+        rows.append(torch.stack([M[0], V[0, 0]]))
+    return torch.stack(rows)
+"""
 
 
 def _namespace(*sources):
-    namespace = {"torch": torch, "math": __import__("math"), "analytic": analytic, "tweedie": tweedie}
+    namespace = {"torch": torch, "math": __import__("math"), "analytic": analytic, "tweedie": tweedie,
+                 "sampling": sampling}
     for source in sources:
         exec(source, namespace)
     return namespace
@@ -115,7 +132,7 @@ def test_each_way_round_the_refusal_is_refused_before_it_runs():
     for cheat, source in CHEATS.items():
         assert grader.screen(source, PACKAGE) is not None, cheat
     assert grader.screen(MMPS, PACKAGE) is None and grader.screen(INTERVAL, PACKAGE) is None
-    allowed = ("analytic.GaussianMixture", "tweedie.affine_sampler_moments")
+    allowed = ("analytic.GaussianMixture", "sampling.ddim_timesteps")
     assert grader.screen(WINDOWS, PACKAGE, allowed) is None
     assert grader.screen(WINDOWS_CHEAT, PACKAGE, allowed) is not None
 
@@ -154,8 +171,13 @@ def test_the_self_checks_pass_a_correct_answer_and_name_each_mistake():
     for hint, interval in windows_wrong.items():
         result = grading.check_window_moments(_namespace(interval, WINDOWS)["window_moments"], seed=2)
         assert result.status == "fail" and hint in result.message, (hint, result)
-    for hint, source in {"DDPM's moments": WINDOWS.replace('sampler="ddim", num_steps=50', 'sampler="ddpm"'),
-                         "not the standard deviation": WINDOWS.replace("V[0, 0]]", "V[0, 0].sqrt()]")}.items():
+    for hint, source in {"is A^2 V": WINDOWS.replace("A ** 2 * V", "A * V"),
+                         "one step short": WINDOWS.replace("steps[1:] + [-1]", "steps[1:]"),
+                         "the mean 0 and the variance 1": WINDOWS.replace(
+                             "M, V = torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0",
+                             "M, V = torch.tensor(0.0, dtype=torch.float64), torch.tensor(0.0"),
+                         "not the standard deviation": WINDOWS.replace("torch.stack([M, V])", "torch.stack([M, V.sqrt()])"),
+                         "write the moment recursion yourself": WINDOWS_CHEAT}.items():
         result = grading.check_window_moments(_namespace(INTERVAL, source)["window_moments"], seed=2)
         assert result.status == "fail" and hint in result.message, (hint, result)
     assert grading.check_exact_posterior(_namespace(EXACT)["exact_posterior"], seed=1).passed

@@ -224,7 +224,7 @@ ASSIGNMENTS["a5_guidance_through_x0"] = [
     Task("question 1", "a5-13", 3, "written"),
     Task("interval rule", "a5-16", 2, "function", _function("check_interval_cfg")),
     Task("window moments", "a5-19", 3, "function", _function("check_window_moments"),
-         allowed=("analytic.GaussianMixture", "tweedie.affine_sampler_moments")),
+         allowed=("analytic.GaussianMixture", "sampling.ddim_timesteps")),
     Task("question 2", "a5-24", 4, "written"),
 ]
 _FUNCTION.update({"MMPS eps": "mmps_eps", "exact posterior": "exact_posterior", "interval rule": "interval_cfg_eps", "window moments": "window_moments"})

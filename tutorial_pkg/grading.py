@@ -1098,6 +1098,33 @@ def check_interval_cfg(fn: Callable, *, seed: Optional[int] = None) -> CheckResu
     return _report(name, "pass", "matches the reference on fresh random inputs, for tensor and int t")
 
 
+def _window_recursion(mean_c, var_c, mean_u, var_u, scale, windows, schedule, *, last=True,
+                      start_var=1.0) -> Tensor:
+    """The 50-step DDIM moment recursion of :func:`check_window_moments` written out, with a mistake switched on:
+    the last step to clean data left out, or a start other than N(0, 1)."""
+    ab = schedule.alpha_bars.double()
+    steps = sampling.ddim_timesteps(schedule.T, 50)
+
+    def eps(mean, var, t):  # the exact eps of N(mean, var) at step t: a x + c
+        a = (1 - ab[t]).sqrt() / (ab[t] * var + 1 - ab[t])
+        return a, -a * ab[t].sqrt() * mean
+
+    rows = []
+    for lo, hi in windows:
+        rule, M, V = scale(lo, hi), torch.tensor(0.0, dtype=torch.float64), torch.tensor(start_var, dtype=torch.float64)
+        pairs = list(zip(steps, steps[1:] + [-1]))
+        for t, t_prev in (pairs if last else pairs[:-1]):
+            g = rule(t) if callable(rule) else rule
+            (a_c, c_c), (a_u, c_u) = eps(mean_c, var_c, t), eps(mean_u, var_u, t)
+            a, c = g * a_c + (1 - g) * a_u, g * c_c + (1 - g) * c_u
+            ab_prev = ab[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+            k = (1 - ab_prev).sqrt() - (ab_prev / ab[t]).sqrt() * (1 - ab[t]).sqrt()
+            A, B = (ab_prev / ab[t]).sqrt() + k * a, k * c
+            M, V = A * M + B, A ** 2 * V
+        rows.append(torch.stack([M, V]))
+    return torch.stack(rows)
+
+
 def check_window_moments(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
     """Assignment 5: ``fn(mean_c, var_c, mean_u, var_u, gamma, windows, schedule)`` -> ``(len(windows), 2)``, the
     exact output mean and variance of a 50-step DDIM sampler (eta = 0, leading spacing) for one-dimensional
@@ -1105,7 +1132,8 @@ def check_window_moments(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
     ``(t_low, t_high)`` of each row and gamma = 1 elsewhere (chapter 8, eq. affine-recursion).
 
     Compared with ``sampling.gaussian_sampler_moments`` with ``guidance.guidance_interval``, on Gaussians, a scale and
-    windows that are new at every call; both refuse to run while the student's function runs."""
+    windows that are new at every call; these, ``tweedie.affine_sampler_moments`` and ``sampling.ddim_coefficients``
+    refuse to run while the student's function runs: the student writes the recursion."""
     from . import schedules
     name = "window moments"
     g = _generator(seed)
@@ -1116,8 +1144,13 @@ def check_window_moments(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
     cuts = sorted(set(torch.randint(100, 900, (3,), generator=g).tolist()))
     bounds = [0, *cuts, 1000]
     windows = [(bounds[k], bounds[k + 1] - 1) for k in range(len(bounds) - 1)]
+    from . import tweedie
     refused = {sampling.gaussian_sampler_moments: _refusal("tutorial_pkg.sampling.gaussian_sampler_moments",
-                                                           "run the recursion with tweedie.affine_sampler_moments"),
+                                                           "write the moment recursion yourself"),
+               tweedie.affine_sampler_moments: _refusal("tutorial_pkg.tweedie.affine_sampler_moments",
+                                                        "write the moment recursion yourself"),
+               sampling.ddim_coefficients: _refusal("tutorial_pkg.sampling.ddim_coefficients",
+                                                    "derive the DDIM step's A and B yourself"),
                guidance.GuidanceInterval.__call__: _refusal("tutorial_pkg.guidance.guidance_interval",
                                                             "use your own interval rule"),
                **_CFG_REFUSED}
@@ -1146,8 +1179,16 @@ def check_window_moments(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
         "these are DDPM's moments: the task asks for the 50-step DDIM sampler (sampler='ddim', num_steps=50)":
             moments(lambda lo, hi: guidance.guidance_interval(gamma, lo, hi), sampler="ddpm", num_steps=None),
     }
-    suspects["the second column is the variance, not the standard deviation"] = \
+    # (a recursion V -> A V from V = 1 gives the standard deviation too: the product of the A's)
+    suspects["the second column is the variance, not the standard deviation: the variance of A x + B is A^2 V"] = \
         torch.stack([expected[:, 0], expected[:, 1].sqrt()], dim=1)
+    interval = lambda lo, hi: guidance.guidance_interval(gamma, lo, hi)
+    recursion = lambda **kw: _window_recursion(mean_c, var_c, mean_u, var_u, interval, windows, schedule, **kw)
+    suspects.update({
+        "your recursion stops one step short: after the last timestep, step to clean data (alpha_bar = 1)":
+            recursion(last=False),
+        "start from x_T ~ N(0, 1): the mean 0 and the variance 1": recursion(start_var=0.0),
+    })
     if isinstance(out, Tensor):
         out = out.detach()
     return _diagnose(name, out, expected, suspects, 1e-8)
