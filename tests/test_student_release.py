@@ -1,5 +1,6 @@
 """The students' copy of the course (``make student-release DEST=folder``, ``tools/student_release.py``): the
-committed tree without ``instructor/``, checked for solution lines in its assignments."""
+committed tree without ``instructor/``, checked for solution lines in its assignments and in every file outside
+the package and the chapters (a test that grades a right answer holds one)."""
 
 import importlib.util
 import json
@@ -44,6 +45,27 @@ def test_a_solution_line_in_a_students_notebook_is_found(tmp_path):
     assert len(found) == 1 and lines[0] in found[0]
     (dest / "instructor").mkdir()
     assert any("instructor/ is in the copy" in f for f in student_release.leaks(dest, {source: lines}))
+
+
+@in_git
+def test_solution_lines_in_a_test_file_are_found_but_not_in_the_package(tmp_path):
+    solutions = student_release._solution_lines("HEAD")
+    if not solutions:
+        pytest.skip("no instructor/ in this copy of the course")
+    source = next(s for s, l in solutions.items() if len([x for x in l if len(x) >= 30]) >= 3)
+    long = [line for line in solutions[source] if len(line) >= 30][:3]
+    dest = tmp_path / "course"
+    student = dest / "book" / "assignments" / pathlib.PurePath(source).name
+    student.parent.mkdir(parents=True)
+    student.write_text(json.dumps({"cells": []}))
+    answer = "ANSWER = (\n" + "\n".join(long) + "\n)\n"
+    for folder in ("tests", "tutorial_pkg"):
+        (dest / folder).mkdir()
+        (dest / folder / "test_answers.py").write_text(answer)
+    found = student_release.leaks(dest, {source: solutions[source]})
+    assert len(found) == 1 and found[0].startswith("tests/test_answers.py holds 3 line(s)"), found
+    (dest / "tests" / "test_answers.py").write_text("\n".join(long[:2]))  # two shared lines are no answer
+    assert student_release.leaks(dest, {source: solutions[source]}) == []
 
 
 def test_the_copy_goes_to_a_new_or_empty_folder(tmp_path):

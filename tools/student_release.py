@@ -8,10 +8,12 @@ course publishes the students' copy instead (a public repository, or a folder on
 
 1. every file of the commit ``REF`` (default ``HEAD``: what is committed, not what is in the working tree), as
    ``git archive`` gives it, except those under ``instructor/``;
-2. then it checks the copy: no ``instructor/`` folder, and no line of a solution (a line between ``# BEGIN
-   SOLUTION`` and ``# END SOLUTION``, or of a written model answer) in the student notebook made from it
-   (``book/assignments/``); it exits 1 and names the file otherwise. (The chapters share lines with the solutions
-   by design: a chapter's sampler and a student's are written alike.)
+2. then it checks the copy: no ``instructor/`` folder (which also holds the tests that grade right answers), no
+   line of a solution (a line between ``# BEGIN SOLUTION`` and ``# END SOLUTION``, or of a written model answer)
+   in the student notebook made from it (``book/assignments/``), and no three solution lines of 30 characters or
+   more in any other file outside the package and the chapters (tests, tools, benchmarks, pages); it exits 1 and
+   names the file otherwise. (The package and the chapters share lines with the solutions by design: a chapter's sampler and
+   a student's are written alike.)
 
 The copy builds the book and passes ``make test``: the tests that need the instructor's folder skip, and the
 assignments' notebooks run with their TODOs open. The grader (``tutorial_pkg.grader``) ships in both copies, since
@@ -49,9 +51,38 @@ def _solution_lines(ref: str) -> dict[str, list[str]]:
     return lines
 
 
+# where the copy may share lines with the solutions by design: the package and the chapters (a chapter's sampler and
+# a student's are written alike); everywhere else (tests, tools, benchmarks, pages), a solution line is a leak
+SHARED = ("tutorial_pkg/", "book/")
+SHORTEST = 30  # characters: shorter solution lines (a return, a loop header) are anybody's
+FEWEST = 3  # lines: one shared line (a package test's reference, alpha_bar at t) is no answer
+
+
+def _text(path: pathlib.Path) -> str:
+    """A file's text; a notebook's, the sources of its cells."""
+    text = path.read_text(errors="replace")
+    if path.suffix == ".ipynb":
+        try:
+            cells = json.loads(text).get("cells", [])
+        except (json.JSONDecodeError, AttributeError):
+            return text
+        return "\n".join("".join(c.get("source", "")) for c in cells if isinstance(c, dict))
+    return text
+
+
 def leaks(dest: pathlib.Path, solutions: dict[str, list[str]]) -> list[str]:
     """What of the instructor's folder a student could read in the copy at ``dest``."""
     found = [f"{PRIVATE} is in the copy"] if (dest / PRIVATE).exists() else []
+    distinctive = {line for lines in solutions.values() for line in lines
+                   if len(line) >= SHORTEST and not line.startswith("#")}
+    for path in sorted(p for p in dest.rglob("*") if p.is_file() and p.suffix in (".py", ".ipynb", ".md", ".txt")):
+        relative = path.relative_to(dest).as_posix()
+        if relative.startswith(SHARED):
+            continue
+        text_lines = {line.strip() for line in _text(path).splitlines()}
+        shown = sorted(distinctive & text_lines)
+        if len(shown) >= FEWEST:
+            found.append(f"{relative} holds {len(shown)} line(s) of the solutions, e.g. {shown[0]!r}")
     for source, lines in solutions.items():
         path = dest / "book" / "assignments" / pathlib.PurePath(source).name
         if not path.exists():

@@ -326,6 +326,10 @@ _IMPORTS = {"torch", "math", "numpy"}
 _NAMES = {"exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr", "setattr", "delattr",
           "open", "breakpoint", "input", "exit", "quit", "help", "memoryview", "__builtins__", "__loader__",
           "__spec__"}
+# modules that no answer names, even as a bare name (the set-up cell binds importlib, subprocess and sys)
+_MODULES = {"sys", "os", "importlib", "inspect", "types", "builtins", "subprocess", "ctypes", "pickle", "marshal",
+            "operator", "multiprocessing", "shutil", "socket", "pathlib", "io", "gc", "runpy", "pkgutil", "code",
+            "codeop", "imp", "zipimport", "tempfile", "threading", "signal", "pty", "platform", "sysconfig", "site"}
 _ATTRIBUTES = {"modules", "sys", "os", "importlib", "inspect", "types", "builtins", "subprocess", "load", "hub",
                "jit", "package", "f_globals", "f_locals", "f_back", "gi_frame", "tb_frame", "getsource",
                "spec_from_file_location", "module_from_spec", "exec_module", "tutorial_pkg", "loader", "func_globals",
@@ -370,6 +374,24 @@ def _package_names(template: dict) -> set[str]:
     return names | (modules - assigned)
 
 
+def _bound(tree: ast.AST) -> set[str]:
+    """The names that a cell binds anywhere: assignments, loop and comprehension targets, arguments, function and
+    class names, ``with ... as``, ``except ... as`` and import aliases."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, ast.arg):
+            names.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update(alias.asname or alias.name.split(".")[0] for alias in node.names)
+    return names
+
+
 def screen(source: str, package_names, allowed=()) -> Optional[str]:
     """Why an answer cell is refused before it runs, or None if it may run.
 
@@ -382,6 +404,9 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
     except SyntaxError as err:
         return f"the cell is not valid Python (line {err.lineno}: {err.msg})"
     allowed, package_names = set(allowed), set(package_names)
+    # a package name that the answer binds itself (a local ``guidance = eps_c - eps_u``, an argument ``device``) is
+    # the student's own: the answer's namespace holds none of the package's modules, so it cannot be one of them
+    package_names -= _bound(tree)
     allowed_nodes = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
@@ -398,7 +423,7 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
             if (node.module or "").split(".")[0] not in _IMPORTS or node.level or parts & (_ATTRIBUTES | _NAMES):
                 return f"line {line}: from {node.module} import ... (an answer imports only torch, math or numpy)"
         elif isinstance(node, ast.Name):
-            if node.id in _NAMES or (node.id.startswith("__") and node.id.endswith("__")):
+            if node.id in _NAMES or node.id in _MODULES or (node.id.startswith("__") and node.id.endswith("__")):
                 return f"line {line}: {node.id} is not accepted in an answer"
             if node.id in package_names and id(node) not in allowed_nodes:
                 uses = ", ".join(sorted(allowed)) or "none of them"
@@ -468,11 +493,12 @@ def _fingerprints(tree: ast.AST) -> dict[str, ast.stmt]:
 
 @functools.lru_cache(maxsize=1)
 def _package_fingerprints() -> dict[str, str]:
-    """The fingerprints of the package's own statements (its grading code aside), each with the function it is in."""
+    """The fingerprints of the package's own statements (the self-checks' reference code included, the grader's
+    aside), each with the function it is in."""
     root = pathlib.Path(__file__).parent
     prints: dict[str, str] = {}
     for path in sorted(root.rglob("*.py")):
-        if path.stem in ("grader", "grading") or path.stem.startswith("_"):
+        if path.stem == "grader" or path.stem.startswith("_"):
             continue
         module = ".".join(path.relative_to(root).with_suffix("").parts)
         for node in ast.walk(_parse(path.read_text())):
@@ -568,13 +594,20 @@ def _from_package(value) -> bool:
     return isinstance(name, str) and name.split(".")[0] == "tutorial_pkg"
 
 
+# the modules an answer cell finds in its namespace (the notebook's other modules, importlib, subprocess and sys of
+# the set-up cell among them, are left out)
+_ANSWER_MODULES = {"torch", "math", "numpy", "matplotlib.pyplot"}
+
+
 def _run_answer(source: str, cell_id: str, allowed, namespace: dict) -> None:
-    """Run an answer cell in a namespace of its own: the notebook's variables and objects, but none of the
-    package's modules, functions or classes, except the calls its task names (``module.attr``), each behind a
-    stand-in module that holds only those. The functions the cell defines keep that namespace as their globals,
-    so that nothing they reach by name, by a frame or by a string solves the task for them; what the cell binds is
-    copied back into the notebook's namespace for the regenerated cells after it."""
-    own = {k: v for k, v in namespace.items() if not _from_package(v)}
+    """Run an answer cell in a namespace of its own: the notebook's variables and objects, but no module beyond torch,
+    math, numpy and pyplot, and none of the package's modules, functions or classes, except the calls its task
+    names (``module.attr``), each behind a stand-in module that holds only those. The functions the cell defines
+    keep that namespace as their globals, so that nothing they reach by name, by a frame or by a string solves the
+    task for them; what the cell binds is copied back into the notebook's namespace for the regenerated cells after
+    it."""
+    own = {k: v for k, v in namespace.items() if not _from_package(v) and
+           not (isinstance(v, types.ModuleType) and v.__name__ not in _ANSWER_MODULES)}
     stand_ins: dict[str, types.SimpleNamespace] = {}
     for call in allowed:
         module, attr = call.split(".", 1)
@@ -698,7 +731,7 @@ def _assignment_of(nb: dict, templates: pathlib.Path) -> Optional[str]:
 _GENERIC = ("the values differ", "the share differs", "your function raised", "expected a function", "return a ",
             "the result has shape", "the result holds", "this check does not accept", "the submission",
             "the samples are not", "the gamma = ", "seed must be", "samples must be", "report must be", "report and ",
-            "report at least", "report[", "only ", "rows that are not dropped", "right up to rounding",
+            "report at least", "report[", "only ", "rows that are not dropped",
             "block ", "the mean in ", "the standard error in ", "the interval in ",
             # hints that a skipped task would earn: no half marks for them
             "the rule must depend on t", "your samples are the network's feature vectors", "estimates",

@@ -12,7 +12,7 @@ import torch
 
 from tutorial_pkg import analytic, grader, grading, sampling, schedules, tweedie
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 A5 = "a5_guidance_through_x0"
 TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A5}.ipynb").read_text())
 PACKAGE = grader._package_names(TEMPLATE)

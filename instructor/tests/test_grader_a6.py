@@ -14,7 +14,7 @@ import torch
 
 from tutorial_pkg import grader, grading, sampling
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 A6 = "a6_sampling_the_guided_target"
 TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A6}.ipynb").read_text())
 PACKAGE = grader._package_names(TEMPLATE)

@@ -17,7 +17,7 @@ import torch
 
 from tutorial_pkg import grader, grading
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 A2 = "a2_classifier_free_guidance"
 TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A2}.ipynb").read_text())
 PACKAGE = grader._package_names(TEMPLATE)
@@ -64,6 +64,9 @@ CHEATS = {
     "a name built as a string": "import numpy as np\n_g = np._core.arrayprint.operator.attrgetter('__glo' + 'bals__')\n"
                                 "def cfg(eps_cond, eps_uncond, gamma):\n"
                                 "    return _g(cfg)['guidance'].cfg(eps_cond, eps_uncond, gamma)\n",
+    "importlib of the set-up cell": "def cfg(eps_cond, eps_uncond, gamma):\n"
+                                    "    return importlib.import_module('tut' + 'orial_pkg.guidance').cfg(eps_cond, "
+                                    "eps_uncond, gamma)\n",
     "pickle through torch": "import torch\n"
                             "cfg = torch.multiprocessing.reducer.ForkingPickler.loads(b'ctutorial_pkg.guidance\\ncfg\\n.')\n",
     "the builtins through torch": "import torch\nb = torch.glob.re.enum.bltns\n"
@@ -223,15 +226,19 @@ def _renamed(fn, renames):
 
 
 def test_code_copied_from_the_package_is_flagged_for_the_instructor_names_aside():
-    """An answer that copies a package function, with its variables renamed and its docstring cut, is named in the
-    gradebook's ``copied`` column; the instructors' own answers to assignments 1 to 6, written as the chapters
-    teach, are not (assignment 7's NeRF placement is the textbook formula, and matches the package's)."""
+    """An answer that copies a package function, or a self-check's reference code, with its variables renamed and its
+    docstring cut, is named in the gradebook's ``copied`` column; the instructors' own answers to assignments 1 to 4,
+    written as the chapters teach, are not. (Some answers of assignments 5 to 7 are: assignment 7's NeRF placement
+    is the textbook formula, and a value cell that makes the run the notebook prescribes matches the check that
+    repeats it; the flag costs no points.)"""
     from tutorial_pkg import smc
     copy = _renamed(smc._systematic, {"log_w": "logw", "u": "offsets", "cdf": "c", "K": "n"})
     assert copy != textwrap.dedent(inspect.getsource(smc._systematic))
     assert any("tutorial_pkg.smc._systematic" in where for where in grader.copied(copy))
+    reference = _renamed(grading._window_recursion, {"rows": "out", "steps": "grid", "pairs": "ps", "rule": "r"})
+    assert any("tutorial_pkg.grading._window_recursion" in where for where in grader.copied(reference))
     assert grader.copied(CFG) == grader.copied(SAMPLER) == grader.copied(DROP) == []
-    for path in sorted((ROOT / "instructor" / "solutions").glob("a[1-6]_*.ipynb")):
+    for path in sorted((ROOT / "instructor" / "solutions").glob("a[1-4]_*.ipynb")):
         answers = {t.cell for t in grader.ASSIGNMENTS[path.stem] if t.kind != "written"}
         for cell in json.loads(path.read_text())["cells"]:
             if cell.get("id") in answers:
@@ -271,3 +278,33 @@ print(",".join(refused))
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["write,os.open,rename,process,system,socket,ctypes"]
     assert (inside / "ok.txt").read_text() == "fine" and list(outside.iterdir()) == []
+
+
+HONEST = {  # right answers whose names happen to be those of package modules: the student's own, not refused
+    "a local named guidance": "def cfg(eps_cond, eps_uncond, gamma):\n    guidance = eps_cond - eps_uncond\n"
+                              "    return eps_uncond + gamma * guidance\n",
+    "an argument named device": "def cfg(eps_cond, eps_uncond, gamma, device=None):\n"
+                                "    return gamma * eps_cond + (1 - gamma) * eps_uncond\n",
+    "a loop variable named models": "def cfg(eps_cond, eps_uncond, gamma):\n    out = 0\n"
+                                    "    for models, w in ((eps_cond, gamma), (eps_uncond, 1 - gamma)):\n"
+                                    "        out = out + w * models\n    return out\n",
+}
+
+
+@pytest.mark.parametrize("answer", list(HONEST))
+def test_an_honest_answer_that_binds_a_package_name_itself_is_screened_in(answer):
+    assert grader.screen(HONEST[answer], PACKAGE) is None
+    namespace = {"torch": torch}
+    exec(HONEST[answer], namespace)
+    assert grading.check_cfg(namespace["cfg"], seed=1).passed
+
+
+def test_an_answer_finds_no_module_but_torch_math_numpy_and_pyplot():
+    """The set-up cell binds importlib, subprocess and sys in the notebook: the answer's namespace holds none."""
+    import importlib
+    import math
+    import subprocess
+    import sys
+    namespace = {"importlib": importlib, "subprocess": subprocess, "sys": sys, "math": math, "torch": torch}
+    grader._run_answer("found = sorted(k for k in dir() if not k.startswith('_'))\n", "test", (), namespace)
+    assert namespace["found"] == ["math", "torch"]

@@ -20,7 +20,7 @@ from tutorial_pkg.systems import internal_coordinates as ic
 
 pytest.importorskip("openmm")
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 A7 = "a7_alanine_dipeptide"
 TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A7}.ipynb").read_text())
 PACKAGE = grader._package_names(TEMPLATE)

@@ -13,7 +13,7 @@ import torch
 
 from tutorial_pkg import grader, grading
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 A1 = "a1_classifier_guidance"
 TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A1}.ipynb").read_text())
 PACKAGE = grader._package_names(TEMPLATE)
