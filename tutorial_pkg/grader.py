@@ -314,7 +314,7 @@ def _smc_estimates(get, seed):
     timesteps = [t for t, _ in sampling.sampler_steps(schedule, sampler="ddim", num_steps=250, spacing="trailing")]
     values = get("estimates", "seed")
     return grading.check_smc_estimates(values["estimates"], seed=values["seed"],
-                                       particle_counts={4: 200, 16: 100, 64: 50, 256: 40}, timesteps=timesteps,
+                                       particle_counts={4: 400, 16: 200, 64: 100, 256: 320}, timesteps=timesteps,
                                        schedule=schedule, gamma=3.0)
 
 ASSIGNMENTS["a6_sampling_the_guided_target"].insert(3, Task("bias experiment", "a6-15", 2, "values", _smc_estimates,

@@ -160,7 +160,7 @@ def _experiment() -> str:
 
 
 # typed-in estimates: the right shape, not the run of any seed
-TYPED = ("seed = 0\nparticle_counts = {4: 200, 16: 100, 64: 50, 256: 40}\n"
+TYPED = ("seed = 0\nparticle_counts = {4: 400, 16: 200, 64: 100, 256: 320}\n"
          "estimates = {K: {'mean': [0.3] * G, 'variance': [0.1] * G, 'ess': [0.8] * G} for K, G in particle_counts.items()}\n")
 
 
