@@ -121,17 +121,16 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     folder = tmp_path / "submissions"
     folder.mkdir()
     _submission(folder, "correct", {"a2-04": DROP, "a2-07": CFG, "a2-10": SAMPLER})
+    written = tmp_path / "written.npy"
     # wrong: the w/gamma off-by-one in the combination, and a sampler hard-coded from a stored run (one submission,
     # so that the test starts one process fewer)
     _submission(folder, "wrong", {"a2-07": CFG.replace("gamma * eps_cond + (1 - gamma)", "(1 + gamma) * eps_cond - gamma"),
-                                  "a2-04": DROP, "a2-10": _stored_answer()})
+                                  "a2-04": f"import numpy as np\nnp.ones(3).dump({str(written)!r})\n" + DROP,
+                                  "a2-10": _stored_answer()})
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a2-07": source})
     _submission(folder, "cheat_sampler", {"a2-10": SAMPLER_CHEAT})
-    # past the screen, a write outside the child's own folder: refused by its audit hook, the cell raises
-    written = tmp_path / "written.npy"
-    _submission(folder, "writes", {"a2-07": f"import numpy as np\nnp.ones(3).dump({str(written)!r})\n" + CFG})
     out = tmp_path / "gradebook.csv"
     grader.grade_folder(folder, out=out, seed=2026, jobs=2)  # hidden inputs: not the seed 0 of the stored run
     with open(out) as f:
@@ -141,8 +140,10 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 10
     # wrong: the named off-by-one earns half, with its hint; the hard-coded sampler zero, since the inputs are new
-    assert points("wrong", "CFG combination (2)") == 1 and points("wrong", "condition dropout (3)") == 3
-    assert points("wrong", "CFG DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 4
+    # the dropout cell of the wrong submission writes a file outside the child's folder, past the screen: the
+    # child's audit hook refuses it, the cell raises, and its task scores zero
+    assert points("wrong", "CFG combination (2)") == 1 and points("wrong", "condition dropout (3)") == 0
+    assert points("wrong", "CFG DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 1
     assert "off by one" in feedback["wrong"] and "the values differ" in feedback["wrong"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     for k, cheat in enumerate(CHEATS):
@@ -150,7 +151,7 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
         assert "refused" in feedback[f"cheat_{k}"], cheat
     assert points("cheat_sampler", "CFG DDIM sampler (5)") == 0 and "refused" in feedback["cheat_sampler"]
     assert grader.screen(f"import numpy as np\nnp.ones(3).dump({str(written)!r})\n", PACKAGE) is None
-    assert not written.exists() and points("writes", "CFG combination (2)") == 0
+    assert not written.exists()
     # the written Think! answer is graded by hand, its rubric in the feedback; an unanswered one scores zero
     assert points("correct", "written_max") == 5 and points("todo", "Think! what CFG trades (5)") == 0
     assert "noising and tilting do not commute" in feedback["todo"]

@@ -3,7 +3,7 @@ included. The grader sends the exact Gaussian prior's eps-model and the exact no
 setting to the submission's process, calls the student's sampler there, and compares its output with the
 package's guided DDIM in its own process. A correct submission scores full automatic marks; a flipped sign half
 marks with its hint; an open TODO zero; a sampler that calls the package's, or one hard-coded from a stored run,
-zero."""
+zero. (A flipped sign inside the sampler is named by the self-check's tests, tests of grading_a1.)"""
 
 import csv
 import json
@@ -64,12 +64,11 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
     folder.mkdir()
     right = _solutions()
     _submission(folder, "correct", right)
-    # wrong: the guided eps with a flipped sign (half marks on task 1 and on the sampler that uses it, with the
-    # hint); the gradient right
+    # wrong (one submission, so that the test starts one process fewer): the guided eps with a flipped sign (half
+    # marks, with the hint), and a sampler hard-coded from a stored run (zero, since the hidden inputs are new)
     flipped = right["a1-04"].replace("eps - scale", "eps + scale")
     assert flipped != right["a1-04"]
-    _submission(folder, "wrong", {**right, "a1-04": flipped})
-    _submission(folder, "stored", {**right, "a1-15": _stored_sampler()})
+    _submission(folder, "wrong", {**right, "a1-04": flipped, "a1-15": _stored_sampler()})
     _submission(folder, "todo", {})
     _submission(folder, "cheat", {"a1-15": CHEAT})
     out = tmp_path / "gradebook.csv"
@@ -80,8 +79,7 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
     points = lambda name, task: float(rows[name][task])
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 11
-    assert points("wrong", "guided eps (2)") == 1 and points("wrong", "guided DDIM sampler (4)") == 2
-    assert "flipped sign" in feedback["wrong"]
-    assert points("stored", "guided DDIM sampler (4)") == 0 and points("stored", "auto_points") == 7
+    assert points("wrong", "guided eps (2)") == 1 and "check the sign" in feedback["wrong"]
+    assert points("wrong", "guided DDIM sampler (4)") == 0 and points("wrong", "auto_points") == 6
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     assert points("cheat", "guided DDIM sampler (4)") == 0 and "refused" in feedback["cheat"]
