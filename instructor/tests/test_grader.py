@@ -5,7 +5,6 @@ second copy of the module, restoring the code object inside the answer, exec of 
 functions that compute the same thing) is refused before it runs and scores zero on the task it cheats; an
 answer hard-coded from a stored run scores zero, since the hidden inputs are new."""
 
-import csv
 import inspect
 import json
 import pathlib
@@ -16,6 +15,8 @@ import pytest
 import torch
 
 from tutorial_pkg import grader, grading
+
+import grading_folders  # instructor/tests/grading_folders.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 A2 = "a2_classifier_free_guidance"
@@ -92,11 +93,7 @@ def _stored_answer() -> str:
 
 
 def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
-    nb = json.loads(json.dumps(TEMPLATE))
-    for cell in nb["cells"]:
-        if cell.get("id") in answers:
-            cell["source"] = answers[cell["id"]]
-    (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+    grading_folders.submission(TEMPLATE, folder, name, answers)
 
 
 @pytest.mark.parametrize("cheat", list(CHEATS))
@@ -132,11 +129,7 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
         _submission(folder, f"cheat_{k}", {"a2-07": source})
     _submission(folder, "cheat_sampler", {"a2-10": SAMPLER_CHEAT})
     out = tmp_path / "gradebook.csv"
-    grader.grade_folder(folder, out=out, seed=2026, jobs=2)  # hidden inputs: not the seed 0 of the stored run
-    with open(out) as f:
-        rows = {row["submission"]: row for row in csv.DictReader(f)}
-    feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
-    points = lambda name, task: float(rows[name][task])
+    rows, feedback, points = grading_folders.grade(folder, out)  # hidden inputs: not the seed 0 of the stored run
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 10
     # wrong: the named off-by-one earns half, with its hint; the hard-coded sampler zero, since the inputs are new

@@ -5,13 +5,14 @@ package's guided DDIM in its own process. A correct submission scores full autom
 marks with its hint; an open TODO zero; a sampler that calls the package's, or one hard-coded from a stored run,
 zero. (A flipped sign inside the sampler is named by the self-check's tests, tests of grading_a1.)"""
 
-import csv
 import json
 import pathlib
 
 import torch
 
 from tutorial_pkg import grader, grading
+
+import grading_folders  # instructor/tests/grading_folders.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 A1 = "a1_classifier_guidance"
@@ -28,11 +29,7 @@ def _solutions() -> dict:
 
 
 def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
-    nb = json.loads(json.dumps(TEMPLATE))
-    for cell in nb["cells"]:
-        if cell.get("id") in answers:
-            cell["source"] = answers[cell["id"]]
-    (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+    grading_folders.submission(TEMPLATE, folder, name, answers)
 
 
 def _stored_sampler() -> str:
@@ -72,11 +69,7 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
     _submission(folder, "todo", {})
     _submission(folder, "cheat", {"a1-15": CHEAT})
     out = tmp_path / "gradebook.csv"
-    grader.grade_folder(folder, out=out, seed=2026, jobs=2)
-    with open(out) as f:
-        rows = {row["submission"]: row for row in csv.DictReader(f)}
-    feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
-    points = lambda name, task: float(rows[name][task])
+    rows, feedback, points = grading_folders.grade(folder, out)
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 11
     assert points("wrong", "guided eps (2)") == 1 and "check the sign" in feedback["wrong"]

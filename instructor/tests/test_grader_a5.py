@@ -4,13 +4,14 @@ wrong one half marks with its hint, an open TODO zero, each way round the self-c
 object, a module copy, restored code, exec of the copied source, a package function that computes the same thing)
 is refused before it runs and scores zero on its task, and a report hard-coded from a stored run scores zero."""
 
-import csv
 import json
 import pathlib
 
 import torch
 
 from tutorial_pkg import analytic, grader, grading, sampling, schedules, tweedie
+
+import grading_folders  # instructor/tests/grading_folders.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 A5 = "a5_guidance_through_x0"
@@ -121,11 +122,7 @@ def _stored_report() -> str:
 
 
 def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
-    nb = json.loads(json.dumps(TEMPLATE))
-    for cell in nb["cells"]:
-        if cell.get("id") in answers:
-            cell["source"] = answers[cell["id"]]
-    (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+    grading_folders.submission(TEMPLATE, folder, name, answers)
 
 
 def test_each_way_round_the_refusal_is_refused_before_it_runs():
@@ -241,11 +238,7 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
         _submission(folder, f"cheat_{k}", {"a5-04": source})
     _submission(folder, "cheat_windows", {"a5-19": WINDOWS_CHEAT})
     out = tmp_path / "gradebook.csv"
-    grader.grade_folder(folder, out=out, seed=2026, jobs=2)
-    with open(out) as f:
-        rows = {row["submission"]: row for row in csv.DictReader(f)}
-    feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
-    points = lambda name, task: float(rows[name][task])
+    rows, feedback, points = grading_folders.grade(folder, out)
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 14
     assert float(rows["correct"]["written_max"]) == 7

@@ -4,7 +4,6 @@ marks with its hint; an open TODO zero; each way round the self-checks' in-proce
 object from the saved code, a module copy, the code object restored, exec of the copied source, the package's own
 sampler), and a loop hard-coded from a stored run, scores zero on the task it cheats."""
 
-import csv
 import json
 import math
 import pathlib
@@ -13,6 +12,8 @@ import pytest
 import torch
 
 from tutorial_pkg import grader, grading, sampling
+
+import grading_folders  # instructor/tests/grading_folders.py
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 A6 = "a6_sampling_the_guided_target"
@@ -205,11 +206,7 @@ def _stored_sampler() -> str:
 
 
 def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
-    nb = json.loads(json.dumps(TEMPLATE))
-    for cell in nb["cells"]:
-        if cell.get("id") in answers:
-            cell["source"] = answers[cell["id"]]
-    (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+    grading_folders.submission(TEMPLATE, folder, name, answers)
 
 
 @pytest.mark.parametrize("cheat", list(CHEATS))
@@ -234,11 +231,7 @@ def test_a_folder_of_submissions_of_assignment_6_is_graded(tmp_path):
     for k, (cell, source) in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {cell: source})
     out = tmp_path / "gradebook.csv"
-    grader.grade_folder(folder, out=out, seed=2026, jobs=2)
-    with open(out) as f:
-        rows = {row["submission"]: row for row in csv.DictReader(f)}
-    feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
-    points = lambda name, task: float(rows[name][task])
+    rows, feedback, points = grading_folders.grade(folder, out)
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 13
     assert points("wrong", "bias experiment (2)") == 0 and "systems differ" in feedback["wrong"]

@@ -7,7 +7,6 @@ second copy of the module, the code object restored inside the answer, exec of t
 functions that compute the same thing) is refused before it runs and scores zero on the task it cheats. Then each
 self-check is run on a correct answer and on each wrong one it names."""
 
-import csv
 import json
 import math
 import pathlib
@@ -16,6 +15,8 @@ import pytest
 import torch
 
 from tutorial_pkg import grader, grading, stats
+
+import grading_folders  # instructor/tests/grading_folders.py
 from tutorial_pkg.systems import internal_coordinates as ic
 
 pytest.importorskip("openmm")
@@ -100,11 +101,7 @@ def _stored_answer() -> str:
 
 
 def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
-    nb = json.loads(json.dumps(TEMPLATE))
-    for cell in nb["cells"]:
-        if cell.get("id") in answers:
-            cell["source"] = answers[cell["id"]]
-    (folder / f"{name}.ipynb").write_text(json.dumps(nb))
+    grading_folders.submission(TEMPLATE, folder, name, answers)
 
 
 def test_each_way_round_the_refusal_is_refused_before_it_runs():
@@ -135,11 +132,7 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
         _submission(folder, f"cheat_{k}", {"a7-04": source})
     _submission(folder, "cheat_share", {"a7-09": BAND_CHEAT})
     out = tmp_path / "gradebook.csv"
-    grader.grade_folder(folder, out=out, seed=2026, jobs=2)  # hidden inputs: not the seed 0 of the stored run
-    with open(out) as f:
-        rows = {row["submission"]: row for row in csv.DictReader(f)}
-    feedback = {p.stem: p.read_text() for p in (tmp_path / "gradebook").glob("*.md")}
-    points = lambda name, task: float(rows[name][task])
+    rows, feedback, points = grading_folders.grade(folder, out)  # hidden inputs: not the seed 0 of the stored run
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 13, feedback["correct"]
     assert points("wrong", "core-state gaps (2)") == 0 and "the values differ" in feedback["wrong"]
