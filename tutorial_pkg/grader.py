@@ -326,7 +326,8 @@ _IMPORTS = {"torch", "math", "numpy"}
 _NAMES = {"exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr", "setattr", "delattr",
           "open", "breakpoint", "input", "exit", "quit", "help", "memoryview", "__builtins__", "__loader__",
           "__spec__"}
-# modules that no answer names, even as a bare name (the set-up cell binds importlib, subprocess and sys)
+# modules that no answer names, even as a bare name (the set-up cell binds importlib, subprocess and sys), unless
+# the answer binds the name itself (a local ``signal`` or ``code`` is the student's: the namespace holds no module)
 _MODULES = {"sys", "os", "importlib", "inspect", "types", "builtins", "subprocess", "ctypes", "pickle", "marshal",
             "operator", "multiprocessing", "shutil", "socket", "pathlib", "io", "gc", "runpy", "pkgutil", "code",
             "codeop", "imp", "zipimport", "tempfile", "threading", "signal", "pty", "platform", "sysconfig", "site"}
@@ -406,7 +407,8 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
     allowed, package_names = set(allowed), set(package_names)
     # a package name that the answer binds itself (a local ``guidance = eps_c - eps_u``, an argument ``device``) is
     # the student's own: the answer's namespace holds none of the package's modules, so it cannot be one of them
-    package_names -= _bound(tree)
+    bound = _bound(tree)
+    package_names -= bound
     allowed_nodes = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
@@ -423,7 +425,8 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
             if (node.module or "").split(".")[0] not in _IMPORTS or node.level or parts & (_ATTRIBUTES | _NAMES):
                 return f"line {line}: from {node.module} import ... (an answer imports only torch, math or numpy)"
         elif isinstance(node, ast.Name):
-            if node.id in _NAMES or node.id in _MODULES or (node.id.startswith("__") and node.id.endswith("__")):
+            if node.id in _NAMES or (node.id in _MODULES and node.id not in bound) or \
+                    (node.id.startswith("__") and node.id.endswith("__")):
                 return f"line {line}: {node.id} is not accepted in an answer"
             if node.id in package_names and id(node) not in allowed_nodes:
                 uses = ", ".join(sorted(allowed)) or "none of them"

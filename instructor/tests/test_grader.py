@@ -279,6 +279,8 @@ HONEST = {  # right answers whose names happen to be those of package modules: t
                               "    return eps_uncond + gamma * guidance\n",
     "an argument named device": "def cfg(eps_cond, eps_uncond, gamma, device=None):\n"
                                 "    return gamma * eps_cond + (1 - gamma) * eps_uncond\n",
+    "a local named signal": "def cfg(eps_cond, eps_uncond, gamma):\n    signal = eps_cond - eps_uncond\n"
+                            "    return eps_uncond + gamma * signal\n",
     "a loop variable named models": "def cfg(eps_cond, eps_uncond, gamma):\n    out = 0\n"
                                     "    for models, w in ((eps_cond, gamma), (eps_uncond, 1 - gamma)):\n"
                                     "        out = out + w * models\n    return out\n",
