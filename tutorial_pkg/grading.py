@@ -87,6 +87,11 @@ def _refuser_code(freevars: tuple[str, ...], message: str):
     return code.replace(co_consts=tuple(message if c == _MESSAGE else c for c in code.co_consts))
 
 
+# the refusals in force, innermost last: the grader sends them to the process that runs a submission's function, which
+# installs them there too (tutorial_pkg.grader)
+_REFUSING: list = []
+
+
 @contextlib.contextmanager
 def _refusing(refused: dict[Callable, str]):
     """While active, each function (or method) in ``refused`` raises ``PermissionError(message)``.
@@ -96,6 +101,7 @@ def _refusing(refused: dict[Callable, str]):
     at their innermost function. Everything is restored on exit.
     """
     swapped = []
+    _REFUSING.append(refused)
     try:
         for fn, message in refused.items():
             inner = inspect.unwrap(fn)
@@ -106,6 +112,7 @@ def _refusing(refused: dict[Callable, str]):
     finally:
         for inner, code in swapped:
             inner.__code__ = code
+        _REFUSING.pop()
 
 
 def _refusal(qualname: str, instead: str) -> str:
@@ -942,7 +949,8 @@ def check_exact_posterior(fn: Callable, *, seed: Optional[int] = None) -> CheckR
         S = 0.5 * L @ L.T + 0.2 * torch.eye(D, dtype=torch.float64)
         a = torch.randn(D, generator=g, dtype=torch.float64)
         sigma_y, y = _scale(g, 0.2, 1.5), 3 * torch.randn((), generator=g, dtype=torch.float64).item()
-        out, failed = _call(name, fn, m.clone(), S.clone(), a.clone(), sigma_y, y)
+        out, failed = _call(name, fn, m.clone(), S.clone(), a.clone(), sigma_y, y, refused={
+            _mmps_exact_posterior: _refusal("the grader's reference", "condition the Gaussian yourself")})
         if failed:
             return failed
         if isinstance(out, Tensor) and out.numel() == 2:
@@ -1155,6 +1163,7 @@ def check_window_moments(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
                                                     "derive the DDIM step's A and B yourself"),
                guidance.GuidanceInterval.__call__: _refusal("tutorial_pkg.guidance.guidance_interval",
                                                             "use your own interval rule"),
+               _window_recursion: _refusal("the grader's reference", "write the moment recursion yourself"),
                **_CFG_REFUSED}
     out, failed = _call(name, fn, mean_c, var_c, mean_u, var_u, gamma, list(windows), schedule, refused=refused)
     if failed:
@@ -1281,6 +1290,7 @@ def check_band_share(fn: Callable, *, seed: Optional[int] = None) -> CheckResult
     refused = {fn_: _refusal(f"tutorial_pkg.stats.{fn_.__name__}", "count the effective size yourself from "
                                                                      "stats.statistical_inefficiency")
                for fn_ in (stats.share, stats.series_mean, stats.effective_size)}
+    refused[_band_share_reference] = _refusal("the grader's reference", "count the share and its error yourself")
     outs = []
     for b in (band, torch.ones_like(band)):
         out, failed = _call(name, fn, core.clone(), b.clone(), refused=refused)
@@ -1626,7 +1636,8 @@ def check_smc_sampler(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
     state = int(torch.randint(0, 2 ** 31, (), generator=g))
     refused = {**_SMC_REFUSED, **_CFG_REFUSED,
                sampling.ddim_sample: _refusal("tutorial_pkg.sampling.ddim_sample", "write the loop yourself"),
-               sampling.ddpm_sample: _refusal("tutorial_pkg.sampling.ddpm_sample", "write the loop yourself")}
+               sampling.ddpm_sample: _refusal("tutorial_pkg.sampling.ddpm_sample", "write the loop yourself"),
+               _smc_reference: _refusal("the grader's reference", "write the loop yourself")}
     out, failed = _call(name, fn, model, cond.clone(), gamma, schedule, list(timesteps), x_T.clone(), G,
                         torch.Generator().manual_seed(state), threshold, refused=refused)
     if failed:
