@@ -1306,13 +1306,15 @@ def check_band_share(fn: Callable, *, seed: Optional[int] = None) -> CheckResult
     p_true, se_true = _band_share_reference(core, band)
     whole = stats.share(core, correlated=True)
     close = lambda a, b: abs(a - b) <= 1e-3 * abs(b) + 1e-12  # noqa: E731 - z.var() with n - 1 is fine too
-    if abs(p - p_true) > 1e-9:
-        if abs(p - (band & core).double().mean().item()) < 1e-9:
+    # p to 1e-6: a share computed in float32 is off by about 1e-8, and the smallest step of a share (one frame of
+    # the band in or out of the core) is 1 / sum(b) > 1e-4, so no wrong count passes
+    if abs(p - p_true) > 1e-6:
+        if abs(p - (band & core).double().mean().item()) < 1e-6:
             return _report(name, "fail", "p is the share among the band's frames, sum(b c) / sum(b), not among all "
                                          "frames of the series")
         return _report(name, "fail", "the values differ from the reference: p is the share of the band's frames "
                                      "that lie in the core")
-    if close(se, se_true) and close(se_all, whole.se) and abs(p_all - whole.mean) < 1e-9:
+    if close(se, se_true) and close(se_all, whole.se) and abs(p_all - whole.mean) < 1e-6:
         return _report(name, "pass", "matches chapter 11's estimator on a fresh correlated series, and "
                                      "stats.share(..., correlated=True) when every frame is in the band")
     b, c = band.double(), core.double()

@@ -227,6 +227,25 @@ def test_the_band_share_check_passes_the_chapters_estimator_and_names_each_mista
     assert refused.status == "fail" and "does not accept" in refused.message
 
 
+FLOAT32_SHARE = """def band_share(core, band):
+    c, b = core.float(), band.float()
+    p = (b * c).sum() / b.sum()
+    z = b * (c - p)
+    g = stats.statistical_inefficiency(z)
+    se = (g * (z ** 2).mean() / len(z)).sqrt() / b.mean()
+    return p.item(), se.item()
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_share_computed_in_float32_passes_and_a_count_off_by_one_does_not(seed):
+    """The task names no dtype: a float32 share is off by about 1e-8, far less than one frame of the band."""
+    share32 = _namespace(FLOAT32_SHARE)["band_share"]
+    assert grading.check_band_share(share32, seed=seed).status == "pass"
+    off_by_one = lambda core, band: (((core & band).sum().item() + 1) / band.sum().item(), band_share(core, band)[1])
+    assert grading.check_band_share(off_by_one, seed=seed).status == "fail"
+
+
 @pytest.fixture(scope="module")
 def setting():
     _, features, eps_model, schedule, target = grader._alanine()  # the grader's own setting, loaded once
