@@ -989,7 +989,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         points, how = _points(task, result)
         message = result.message
         if result.status != "pass" and blocked:
-            # the template's stub ran in place of a refused or unfinished helper: say so, not "fill in the TODO"
+            # the template's stub ran in place of a refused or unfinished function: say so, not "fill in the TODO"
             message = "; ".join(f"this cell calls {_defines(template_cells[c])} of answer cell {c}, which "
                                 f"{_why(status[c])}" for c in blocked) + \
                 ": it depends on that cell and is graded once that cell runs"
