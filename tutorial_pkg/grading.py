@@ -901,13 +901,32 @@ def _mmps_suspects(eps_model, x_t, t, y, a, sigma_y, schedule) -> dict:
     }
 
 
+class _CallOnly:
+    """A test's eps-model handed to a student's function as a call and nothing else: no public attribute leads to
+    the exact mixture behind it, whose posterior moments would give the MMPS covariance without the
+    vector-Jacobian product that the task asks for. (The package's own wrappers keep their inner model reachable;
+    a test that checks how a student uses a model hides it.) ``__slots__``: no ``__dict__`` to look into."""
+
+    __slots__ = ("_model",)
+
+    def __init__(self, model: Callable):
+        self._model = model
+
+    def __call__(self, x_t: Tensor, t, cond=None) -> Tensor:
+        return self._model(x_t, t, cond)
+
+    def __repr__(self) -> str:
+        return "eps_model"
+
+
 def check_mmps_eps(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
     """Assignment 5: ``fn(eps_model, x_t, t, y, a, sigma_y, schedule)``, the MMPS-guided eps of chapter 9, eq.
     (mmps), for a scalar observation y = a^T x_0 + N(0, sigma_y^2): shape ``(B, D)`` like ``x_t``.
 
-    Compared with ``tweedie.mmps_model`` on a two-component mixture that is new at every call; the package's
-    Tweedie functions and guidance wrappers refuse to run while the student's function runs."""
-    from . import tweedie
+    Compared with ``tweedie.mmps_model`` on a two-component mixture that is new at every call. The student's
+    function gets the mixture's eps-model as a bare call (:class:`_CallOnly`), and the package's Tweedie functions,
+    guidance wrappers and exact posterior moments refuse to run while it runs."""
+    from . import analytic, tweedie
     name = "MMPS-guided eps"
     g = _generator(seed)
     schedule, eps_model, a, sigma_y, t, x_t, y = _mmps_setting(g)
@@ -915,8 +934,11 @@ def check_mmps_eps(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
     refused = {tweedie.tweedie_vjp: _refusal("tutorial_pkg.tweedie.tweedie_vjp", write),
                tweedie.posterior_covariance: _refusal("tutorial_pkg.tweedie.posterior_covariance", write),
                tweedie._LinearGaussian.__call__: _refusal("tutorial_pkg.tweedie.mmps_model", "write the MMPS step yourself"),
-               tweedie.DPSModel.__call__: _refusal("tutorial_pkg.tweedie.dps_model", "write the MMPS step yourself")}
-    out, failed = _call(name, fn, eps_model, x_t.clone(), t, y.clone(), a.clone(), sigma_y, schedule, refused=refused)
+               tweedie.DPSModel.__call__: _refusal("tutorial_pkg.tweedie.dps_model", "write the MMPS step yourself"),
+               GaussianMixture.posterior_moments: _refusal("tutorial_pkg.analytic.GaussianMixture.posterior_moments", write),
+               analytic.ExactX0Model.__call__: _refusal("tutorial_pkg.analytic.ExactX0Model", write)}
+    out, failed = _call(name, fn, _CallOnly(eps_model), x_t.clone(), t, y.clone(), a.clone(), sigma_y, schedule,
+                        refused=refused)
     if failed:
         return failed
     expected = tweedie.mmps_model(eps_model, a[None], sigma_y, schedule)(x_t, t, y)
