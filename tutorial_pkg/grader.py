@@ -32,8 +32,9 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
 4. **The hidden tests run in the grader's own process**: they draw inputs from a seed the student never saw
    (fresh from the operating system's entropy unless ``--seed`` is given), send them to the child, receive the
    student's outputs (loaded as tensors, numbers and containers only), and compare them with the references
-   computed here, where no student code has run. The value tasks (assignments 3 to 7) regenerate the student's
-   samples from the student's seed here and recompute the report, so stored or hard-coded numbers score zero.
+   computed here, where no student code has run. The value tasks (assignment 1's table, assignments 3 to 7)
+   regenerate the student's samples from the student's seed here and recompute the report, so stored or hard-coded
+   numbers score zero; the feedback shows what a value task's cell printed in the submission, as stored.
 
 Points: a task that passes earns its points; a failure that the self-check names (a flipped sign, the w/gamma
 off-by-one, ...) earns half, with its hint; any other failure, a refusal or an open TODO earns zero. Written
@@ -167,6 +168,22 @@ def _guided_report(get, seed):
                                        seed=values["seed"], shipped=_CACHE["a4 shipped"], blocks=5)
 
 
+def _guided_table(get, seed):
+    """Assignment 1: the table of cell a1-16 checked against the samples regenerated here from the student's seed
+    (cell a1-14's setting) with the package's guided DDIM sampler; the feedback shows the recomputed table, to hold
+    beside the one that the submission stored (printed with it)."""
+    from . import grading
+    values = get("table", "seed")
+    result = grading.check_guided_table(values["table"], seed=values["seed"])
+    if not isinstance(values["seed"], int) or isinstance(values["seed"], bool):
+        return result
+    rows = [f"{'s':>4s} {'mean':>14s} {'target mean':>11s} {'std':>15s} {'target std':>10s}"] + [
+        f"{s:4.1f} {r['mean']:6.3f} ± {r['se_mean']:.4f} {r['target_mean']:11.3f} {r['std']:6.3f} ± {r['se_std']:.4f} "
+        f"{r['target_std']:10.3f}" for s, r in grading.guided_table_reference(values["seed"]).items()]
+    return result._replace(message=f"{result.message}\n\nThe table recomputed by the grader from seed "
+                                   f"{values['seed']} (the package's sampler):\n\n```text\n" + "\n".join(rows) + "\n```")
+
+
 ASSIGNMENTS: dict[str, list[Task]] = {
     "a1_classifier_guidance": [
         Task("guided eps", "a1-04", 2, "function", _function("check_classifier_guided_eps")),
@@ -174,7 +191,8 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("gradient of log p", "a1-10", 3, "function", _function("check_grad_log_likelihood")),
         Task("guided DDIM sampler", "a1-15", 4, "function", _function("check_guided_ddim"),
              allowed=("sampling.ddim_timesteps",)),
-        Task("Think! tilted target", "a1-19", 5, "written"),
+        Task("guided samples table", "a1-16", 2, "values", _guided_table),
+        Task("Think! tilted target", "a1-19", 4, "written"),
     ],
     "a2_classifier_free_guidance": [
         Task("condition dropout", "a2-04", 3, "function", _function("check_drop_condition")),
@@ -1010,6 +1028,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         auto += points
         row[key] = points
         feedback += [f"{points:g} points ({how}): {message}", ""]
+        if task.kind == "values":
+            feedback += _stored_output(submitted.get(task.cell))
     if child is not None:
         child.close()
     row.update(auto_points=auto, auto_max=auto_max, written_max=written, copied="; ".join(copies))
@@ -1023,6 +1043,17 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                      "grade are among them.", ""]
         feedback += [f"![cell {name.rsplit('_', 1)[0]}]({{figures}}/{name})" for name in images] + [""]
     return {"row": row, "feedback": "\n".join(feedback), "figures": images}
+
+
+def _stored_output(cell) -> list[str]:
+    """The text that a value task's answer cell printed in the student's own run, for the feedback: the rubrics
+    grade the written answers on these numbers, which the grader checked only as it recomputed them."""
+    outputs = cell.get("outputs", []) if isinstance(cell, dict) else []
+    text = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else str(o.get("text", ""))
+                   for o in outputs if isinstance(o, dict) and o.get("output_type") == "stream").strip()
+    if not text:
+        return []
+    return ["Printed by this cell in the submission (as stored, not re-run):", "", "```text", text, "```", ""]
 
 
 def _figures(nb: dict) -> dict[str, bytes]:

@@ -42,7 +42,7 @@ __all__ = ["CheckResult", "check_classifier_guided_eps", "check_shifted_mean", "
            "check_interval_cfg", "check_window_moments",
            "check_nerf_place", "check_band_share", "check_core_report", "check_core_gaps",
            "check_log_weight_increment", "check_systematic_resample", "check_smc_sampler", "check_smc_estimates",
-           "check_guided_ddim"]
+           "check_guided_ddim", "check_guided_table", "guided_table_reference"]
 
 
 class CheckResult(NamedTuple):
@@ -1763,6 +1763,85 @@ def check_guided_ddim(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
     if isinstance(out, Tensor):
         out = out.detach().double()
     return _diagnose(name, out, expected, suspects, 1e-4)
+
+
+# assignment 1's setting of task 4 (cell a1-14): N(0, 1) prior, y | x ~ N(x, tau^2), 50 DDIM steps
+_A1_SETTING = dict(scales=(0.0, 1.0, 2.0, 4.0), n=2000, num_steps=50, tau=0.5, y=1.5)
+_TABLE_KEYS = ("mean", "std", "se_mean", "se_std", "target_mean", "target_std")
+
+
+def guided_table_reference(seed: int, *, scales=_A1_SETTING["scales"], n: int = _A1_SETTING["n"],
+                           num_steps: int = _A1_SETTING["num_steps"], tau: float = _A1_SETTING["tau"],
+                           y: float = _A1_SETTING["y"]) -> dict:
+    """Assignment 1, task 4: the table regenerated from ``seed`` with the package's guided DDIM sampler
+    (``ddim_sample(classifier_guided_model(...))``, the sampler of ``check_guided_ddim``), from the same starting
+    points, ``randn(n, 1)`` of ``torch.Generator().manual_seed(seed)`` at each scale; and the exact tilted target
+    p(x) p(y|x)^s = N(s y / tau^2 / (1 + s / tau^2), 1 / (1 + s / tau^2)). For the grader: it holds the answer."""
+    from .analytic import LinearGaussianLikelihood
+    schedule = linear_schedule(1000)
+    prior = GaussianMixture([1.0], [[0.0]], [[[1.0]]])
+    eps_model, predictor = prior.eps_model(schedule), LinearGaussianLikelihood(prior, [1.0], tau=tau).predictor(schedule)
+    cond = torch.full((n,), y, dtype=torch.float64)
+    table = {}
+    for s in scales:
+        x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        x = sampling.ddim_sample(guidance.classifier_guided_model(eps_model, predictor, schedule, s), (n, 1), schedule,
+                                 num_steps=num_steps, cond=cond, x_T=x_T, dtype=torch.float64)[:, 0]
+        precision = 1.0 + s / tau ** 2
+        sd = x.std().item()
+        table[s] = {"mean": x.mean().item(), "std": sd, "se_mean": sd / math.sqrt(n), "se_std": sd / math.sqrt(2 * (n - 1)),
+                    "target_mean": s * y / tau ** 2 / precision, "target_std": precision ** -0.5}
+    return table
+
+
+def check_guided_table(table: dict, *, seed, scales=_A1_SETTING["scales"], n: int = _A1_SETTING["n"],
+                       num_steps: int = _A1_SETTING["num_steps"], tau: float = _A1_SETTING["tau"],
+                       y: float = _A1_SETTING["y"]) -> CheckResult:
+    """Assignment 1, task 4: ``table[s]`` for each scale, a dict of the samples' ``mean``, ``std``, ``se_mean``
+    (std / sqrt(n)), ``se_std`` (std / sqrt(2 (n - 1))) and the tilted target's ``target_mean``, ``target_std``.
+
+    The samples are regenerated from ``seed`` with the package's sampler (:func:`guided_table_reference`), so a
+    table that does not come from a run of the sampler at that seed fails; the std may divide by n or by n - 1."""
+    name = "guided samples table"
+    if table is None:
+        return _report(name, "not implemented", "not implemented yet: fill in table in the cell above")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return _report(name, "fail", f"seed must be the int you seeded the starting points with, got {seed!r}")
+    if not isinstance(table, dict) or set(table) != set(scales):
+        return _report(name, "fail", f"table must be a dict with one entry per scale in scales, {tuple(scales)}")
+    rows = {}
+    for s in scales:
+        row = table[s]
+        numbers = {k: _as_number(row.get(k)) for k in _TABLE_KEYS} if isinstance(row, dict) else {}
+        if None in numbers.values() or len(numbers) < len(_TABLE_KEYS):
+            return _report(name, "fail", f"table[{s!r}] must be a dict of the numbers {', '.join(_TABLE_KEYS)}")
+        rows[s] = numbers
+    want = guided_table_reference(seed, scales=scales, n=n, num_steps=num_steps, tau=tau, y=y)
+    near = lambda a, b, tol: abs(a - b) <= tol * abs(b) + 1e-9  # noqa: E731
+    for s in scales:
+        row, ref = rows[s], want[s]
+        precision = 1.0 + s / tau ** 2
+        if not near(row["target_mean"], ref["target_mean"], 1e-9) or not near(row["target_std"], ref["target_std"], 1e-9):
+            if near(row["target_std"], 1 / precision, 1e-9) and s:
+                return _report(name, "fail", "target_std is a standard deviation: the square root of the tilted "
+                                             "target's variance 1 / (1 + s / tau^2)")
+            return _report(name, "fail", f"the target in table[{s!r}] is not the tilted target p(x) p(y|x)^s: "
+                                         "precisions add (1 + s / tau^2), and the mean is s y / tau^2 over that precision")
+        # the sampler's output to 1e-4 of its spread, as check_guided_ddim compares it (the std to 1e-3: n or n - 1)
+        if abs(row["mean"] - ref["mean"]) > 1e-4 * ref["std"] + 1e-9 or not near(row["std"], ref["std"], 1e-3):
+            return _report(name, "fail", f"the samples are not those of your seed at s = {s:g}: run guided_ddim from "
+                                         "x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(seed), "
+                                         "dtype=torch.float64) at each scale")
+        sd = row["std"]
+        if not near(row["se_mean"], sd / math.sqrt(n), 1e-3):
+            return _report(name, "fail", f"se_mean in table[{s!r}] is the standard error of the mean, std / sqrt(n)")
+        if not near(row["se_std"], sd / math.sqrt(2 * (n - 1)), 1e-3):
+            if near(row["se_std"], sd / math.sqrt(n), 1e-3):
+                return _report(name, "fail", "se_std is the standard error of the std, std / sqrt(2 (n - 1)) for "
+                                             "Gaussian samples, not that of the mean")
+            return _report(name, "fail", f"se_std in table[{s!r}] is std / sqrt(2 (n - 1))")
+    return _report(name, "pass", "the samples repeat from your seed, and the table's statistics and the tilted "
+                                 "target match them")
 
 
 def _pair_eps(schedule: NoiseSchedule, mean_c: float, var_c: float, mean_u: float, var_u: float) -> Callable:
