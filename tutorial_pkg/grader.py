@@ -509,8 +509,11 @@ class _Anonymise(ast.NodeTransformer):
         return ast.copy_location(ast.arg(self._name(node.arg), None), node)
 
     def visit_FunctionDef(self, node):
+        # the annotation and decorators go before the names are numbered: a copy without them (a runnable one,
+        # where `-> Tensor` would raise NameError) numbers its names as the package's function does
+        node.returns, node.decorator_list = None, []
         self.generic_visit(node)
-        node.name, node.returns, node.decorator_list = self._name(node.name), None, []
+        node.name = self._name(node.name)
         first = node.body[0] if node.body else None
         if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
             node.body = node.body[1:] or [ast.Pass()]

@@ -312,6 +312,15 @@ def test_code_copied_from_the_package_is_flagged_for_the_instructor_names_aside(
     copy = _renamed(smc._systematic, {"log_w": "logw", "u": "offsets", "cdf": "c", "K": "n"})
     assert copy != textwrap.dedent(inspect.getsource(smc._systematic))
     assert any("tutorial_pkg.smc._systematic" in where for where in grader.copied(copy))
+    # a copy that runs in a notebook, where `Tensor` is not defined: its annotations gone, or written otherwise,
+    # or a decorator added; flagged all the same
+    runnable = re.sub(r": Tensor|: Optional\[torch\.Generator\]| -> Tensor", "", copy)
+    assert "Tensor" not in runnable.split(":\n")[0]
+    namespace = {"torch": torch}
+    exec(runnable, namespace)
+    assert namespace["_systematic"](torch.zeros(2, 4), torch.Generator().manual_seed(0)).shape == (2, 4)
+    for variant in (runnable, copy.replace("-> Tensor", "-> torch.Tensor"), "@torch.no_grad()\n" + runnable):
+        assert any("tutorial_pkg.smc._systematic" in where for where in grader.copied(variant)), variant
     reference = _renamed(grading._window_recursion, {"rows": "out", "steps": "grid", "pairs": "ps", "rule": "r"})
     assert any("tutorial_pkg.grading._window_recursion" in where for where in grader.copied(reference))
     assert grader.copied(CFG) == grader.copied(SAMPLER) == grader.copied(DROP) == []
