@@ -11,10 +11,11 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
    other cell is regenerated from the assignment's template, the student notebook that ``make assignments``
    makes (``book/assignments/``): edited check cells, new cells and stored outputs are ignored.
 2. **Each answer cell is read before it runs** (:func:`screen`, on its syntax tree): it may import only
-   ``torch``, ``math`` and ``numpy``; it may not name ``exec``, ``eval``, ``compile``, ``__import__``,
-   ``getattr`` and their kin, touch an underscore attribute (``__code__``, ``__globals__``, ``np._core``), write a
-   string holding a double underscore, reach ``sys``, ``os``, ``importlib``, ``inspect``, ``types``, ``operator``
-   or ``torch.load`` through an attribute, nor use the
+   ``torch``, ``math``, ``numpy`` and ``itertools``; it may not name ``exec``, ``eval``, ``compile``,
+   ``__import__``, ``getattr`` and their kin, touch an underscore attribute (``__code__``, ``__globals__``,
+   ``np._core``), write a string that is itself a module's or a double-underscore name (prose in docstrings and
+   strings is the student's), pass ``allow_pickle=`` or ``weights_only=``, reach ``sys``, ``os``, ``importlib``,
+   ``inspect``, ``types``, ``operator``, ``torch.load`` or numpy's ``read_array`` through an attribute, nor use the
    package modules that the notebook imports other than the few calls its task names
    (``sampling.ddim_timesteps`` in the DDIM sampler, the sampling calls that the value tasks give). A
    refused cell scores zero on its tasks, with the reason: a module copy, ``exec`` of copied source, code-object
@@ -22,15 +23,18 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
 3. **The screened cells run in a fresh Python process** (a child of the grader, one per submission, on the CPU,
    standard output discarded), between the regenerated cells they need; a cell whose TODO is still open is not run.
    Before the first answer cell, the child installs an audit hook (:func:`_lock_down`) that refuses writes outside
-   its own temporary folder, new processes, sockets and ctypes: a tripwire, not a sandbox (grade submissions you
-   do not trust in a throw-away container).
+   its own temporary folder, new processes, sockets and ctypes, and unpickling, marshal and new code objects
+   unless the grader itself loads its inputs with no answer's code on the stack: a tripwire, not a sandbox (grade
+   submissions you do not trust in a throw-away container). Around each call of a student's function the child
+   installs the self-check's own refusals (:func:`tutorial_pkg.grading._refusing`), sent by the grader.
    An answer cell runs in a namespace of its own, which holds the notebook's variables but none of the package's
    modules, functions or classes beyond the calls its task names: a way round the screen finds nothing there.
 4. **The hidden tests run in the grader's own process**: they draw inputs from a seed the student never saw
    (fresh from the operating system's entropy unless ``--seed`` is given), send them to the child, receive the
    student's outputs (loaded as tensors, numbers and containers only), and compare them with the references
-   computed here, where no student code has run. The value tasks (assignments 3 to 7) regenerate the student's
-   samples from the student's seed here and recompute the report, so stored or hard-coded numbers score zero.
+   computed here, where no student code has run. The value tasks (assignment 1's table, assignments 3 to 7)
+   regenerate the student's samples from the student's seed here and recompute the report, so stored or hard-coded
+   numbers score zero; the feedback shows what a value task's cell printed in the submission, as stored.
 
 Points: a task that passes earns its points; a failure that the self-check names (a flipped sign, the w/gamma
 off-by-one, ...) earns half, with its hint; any other failure, a refusal or an open TODO earns zero. Written
@@ -164,6 +168,22 @@ def _guided_report(get, seed):
                                        seed=values["seed"], shipped=_CACHE["a4 shipped"], blocks=5)
 
 
+def _guided_table(get, seed):
+    """Assignment 1: the table of cell a1-16 checked against the samples regenerated here from the student's seed
+    (cell a1-14's setting) with the package's guided DDIM sampler; the feedback shows the recomputed table, to hold
+    beside the one that the submission stored (printed with it)."""
+    from . import grading
+    values = get("table", "seed")
+    result = grading.check_guided_table(values["table"], seed=values["seed"])
+    if not isinstance(values["seed"], int) or isinstance(values["seed"], bool):
+        return result
+    rows = [f"{'s':>4s} {'mean':>14s} {'target mean':>11s} {'std':>15s} {'target std':>10s}"] + [
+        f"{s:4.1f} {r['mean']:6.3f} ± {r['se_mean']:.4f} {r['target_mean']:11.3f} {r['std']:6.3f} ± {r['se_std']:.4f} "
+        f"{r['target_std']:10.3f}" for s, r in grading.guided_table_reference(values["seed"]).items()]
+    return result._replace(message=f"{result.message}\n\nThe table recomputed by the grader from seed "
+                                   f"{values['seed']} (the package's sampler):\n\n```text\n" + "\n".join(rows) + "\n```")
+
+
 ASSIGNMENTS: dict[str, list[Task]] = {
     "a1_classifier_guidance": [
         Task("guided eps", "a1-04", 2, "function", _function("check_classifier_guided_eps")),
@@ -171,7 +191,8 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("gradient of log p", "a1-10", 3, "function", _function("check_grad_log_likelihood")),
         Task("guided DDIM sampler", "a1-15", 4, "function", _function("check_guided_ddim"),
              allowed=("sampling.ddim_timesteps",)),
-        Task("Think! tilted target", "a1-19", 5, "written"),
+        Task("guided samples table", "a1-16", 2, "values", _guided_table),
+        Task("Think! tilted target", "a1-19", 4, "written"),
     ],
     "a2_classifier_free_guidance": [
         Task("condition dropout", "a2-04", 3, "function", _function("check_drop_condition")),
@@ -247,7 +268,9 @@ def _alanine():
 
 def _core_gaps(get, seed):
     """Assignment 7: the gaps of cell a7-17 recomputed from the batch regenerated here from the student's seed and
-    from the reference of the MD band (chapter 11's estimator, cell a7-12's setting: delta = 5 kJ/mol)."""
+    from the student's reference of the MD band (cell a7-12, delta = 5 kJ/mol, made with the student's band_share)
+    where it agrees with chapter 11's estimator within the band-share check's tolerance (an se that divides by
+    n - 1, say), or else from chapter 11's."""
     from . import grading
     from .systems.alanine_dipeptide import BASINS
     import torch
@@ -259,7 +282,7 @@ def _core_gaps(get, seed):
         labels = system.basin(*system.torsions(md.x_test.double()))[0]
         band = (md.E_test - target).abs() < 5.0
         _CACHE["ala reference"] = {core: grading._band_share_reference(labels == k, band) for k, core in enumerate(BASINS)}
-    values = get("gaps", "seed", "report")
+    values = get("gaps", "seed", "report", "reference")
     if not isinstance(values["seed"], int) or isinstance(values["seed"], bool):
         return grading.CheckResult("core-state gaps", "fail", f"seed must be the int of your batch, got {values['seed']!r}")
     f = grading.sampling.ddim_sample(eps_model, (64, features.dim), schedule, num_steps=10,
@@ -271,7 +294,14 @@ def _core_gaps(get, seed):
         if isinstance(theirs, dict) and isinstance(theirs.get("se"), (int, float)) and \
                 abs(theirs["se"] - (p * (1 - p) / 63) ** 0.5) < 1e-9:
             entry["se"] = theirs["se"]
-    return grading.check_core_gaps(values["gaps"], report=report, reference=_CACHE["ala reference"], n=64)
+    reference = dict(_CACHE["ala reference"])
+    theirs = values["reference"] if isinstance(values["reference"], dict) else {}
+    for core, (p, se) in reference.items():  # the student's entry, where the band-share check would accept it
+        entry = theirs.get(core)
+        pair = [grading._as_number(v) for v in entry] if isinstance(entry, (tuple, list)) and len(entry) == 2 else [None]
+        if None not in pair and abs(pair[0] - p) <= 1e-6 and abs(pair[1] - se) <= 1e-3 * abs(se) + 1e-12:
+            reference[core] = tuple(pair)
+    return grading.check_core_gaps(values["gaps"], report=report, reference=reference, n=64)
 
 
 def _core_report(get, seed):
@@ -322,7 +352,7 @@ ASSIGNMENTS["a6_sampling_the_guided_target"].insert(3, Task("bias experiment", "
 
 
 # -- the static screen of an answer cell --------------------------------------------------------------------
-_IMPORTS = {"torch", "math", "numpy"}
+_IMPORTS = {"torch", "math", "numpy", "itertools"}
 _NAMES = {"exec", "eval", "compile", "__import__", "globals", "locals", "vars", "getattr", "setattr", "delattr",
           "open", "breakpoint", "input", "exit", "quit", "help", "memoryview", "__builtins__", "__loader__",
           "__spec__"}
@@ -337,7 +367,13 @@ _ATTRIBUTES = {"modules", "sys", "os", "importlib", "inspect", "types", "builtin
                "ctypes", "ctypeslib", "pickle", "marshal", "_C", "ops", "library", "operator", "attrgetter",
                "methodcaller", "getattr_static", "cr_frame", "ag_frame", "gi_code", "f_code", "multiprocessing",
                "reducer", "ForkingPickler", "loads", "bltns", "glob", "re", "enum", "save", "savetxt", "tofile",
-               "memmap", "fromfile", "DataSource", "serialization", "distributed", "utils", "testing", "compiler"}
+               "memmap", "fromfile", "DataSource", "serialization", "distributed", "utils", "testing", "compiler",
+               "read_array", "open_memmap", "npyio", "NpzFile", "Unpickler", "dlpack"}
+# keyword arguments that only serve to unpickle
+_KEYWORDS = {"allow_pickle", "weights_only", "pickle_module"}
+# a string constant that is a dotted name of the package, of a refused module or of a dunder attribute: a name used as
+# code (prose, docstrings included, is the student's own)
+_NAME_STRING = re.compile(r"\s*[\w.]*(tutorial_pkg|__\w*__|\b(?:builtins|importlib|sys|os|pickle|marshal)\b)[\w.]*\s*")
 
 
 _PARSE_LOCK = threading.Lock()
@@ -419,11 +455,12 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] not in _IMPORTS or set(alias.name.split(".")) & _ATTRIBUTES:
-                    return f"line {line}: import {alias.name} (an answer imports only torch, math or numpy)"
+                    return f"line {line}: import {alias.name} (an answer imports only torch, math, numpy or itertools)"
         elif isinstance(node, ast.ImportFrom):
             parts = set((node.module or "").split(".")) | {a.name for a in node.names}
             if (node.module or "").split(".")[0] not in _IMPORTS or node.level or parts & (_ATTRIBUTES | _NAMES):
-                return f"line {line}: from {node.module} import ... (an answer imports only torch, math or numpy)"
+                return (f"line {line}: from {node.module} import ... (an answer imports only torch, math, numpy or "
+                        "itertools)")
         elif isinstance(node, ast.Name):
             if node.id in _NAMES or (node.id in _MODULES and node.id not in bound) or \
                     (node.id.startswith("__") and node.id.endswith("__")):
@@ -437,11 +474,12 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
                 return f"line {line}: the attribute .{node.attr} is not accepted in an answer"
         elif isinstance(node, (ast.Global, ast.Nonlocal)) and set(node.names) & package_names:
             return f"line {line}: rebinding the package's names is not accepted in an answer"
+        elif isinstance(node, ast.keyword) and node.arg in _KEYWORDS:
+            return f"line {getattr(node.value, 'lineno', '?')}: the argument {node.arg}= is not accepted in an answer"
         elif isinstance(node, ast.Constant) and isinstance(node.value, (str, bytes)) and \
-                any(word in (node.value if isinstance(node.value, str) else node.value.decode("latin-1"))
-                    for word in ("tutorial", "__", "builtins", "import")):
-            return (f"line {line}: a string that holds 'tutorial', 'builtins', 'import' or a double underscore "
-                    "is not accepted in an answer")
+                _NAME_STRING.fullmatch(node.value if isinstance(node.value, str) else node.value.decode("latin-1")):
+            return (f"line {line}: the string {node.value!r} names a module or a double-underscore attribute, which an "
+                    "answer may not use as code")
     return None
 
 
@@ -471,8 +509,11 @@ class _Anonymise(ast.NodeTransformer):
         return ast.copy_location(ast.arg(self._name(node.arg), None), node)
 
     def visit_FunctionDef(self, node):
+        # the annotation and decorators go before the names are numbered: a copy without them (a runnable one,
+        # where `-> Tensor` would raise NameError) numbers its names as the package's function does
+        node.returns, node.decorator_list = None, []
         self.generic_visit(node)
-        node.name, node.returns, node.decorator_list = self._name(node.name), None, []
+        node.name = self._name(node.name)
         first = node.body[0] if node.body else None
         if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
             node.body = node.body[1:] or [ast.Pass()]
@@ -484,20 +525,20 @@ class _Anonymise(ast.NodeTransformer):
 
 
 def _fingerprints(tree: ast.AST) -> dict[str, ast.stmt]:
-    """Each statement of at least ``_COPY_MINIMUM`` nodes (a whole function, a loop, a long expression), by the
-    dump of its anonymised syntax tree."""
+    """Each whole function of at least ``_COPY_MINIMUM`` nodes, by the dump of its anonymised syntax tree. Single
+    statements are not compared: a loop or a call that the notebook prescribes (the value tasks' sampling runs),
+    or a textbook formula, matches the package's in honest work."""
     out = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.stmt) and not isinstance(node, (ast.Import, ast.ImportFrom)) \
-                and _size(node) >= _COPY_MINIMUM:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _size(node) >= _COPY_MINIMUM:
             out.setdefault(ast.dump(_Anonymise().visit(copy.deepcopy(node)), annotate_fields=False), node)
     return out
 
 
 @functools.lru_cache(maxsize=1)
 def _package_fingerprints() -> dict[str, str]:
-    """The fingerprints of the package's own statements (the self-checks' reference code included, the grader's
-    aside), each with the function it is in."""
+    """The fingerprints of the package's own functions (the self-checks' reference code included, the grader's
+    aside), each with its name."""
     root = pathlib.Path(__file__).parent
     prints: dict[str, str] = {}
     for path in sorted(root.rglob("*.py")):
@@ -506,14 +547,15 @@ def _package_fingerprints() -> dict[str, str]:
         module = ".".join(path.relative_to(root).with_suffix("").parts)
         for node in ast.walk(_parse(path.read_text())):
             if isinstance(node, ast.FunctionDef):
-                for fp in _fingerprints(node):
+                for fp in _fingerprints(node):  # the function and the functions nested in it
                     prints.setdefault(fp, f"tutorial_pkg.{module}.{node.name}")
     return prints
 
 
-def copied(source: str) -> list[str]:
-    """Where an answer cell repeats the package's code statement for statement, names aside: ``line N: as in
-    tutorial_pkg.module.function``. The grader reports these in the gradebook's ``copied`` column for the
+def copied(source: str, given: str = "") -> list[str]:
+    """Where an answer cell defines a function that repeats one of the package's whole, statement for statement,
+    names aside: ``line N: as in tutorial_pkg.module.function``; ``given`` is the template's cell, whose functions
+    (the code the notebook prescribes) are not counted. The grader reports these in the gradebook's ``copied`` column for the
     instructor to read by eye; they cost no points, since a standard formula written out by a student can match
     the package's (the NeRF placement of assignment 7, say)."""
     if not isinstance(source, str):
@@ -523,9 +565,13 @@ def copied(source: str) -> list[str]:
     except SyntaxError:
         return []
     package = _package_fingerprints()
+    try:
+        prescribed = set(_fingerprints(_parse(given)))
+    except SyntaxError:
+        prescribed = set()
     found, spans = [], []
     for fp, node in sorted(_fingerprints(tree).items(), key=lambda item: (item[1].lineno, -_size(item[1]))):
-        if fp in package and not any(first <= node.lineno <= last for first, last in spans):
+        if fp in package and fp not in prescribed and not any(first <= node.lineno <= last for first, last in spans):
             spans.append((node.lineno, node.end_lineno or node.lineno))
             found.append(f"line {node.lineno}: as in {package[fp]}")
     return found
@@ -578,7 +624,7 @@ class _Child:
         path = os.path.join(self.folder.name, "args.pt")
         torch.save(tuple(("generator", a.get_state()) if isinstance(a, torch.Generator) else ("value", a)
                          for a in args), path)
-        return self._result(self._ask({"call": name, "path": path}))
+        return self._result(self._ask({"call": name, "path": path, "refused": _refusal_specs()}))
 
     def get(self, names: tuple, state_dict: Optional[str] = None) -> dict:
         return self._result(self._ask({"get": list(names), "state_dict": state_dict}))
@@ -618,7 +664,7 @@ def _run_answer(source: str, cell_id: str, allowed, namespace: dict) -> None:
             stand_ins.setdefault(module, types.SimpleNamespace())
             setattr(stand_ins[module], attr, getattr(namespace[module], attr))
     own.update(stand_ins)
-    exec(compile(source, f"<cell {cell_id}>", "exec"), own)
+    exec(compile(source, f"{_ANSWER_FILE}{cell_id}>", "exec"), own)
     for key, value in own.items():
         if key != "__builtins__" and not (key in stand_ins and value is stand_ins[key]) and \
                 (key not in namespace or namespace[key] is not value):
@@ -630,6 +676,35 @@ _REFUSED_EVENTS = ("subprocess.", "os.system", "os.exec", "os.spawn", "os.posix_
                    "os.kill", "os.killpg", "pty.spawn", "socket.", "ctypes.", "shutil.", "webbrowser.", "urllib.",
                    "http.", "ftplib.", "smtplib.", "os.chdir", "os.putenv", "os.unsetenv", "sys.setprofile",
                    "sys.settrace", "sys.remote_exec")
+# events that load code or objects by name (unpickling finds any module's attribute by its name; marshal and new code
+# objects make functions from bytes; swapping a function's __code__): refused while an answer's code is on the stack,
+# and everywhere once the answers start unless the grader itself asks (loading its arguments, installing the
+# self-checks' refusals) with no answer's code on the stack
+_LOADING_EVENTS = ("pickle.find_class", "marshal.load", "marshal.loads", "code.__new__", "function.__new__")
+_ANSWER_FILE = "<answer "  # the file name of an answer cell's code: "<answer a2-07>"
+_TRUSTED = threading.local()  # .on: the grader's own loading in the child
+
+
+def _answer_on_stack() -> bool:
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(_ANSWER_FILE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+@contextlib.contextmanager
+def _trusted():
+    """The grader's own unpickling and code swaps in the child, after the lock-down: permitted unless an answer's
+    code is on the stack."""
+    _TRUSTED.on = True
+    try:
+        yield
+    finally:
+        _TRUSTED.on = False
+
+
 # events that change the file system: each path they name must lie in the child's own folder
 _PATH_EVENTS = {"os.remove": (0,), "os.rmdir": (0,), "os.mkdir": (0,), "os.rename": (0, 1), "os.chmod": (0,),
                 "os.chown": (0,), "os.link": (0, 1), "os.symlink": (0, 1), "os.truncate": (0,), "os.utime": (0,),
@@ -641,7 +716,9 @@ _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 def _lock_down(folder: str) -> None:
     """From here on, this process refuses (PermissionError, through a Python audit hook, PEP 578, which cannot be
     removed once added) to write or change files outside ``folder``, to start processes, to open sockets, to load
-    code with ctypes and to trace frames. Installed before the first answer cell runs. An audit hook is a tripwire,
+    code with ctypes, to trace frames, to unpickle (``pickle.find_class``: numpy's ``read_array`` with
+    ``allow_pickle``, ``torch.load`` without ``weights_only``, ...), to load marshalled code, to make code objects
+    and to swap a function's code, except for the grader's own loading with no answer's code on the stack. Installed before the first answer cell runs. An audit hook is a tripwire,
     not a sandbox: CPython's documentation says it cannot stop code that is determined to get round it, which is
     why the README asks for submissions one does not trust to be graded in a throw-away container."""
     root = os.path.realpath(folder)
@@ -665,8 +742,33 @@ def _lock_down(folder: str) -> None:
                     raise PermissionError(f"grading: {event} on {os.fsdecode(args[k])!r} is not allowed in an answer")
         elif event.startswith(_REFUSED_EVENTS):
             raise PermissionError(f"grading: {event} is not allowed in an answer")
+        elif event in _LOADING_EVENTS or (event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__"):
+            if not getattr(_TRUSTED, "on", False) or _answer_on_stack():
+                what = f"{event} {args[:2]!r}" if event == "pickle.find_class" else event
+                raise PermissionError(f"grading: {what} is not allowed in an answer (no unpickling, marshal or "
+                                      f"new code objects)")
 
     sys.addaudithook(hook)
+
+
+def _resolve(importlib, module: str, qualname: str):
+    obj = importlib.import_module(module)
+    for part in qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _refusal_specs() -> list:
+    """The refusals of the self-check that is calling (``grading._refusing``), by module and qualified name."""
+    import inspect
+    from . import grading
+    specs = []
+    for refused in grading._REFUSING:
+        for fn, message in refused.items():
+            inner = inspect.unwrap(fn)
+            if "<locals>" not in inner.__qualname__:
+                specs.append((inner.__module__, inner.__qualname__, message))
+    return specs
 
 
 def _child_main() -> None:
@@ -674,7 +776,9 @@ def _child_main() -> None:
     protocol_in, protocol_out = sys.stdin, os.fdopen(os.dup(1), "w")
     os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
     sys.stdout, sys.stdin = open(os.devnull, "w"), open(os.devnull)
+    import importlib
     import torch
+    from . import grading
 
     def reply(message):
         protocol_out.write(json.dumps(message) + "\n")
@@ -700,9 +804,19 @@ def _child_main() -> None:
         request = json.loads(line)
         try:
             if "call" in request:
-                args = [torch.Generator().set_state(v) if kind == "generator" else v
-                        for kind, v in torch.load(request["path"], weights_only=False)]
-                value = namespace[request["call"]](*args)
+                with _trusted():  # the grader's arguments (its test models among them) and its refusals
+                    args = [torch.Generator().set_state(v) if kind == "generator" else v
+                            for kind, v in torch.load(request["path"], weights_only=False)]
+                    refused = {_resolve(importlib, module, qualname): message
+                               for module, qualname, message in request.get("refused", [])}
+                    # the self-check's refusals, here too: any route to a solving function meets them
+                    refusing = grading._refusing(refused)
+                    refusing.__enter__()
+                try:
+                    value = namespace[request["call"]](*args)
+                finally:
+                    with _trusted():
+                        refusing.__exit__(None, None, None)
             else:
                 value = {name: namespace.get(name) for name in request["get"]}
                 if request.get("state_dict"):
@@ -764,6 +878,37 @@ def rubrics(assignment: str, folder=RUBRICS) -> dict[str, str]:
 
 
 
+def _defines(cell) -> str:
+    """The functions that a template's answer cell defines, for the feedback: ``cfg``, ``a and b``."""
+    try:
+        names = [n.name for n in _parse(_text(cell)).body if isinstance(n, ast.FunctionDef)]
+    except SyntaxError:
+        names = []
+    return " and ".join(f"`{n}`" for n in names) or "the names"
+
+
+def _why(state: str) -> str:
+    return {"todo": "still has its TODO open", "missing": "is not in the submission"}.get(
+        state, f"was {state}" if state.startswith("refused") else "did not run")
+
+
+def _calls(source: str, template_cells: dict, status: dict) -> list[str]:
+    """The answer cells (ids in ``status``) that define a function which ``source`` names."""
+    try:
+        used = {n.id for n in ast.walk(_parse(source)) if isinstance(n, ast.Name)}
+    except SyntaxError:
+        return []
+    out = []
+    for cell_id in status:
+        try:
+            defined = {n.name for n in _parse(_text(template_cells[cell_id])).body if isinstance(n, ast.FunctionDef)}
+        except (SyntaxError, KeyError):
+            continue
+        if defined & used:
+            out.append(cell_id)
+    return out
+
+
 def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Optional[int] = None, timeout: float = 120.0,
                    label: Optional[str] = None) -> dict:
     """Grade one submitted notebook; return its gradebook row (``points`` per task) and its feedback text."""
@@ -810,7 +955,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         reason = screen(text, package, allowed)
         status[task.cell] = "run" if reason is None else f"refused: {reason}"
         sources[task.cell] = text
-        copies += [f"{task.cell} {where}" for where in copied(text)]
+        copies += [f"{task.cell} {where}" for where in copied(text, _text(template_cells[task.cell]))]
 
     child = None
     if "run" in status.values():
@@ -825,8 +970,10 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         except (TimeoutError, RuntimeError) as err:
             feedback.append(f"the submission's cells did not finish: {err}")
     auto = written = auto_max = 0.0
+    passed: dict[str, bool] = {}  # answer cell id -> whether all its tasks so far passed
+    prefix = assignment.split("_")[0].upper()
     for task in tasks:
-        key = f"{task.name} ({task.points:g})"
+        key = f"{prefix} {task.name} ({task.points:g})"
         feedback.append(f"## {task.name} ({task.points:g} points)")
         if task.kind == "written":
             cell = submitted.get(task.cell)
@@ -841,16 +988,22 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             continue
         auto_max += task.points
         state = status[task.cell]
+        # the earlier answer cells whose functions this cell calls, and how they fared
+        needs = [c for c in _calls(sources.get(task.cell, ""), template_cells, status) if c != task.cell]
+        blocked = [c for c in needs if status[c] != "run"]
+        failing = [c for c in needs if status[c] == "run" and not passed.get(c, True)]
         if state != "run" or child is None:
             message = {"todo": "not implemented yet: the TODO is still open", "missing":
                        f"the answer cell {task.cell} is not in the submission"}.get(state, state)
             if state == "run":
                 message = "the submission's cells did not finish"
             row[key] = 0.0
+            passed[task.cell] = False
             feedback += [f"0 points: {message}", ""]
             continue
         if task.cell in child.errors and task.kind == "values":
             row[key] = 0.0
+            passed[task.cell] = False
             feedback += [f"0 points: the answer cell raised {child.errors[task.cell]}", ""]
             continue
         log = io.StringIO()
@@ -864,16 +1017,69 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                 from .grading import CheckResult
                 result = CheckResult(task.name, "fail", f"the submission: {err}")
         points, how = _points(task, result)
+        message = result.message
+        if result.status != "pass" and blocked:
+            # the template's stub ran in place of a refused or unfinished function: say so, not "fill in the TODO"
+            message = "; ".join(f"this cell calls {_defines(template_cells[c])} of answer cell {c}, which "
+                                f"{_why(status[c])}" for c in blocked) + \
+                ": it depends on that cell and is graded once that cell runs"
+            points, how = 0.0, "depends on a cell that did not run"
+        elif result.status != "pass" and failing:
+            message = ("; ".join(f"this cell calls {_defines(template_cells[c])} of answer cell {c}, whose task did "
+                                 f"not pass: fix that first" for c in failing) + f" (this task's check said: {message})")
+        passed[task.cell] = passed.get(task.cell, True) and result.status == "pass"
         auto += points
         row[key] = points
-        feedback += [f"{points:g} points ({how}): {result.message}", ""]
+        feedback += [f"{points:g} points ({how}): {message}", ""]
+        if task.kind == "values":
+            feedback += _stored_output(submitted.get(task.cell))
     if child is not None:
         child.close()
     row.update(auto_points=auto, auto_max=auto_max, written_max=written, copied="; ".join(copies))
     if copies:
-        feedback += ["## For the instructor: code that repeats the package's, statement for statement (names aside)",
-                     "No points are taken for it; read it by eye.", *copies, ""]
-    return {"row": row, "feedback": "\n".join(feedback)}
+        feedback += ["## For the instructor: a function that repeats one of the package's, statement for statement "
+                     "(names aside)", "No points are taken for it; read it by eye.", *copies, ""]
+    images = _figures(nb)
+    if images:  # the plots that the rubrics grade, as the student's notebook stored them
+        feedback += ["## Figures stored in the submission",
+                     "As the student's own run drew them (the grader does not redraw them): the plots that the rubrics "
+                     "grade are among them.", ""]
+        feedback += [f"![cell {name.rsplit('_', 1)[0]}]({{figures}}/{name})" for name in images] + [""]
+    return {"row": row, "feedback": "\n".join(feedback), "figures": images}
+
+
+def _stored_output(cell) -> list[str]:
+    """The text that a value task's answer cell printed in the student's own run, for the feedback: the rubrics
+    grade the written answers on these numbers, which the grader checked only as it recomputed them."""
+    outputs = cell.get("outputs", []) if isinstance(cell, dict) else []
+    text = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else str(o.get("text", ""))
+                   for o in outputs if isinstance(o, dict) and o.get("output_type") == "stream").strip()
+    if not text:
+        return []
+    return ["Printed by this cell in the submission (as stored, not re-run):", "", "```text", text, "```", ""]
+
+
+def _figures(nb: dict) -> dict[str, bytes]:
+    """The PNG images stored in a notebook's code cells, by file name ``CELLID_K.png``."""
+    import base64
+    images = {}
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        k = 0
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}) if isinstance(output, dict) else {}
+            png = data.get("image/png")
+            if isinstance(png, list):
+                png = "".join(png)
+            if isinstance(png, str):
+                try:
+                    images[f"{re.sub(r'[^A-Za-z0-9-]', '', str(cell.get('id', 'cell')))}_{k}.png"] = \
+                        base64.b64decode(png, validate=False)
+                    k += 1
+                except ValueError:
+                    continue
+    return images
 
 
 def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Optional[int] = None,
@@ -900,7 +1106,13 @@ def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, rubric
         writer.writeheader()
         writer.writerows(g["row"] for g in graded)
     for g in graded:
-        (feedback / (g["row"]["submission"].replace("/", "__") + ".md")).write_text(g["feedback"] + "\n")
+        name = g["row"]["submission"].replace("/", "__")
+        text = g["feedback"]
+        if g.get("figures"):
+            (feedback / f"{name}_figures").mkdir(exist_ok=True)
+            for file, data in g["figures"].items():
+                (feedback / f"{name}_figures" / file).write_bytes(data)
+        (feedback / (name + ".md")).write_text(text.replace("{figures}", f"{name}_figures") + "\n")
     return [g["row"] for g in graded]
 
 

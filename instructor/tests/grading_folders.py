@@ -25,4 +25,9 @@ def grade(folder: pathlib.Path, out: pathlib.Path, seed: int = 2026):
     with open(out) as f:
         rows = {row["submission"]: row for row in csv.DictReader(f)}
     feedback = {p.stem: p.read_text() for p in out.with_suffix("").glob("*.md")}
-    return rows, feedback, lambda name, task: float(rows[name][task])
+    return rows, feedback, lambda name, task: float(column(rows[name], task))
+
+
+def column(row: dict, task: str):
+    """A row's column ``task``: a task's column is named by its assignment, ``A2 CFG combination (2)``."""
+    return row[task] if task in row else row[f"{row['assignment'].split('_')[0].upper()} {task}"]

@@ -5,6 +5,7 @@ second copy of the module, restoring the code object inside the answer, exec of 
 functions that compute the same thing) is refused before it runs and scores zero on the task it cheats; an
 answer hard-coded from a stored run scores zero, since the hidden inputs are new."""
 
+import dataclasses
 import inspect
 import json
 import pathlib
@@ -78,6 +79,43 @@ CHEATS = {
                                              "def cfg(eps_cond, eps_uncond, gamma):\n"
                                              "    return _g(cfg)['guidance'].cfg(eps_cond, eps_uncond, gamma)\n",
 }
+# numpy's read_array with allow_pickle: a pickle, built in the cell from pieces, whose GLOBAL opcode imports any of
+# the package's functions by name (no import, no getattr, no underscore attribute, no "tutorial" in a string)
+PICKLE_LOADER = r'''
+import numpy as np
+
+class Buffer:
+    def __init__(self, data):
+        self.data, self.pos = data, 0
+    def read(self, n=-1):
+        n = len(self.data) - self.pos if n is None or n < 0 else n
+        out = self.data[self.pos:self.pos + n]
+        self.pos += len(out)
+        return out
+    def readline(self):
+        end = self.data.index(b"\n", self.pos) + 1 if b"\n" in self.data[self.pos:] else len(self.data)
+        out = self.data[self.pos:end]
+        self.pos = end
+        return out
+
+def fetch(module, name):
+    header = "{'descr': '|O', 'fortran_order': False, 'shape': (), }"
+    header = header + " " * (63 - (10 + len(header)) % 64) + "\n"
+    payload = ("c" + "tut" + "orial_pkg." + module + "\n" + name + "\n.").encode()
+    head = bytes([0x93]) + "NUMPY".encode() + bytes([1, 0, len(header) % 256, len(header) // 256]) + header.encode()
+    return np.lib.format.read_array(Buffer(head + payload), allow_pickle=True)
+'''
+PICKLE_CHEATS = {
+    "pickle through numpy's read_array": PICKLE_LOADER + "\ndef cfg(eps_cond, eps_uncond, gamma):\n"
+                                         "    return fetch('guidance', 'cfg')(eps_cond, eps_uncond, gamma)\n",
+    # the function is fetched once, while a regenerated cell calls it, and kept for the graded calls
+    "pickle, fetched when a regenerated cell calls": PICKLE_LOADER + "\nkept = []\n"
+        "def cfg(eps_cond, eps_uncond, gamma):\n    if not kept:\n        kept.append(fetch('guidance', 'cfg'))\n"
+        "    return kept[0](eps_cond, eps_uncond, gamma)\n",
+    "the grader's reference through pickle": PICKLE_LOADER + "\ndef cfg(eps_cond, eps_uncond, gamma):\n"
+        "    return fetch('grading', '_smc_reference') and gamma * eps_cond + (1 - gamma) * eps_uncond\n",
+}
+CHEATS.update(PICKLE_CHEATS)
 SAMPLER_CHEAT = SAMPLER.replace("x = ab_prev.sqrt()", "c = sampling.ddim_coefficients(schedule, t, t_prev)\n        x = ab_prev.sqrt()")
 
 
@@ -150,6 +188,52 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     assert "noising and tilting do not commute" in feedback["todo"]
 
 
+def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_path, monkeypatch):
+    """The run-time lines of defence, with the screen's rules on attributes and keywords relaxed: the child refuses
+    unpickling while an answer's code is on the stack (so the pickle cheats score zero), and it installs the
+    self-check's own refusals around each graded call (so a sampler handed sampling.ddim_sample cannot call it)."""
+    monkeypatch.setattr(grader, "_ATTRIBUTES", grader._ATTRIBUTES - {"read_array"})
+    monkeypatch.setattr(grader, "_KEYWORDS", set())
+    tasks = [dataclasses.replace(t, allowed=t.allowed + ("sampling.ddim_sample",)) if t.cell == "a2-10" else t
+             for t in grader.ASSIGNMENTS[A2]]
+    monkeypatch.setitem(grader.ASSIGNMENTS, A2, tasks)
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for k, source in enumerate(PICKLE_CHEATS.values()):
+        assert grader.screen(source, PACKAGE) is None  # relaxed: only the child stands in the way
+        _submission(folder, f"pickle_{k}", {"a2-04": DROP, "a2-07": source, "a2-10": SAMPLER})
+    _submission(folder, "handed", {"a2-07": CFG, "a2-10": "def cfg_ddim_sampler(eps_model, x_T, cond, gamma, "
+                                   "schedule, num_steps):\n    return sampling.ddim_sample(eps_model, tuple(x_T.shape), "
+                                   "schedule, num_steps=num_steps, cond=cond, x_T=x_T)\n"})
+    rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
+    for k, cheat in enumerate(PICKLE_CHEATS):
+        assert points(f"pickle_{k}", "CFG combination (2)") == 0, cheat
+        assert "pickle.find_class" in feedback[f"pickle_{k}"], cheat
+        assert points(f"pickle_{k}", "condition dropout (3)") == 3, cheat  # the honest tasks still score
+    assert points("handed", "CFG DDIM sampler (5)") == 0 and points("handed", "CFG combination (2)") == 2
+    assert "does not accept a call of tutorial_pkg.sampling.ddim_sample" in feedback["handed"]
+
+
+def test_an_honest_docstring_or_import_is_not_refused_and_dependants_say_why(tmp_path):
+    """Words in strings are the student's: only a string that is a module's or a dunder's name is refused. A cell
+    that calls a refused cell's function is told that it depends on it, not to fill in its TODO."""
+    docstring = ('def cfg(eps_cond, eps_uncond, gamma):\n    """The important part: as in the tutorial, it imports '
+                 'nothing and uses no __dunder__."""\n    return eps_uncond + gamma * (eps_cond - eps_uncond)\n')
+    assert grader.screen(docstring, PACKAGE) is None
+    assert grader.screen("import itertools\n" + DROP, PACKAGE) is None
+    for name in ("tutorial_pkg.guidance", "__globals__", "builtins", " sys "):
+        assert "names a module" in grader.screen(f"x = {name!r}\n", PACKAGE), name
+    assert "allow_pickle" in grader.screen("import numpy as np\nnp.zeros(1, allow_pickle=True)\n", PACKAGE)
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    _submission(folder, "refused", {"a2-07": "import os\n" + CFG, "a2-10": SAMPLER})
+    rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
+    assert points("refused", "CFG DDIM sampler (5)") == 0
+    assert "calls `cfg` of answer cell a2-07, which was refused" in feedback["refused"]
+    assert "fill in the TODO" not in feedback["refused"]
+    assert "A2 CFG DDIM sampler (5)" in rows["refused"]
+
+
 def test_the_grader_refuses_a_missing_folder(tmp_path):
     with pytest.raises(ValueError, match="folder"):
         grader.grade_folder(tmp_path / "none")
@@ -191,7 +275,7 @@ def test_every_written_task_has_its_rubric_with_the_instructors_solutions(tmp_pa
     (folder / "s.ipynb").write_text(json.dumps(nb))
     graded = grader.grade_notebook(folder / "s.ipynb", rubric_folder=tmp_path / "none", seed=1)
     assert "The error falls" in graded["feedback"] and "rubrics stay with the instructor's solutions" in graded["feedback"]
-    assert graded["row"]["question (6)"] == ""
+    assert grading_folders.column(graded["row"], "question (6)") == ""
     with_rubric = grader.grade_notebook(folder / "s.ipynb", seed=1)
     assert grader.rubrics("a3_energy_target")["question"] in with_rubric["feedback"]
 
@@ -221,22 +305,32 @@ def _renamed(fn, renames):
 
 def test_code_copied_from_the_package_is_flagged_for_the_instructor_names_aside():
     """An answer that copies a package function, or a self-check's reference code, with its variables renamed and its
-    docstring cut, is named in the gradebook's ``copied`` column; the instructors' own answers to assignments 1 to 4,
-    written as the chapters teach, are not. (Some answers of assignments 5 to 7 are: assignment 7's NeRF placement
-    is the textbook formula, and a value cell that makes the run the notebook prescribes matches the check that
-    repeats it; the flag costs no points.)"""
+    docstring cut, is named in the gradebook's ``copied`` column; the instructors' own answers to all seven
+    assignments, written as the chapters teach, are not (only whole functions are compared, and the code that the
+    template's cell prescribes is not counted)."""
     from tutorial_pkg import smc
     copy = _renamed(smc._systematic, {"log_w": "logw", "u": "offsets", "cdf": "c", "K": "n"})
     assert copy != textwrap.dedent(inspect.getsource(smc._systematic))
     assert any("tutorial_pkg.smc._systematic" in where for where in grader.copied(copy))
+    # a copy that runs in a notebook, where `Tensor` is not defined: its annotations gone, or written otherwise,
+    # or a decorator added; flagged all the same
+    runnable = re.sub(r": Tensor|: Optional\[torch\.Generator\]| -> Tensor", "", copy)
+    assert "Tensor" not in runnable.split(":\n")[0]
+    namespace = {"torch": torch}
+    exec(runnable, namespace)
+    assert namespace["_systematic"](torch.zeros(2, 4), torch.Generator().manual_seed(0)).shape == (2, 4)
+    for variant in (runnable, copy.replace("-> Tensor", "-> torch.Tensor"), "@torch.no_grad()\n" + runnable):
+        assert any("tutorial_pkg.smc._systematic" in where for where in grader.copied(variant)), variant
     reference = _renamed(grading._window_recursion, {"rows": "out", "steps": "grid", "pairs": "ps", "rule": "r"})
     assert any("tutorial_pkg.grading._window_recursion" in where for where in grader.copied(reference))
     assert grader.copied(CFG) == grader.copied(SAMPLER) == grader.copied(DROP) == []
-    for path in sorted((ROOT / "instructor" / "solutions").glob("a[1-4]_*.ipynb")):
+    for path in sorted((ROOT / "instructor" / "solutions").glob("a[1-7]_*.ipynb")):
         answers = {t.cell for t in grader.ASSIGNMENTS[path.stem] if t.kind != "written"}
+        template = {c.get("id"): "".join(c["source"]) for c in
+                    json.loads((ROOT / "book" / "assignments" / path.name).read_text())["cells"]}
         for cell in json.loads(path.read_text())["cells"]:
             if cell.get("id") in answers:
-                assert grader.copied("".join(cell["source"])) == [], (path.stem, cell["id"])
+                assert grader.copied("".join(cell["source"]), template[cell["id"]]) == [], (path.stem, cell["id"])
 
 
 def test_the_child_refuses_writes_outside_its_folder_processes_and_sockets(tmp_path):

@@ -3,7 +3,7 @@ included. The grader sends the exact Gaussian prior's eps-model and the exact no
 setting to the submission's process, calls the student's sampler there, and compares its output with the
 package's guided DDIM in its own process. A correct submission scores full automatic marks; a flipped sign half
 marks with its hint; an open TODO zero; a sampler that calls the package's, or one hard-coded from a stored run,
-zero. (A flipped sign inside the sampler is named by the self-check's tests, tests of grading_a1.)"""
+zero; a table of task 4 typed in rather than run zero, with the table as stored and as recomputed in the feedback. (A flipped sign inside the sampler is named by the self-check's tests, tests of grading_a1.)"""
 
 import json
 import pathlib
@@ -18,7 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 A1 = "a1_classifier_guidance"
 TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A1}.ipynb").read_text())
 PACKAGE = grader._package_names(TEMPLATE)
-ANSWERS = ("a1-04", "a1-07", "a1-10", "a1-15")
+ANSWERS = ("a1-04", "a1-07", "a1-10", "a1-15", "a1-16")
 
 
 def _solutions() -> dict:
@@ -35,13 +35,23 @@ def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
 def _stored_sampler() -> str:
     """A sampler hard-coded from a stored run: the output of a correct sampler on the self-check's inputs of seed 0."""
     namespace = {"torch": torch, "sampling": __import__("tutorial_pkg.sampling", fromlist=["x"])}
-    for source in _solutions().values():
-        exec(source, namespace)
+    for cell, source in _solutions().items():
+        if cell != "a1-16":  # the table needs the notebook's setting
+            exec(source, namespace)
     stored = {}
     grading.check_guided_ddim(lambda *args: stored.setdefault("out", namespace["guided_ddim"](*args)), seed=0)
     return (f"STORED = {stored['out'].tolist()!r}\n"
             "def guided_ddim(eps_model, predictor, y, x_T, scale, schedule, num_steps):\n"
             "    return torch.tensor(STORED, dtype=torch.float64)\n")
+
+
+# the table typed in from the exact DDIM column that the notebook prints, never run; stored with its printed output
+TYPED_TABLE = """table = {0.0: dict(mean=0.003, std=0.961, se_mean=0.0215, se_std=0.0152, target_mean=0.0, target_std=1.0),
+         1.0: dict(mean=1.198, std=0.421, se_mean=0.0094, se_std=0.0067, target_mean=1.2, target_std=0.447),
+         2.0: dict(mean=1.574, std=0.178, se_mean=0.0040, se_std=0.0028, target_mean=1.333, target_std=0.333),
+         4.0: dict(mean=1.640, std=0.028, se_mean=0.0006, se_std=0.0004, target_mean=1.412, target_std=0.243)}
+"""
+TYPED_OUTPUT = " 2.0  1.574 ± 0.0040       1.333  0.178 ± 0.0028      0.333\n"
 
 
 CHEAT = ("def guided_ddim(eps_model, predictor, y, x_T, scale, schedule, num_steps):\n"
@@ -68,11 +78,22 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
     _submission(folder, "wrong", {**right, "a1-04": flipped, "a1-15": _stored_sampler()})
     _submission(folder, "todo", {})
     _submission(folder, "cheat", {"a1-15": CHEAT})
+    _submission(folder, "typed", {**right, "a1-16": TYPED_TABLE})
+    typed = json.loads((folder / "typed.ipynb").read_text())
+    next(c for c in typed["cells"] if c.get("id") == "a1-16")["outputs"] = [
+        {"name": "stdout", "output_type": "stream", "text": [TYPED_OUTPUT]}]
+    (folder / "typed.ipynb").write_text(json.dumps(typed))
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 11
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 13
+    assert float(rows["correct"]["written_max"]) == 4
     assert points("wrong", "guided eps (2)") == 1 and "check the sign" in feedback["wrong"]
     assert points("wrong", "guided DDIM sampler (4)") == 0 and points("wrong", "auto_points") == 6
+    assert "guided_ddim` of answer cell a1-15, whose task did not pass" in feedback["wrong"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     assert points("cheat", "guided DDIM sampler (4)") == 0 and "refused" in feedback["cheat"]
+    assert points("typed", "guided samples table (2)") == 0 and points("typed", "auto_points") == 11
+    assert "not those of your seed" in feedback["typed"]
+    assert "as stored, not re-run" in feedback["typed"] and TYPED_OUTPUT.strip() in feedback["typed"]
+    assert "recomputed by the grader from seed 0" in feedback["typed"] and " 2.0  1.576 ± 0.0039" in feedback["typed"]

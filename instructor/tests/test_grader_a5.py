@@ -88,6 +88,19 @@ CHEATS = {
     "TMPD, the same step for one observation": "def mmps_eps(eps_model, x_t, t, y, a, sigma_y, schedule):\n"
                           "    return tweedie.tmpd_model(eps_model, a[None], sigma_y, schedule)(x_t, t, y)\n",
 }
+# MMPS without the vector-Jacobian product: Sigma_0|t read off the exact mixture behind the check's model (on a
+# mixture the denoiser's Jacobian is sqrt(ab) / (1 - ab) Sigma_0|t). The model comes as a bare call: no .source
+MMPS_BY_SOURCE = """def mmps_eps(eps_model, x_t, t, y, a, sigma_y, schedule):
+    ab = schedule.alpha_bar(t, x_t)
+    eps = eps_model(x_t, t, None)
+    mean, cov = eps_model.source.posterior_moments(x_t, ab.reshape(-1)[0].item())
+    Sa = cov @ a
+    C = sigma_y ** 2 + Sa @ a
+    grad = ab.sqrt() / (1 - ab) * Sa * ((y - mean @ a) / C)[:, None]
+    return eps - (1 - ab).sqrt() * grad
+"""
+# the same through the wrapper's private slot: refused before it runs (an underscore attribute)
+MMPS_BY_SLOT = MMPS_BY_SOURCE.replace("eps_model.source.", "eps_model._model.source.")
 # the moments by the package's recursion (the task is to write it): refused (not an allowed call)
 WINDOWS_CHEAT = """def window_moments(mean_c, var_c, mean_u, var_u, gamma, windows, schedule):
     eps_c = analytic.GaussianMixture([1.0], [[mean_c]], [[[var_c]]]).eps_model(schedule)
@@ -132,6 +145,7 @@ def test_each_way_round_the_refusal_is_refused_before_it_runs():
     allowed = ("analytic.GaussianMixture", "sampling.ddim_timesteps")
     assert grader.screen(WINDOWS, PACKAGE, allowed) is None
     assert grader.screen(WINDOWS_CHEAT, PACKAGE, allowed) is not None
+    assert grader.screen(MMPS_BY_SLOT, PACKAGE) is not None
 
 
 def test_the_self_checks_pass_a_correct_answer_and_name_each_mistake():
@@ -177,6 +191,9 @@ def test_the_self_checks_pass_a_correct_answer_and_name_each_mistake():
                          "write the moment recursion yourself": WINDOWS_CHEAT}.items():
         result = grading.check_window_moments(_namespace(INTERVAL, source)["window_moments"], seed=2)
         assert result.status == "fail" and hint in result.message, (hint, result)
+    for k in range(3):  # the exact mixture is out of the student's function's reach
+        result = grading.check_mmps_eps(_namespace(MMPS_BY_SOURCE)["mmps_eps"], seed=k)
+        assert result.status == "fail" and "has no attribute 'source'" in result.message, result
     assert grading.check_exact_posterior(_namespace(EXACT)["exact_posterior"], seed=1).passed
     exact_wrong = {
         "the prior's mean of a^T x_0": EXACT.replace("return m_u + s_u / (s_u + sigma_y ** 2) * (y - m_u),", "return m_u,"),
@@ -227,7 +244,8 @@ def test_the_report_check_regenerates_the_samples_and_names_each_mistake():
 
 def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     """One folder graded once: correct full automatic marks; wrong (DPS in place of MMPS) half of that task with its
-    hint, and a stored report zero; TODO zero; each cheat zero on its task, refused before it runs."""
+    hint, and a stored report zero; TODO zero; each cheat zero on its task, refused before it runs, and MMPS read
+    off the exact mixture behind the check's model zero."""
     folder = tmp_path / "submissions"
     folder.mkdir()
     correct = {"a5-04": MMPS, "a5-26": EXACT, "a5-08": REPORT, "a5-16": INTERVAL, "a5-19": WINDOWS}
@@ -237,6 +255,7 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a5-04": source})
     _submission(folder, "cheat_windows", {"a5-19": WINDOWS_CHEAT})
+    _submission(folder, "cheat_source", {**correct, "a5-04": MMPS_BY_SOURCE})
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)
 
@@ -250,6 +269,8 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
         assert points(f"cheat_{k}", "MMPS eps (5)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
     assert points("cheat_windows", "window moments (3)") == 0 and "refused" in feedback["cheat_windows"]
+    # the exact posterior moments read off the check's model: no route to them, zero
+    assert points("cheat_source", "MMPS eps (5)") == 0 and "has no attribute 'source'" in feedback["cheat_source"]
 
 
 def test_a_hint_that_skipping_the_work_would_earn_gives_no_half_marks():

@@ -41,6 +41,16 @@ BAND = """def band_share(core, band):
     g = stats.statistical_inefficiency(z)
     return p, math.sqrt(g * z.pow(2).mean().item() / len(z)) / b.mean().item()
 """
+# honest, and accepted by the band-share check: numpy, and z's variance with n - 1
+BAND_UNBIASED = """import numpy as np
+def band_share(core, band):
+    c = np.asarray(core, dtype=float); b = np.asarray(band, dtype=float)
+    p = float((b * c).sum() / b.sum())
+    z = b * (c - p)
+    g = stats.statistical_inefficiency(torch.from_numpy(z))
+    se = float(np.sqrt(g * z.var(ddof=1) / len(z)) / b.mean())
+    return p, se
+"""
 REPORT = """n, num_steps = 64, 10
 seed = 3
 f = sampling.ddim_sample(eps_model, (n, features.dim), schedule, num_steps=num_steps,
@@ -116,8 +126,8 @@ def test_each_way_round_the_refusal_is_refused_before_it_runs():
 
 
 def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
-    """One call, two child processes (the correct and the wrong submission; the others are refused or open and
-    start none)."""
+    """One call, three child processes (the correct, the unbiased and the wrong submission; the others are refused
+    or open and start none)."""
     folder = tmp_path / "submissions"
     folder.mkdir()
     _submission(folder, "correct", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT, "a7-17": _gaps_cell()})
@@ -127,6 +137,8 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
                                   "a7-09": _stored_answer(),
                                   "a7-14": REPORT.replace("math.sqrt(p * (1 - p) / n)", "p * (1 - p) / n"),
                                   "a7-17": "gaps = {core: (0.0, 0.05, False) for core in BASINS}\n"})
+    # the gaps from the student's own reference, which divides by n - 1: graded from that reference
+    _submission(folder, "unbiased", {"a7-04": PLACE, "a7-09": BAND_UNBIASED, "a7-14": REPORT, "a7-17": _gaps_cell()})
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a7-04": source})
@@ -135,6 +147,7 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     rows, feedback, points = grading_folders.grade(folder, out)  # hidden inputs: not the seed 0 of the stored run
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 13, feedback["correct"]
+    assert points("unbiased", "auto_points") == 13, feedback["unbiased"]
     assert points("wrong", "core-state gaps (2)") == 0 and "the values differ" in feedback["wrong"]
     assert float(rows["correct"]["written_max"]) == 6
     assert points("wrong", "NeRF placement (3)") == 1.5 and "sign of the torsion" in feedback["wrong"]
@@ -225,6 +238,25 @@ def test_the_band_share_check_passes_the_chapters_estimator_and_names_each_mista
         assert result.status == "fail" and hint in result.message, (hint, result)
     refused = grading.check_band_share(lambda core, band: (stats.share(core[band], correlated=True).mean, 0.0))
     assert refused.status == "fail" and "does not accept" in refused.message
+
+
+FLOAT32_SHARE = """def band_share(core, band):
+    c, b = core.float(), band.float()
+    p = (b * c).sum() / b.sum()
+    z = b * (c - p)
+    g = stats.statistical_inefficiency(z)
+    se = (g * (z ** 2).mean() / len(z)).sqrt() / b.mean()
+    return p.item(), se.item()
+"""
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_a_share_computed_in_float32_passes_and_a_count_off_by_one_does_not(seed):
+    """The task names no dtype: a float32 share is off by about 1e-8, far less than one frame of the band."""
+    share32 = _namespace(FLOAT32_SHARE)["band_share"]
+    assert grading.check_band_share(share32, seed=seed).status == "pass"
+    off_by_one = lambda core, band: (((core & band).sum().item() + 1) / band.sum().item(), band_share(core, band)[1])
+    assert grading.check_band_share(off_by_one, seed=seed).status == "fail"
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ stored from an earlier run fails, because the inputs are new at every call."""
 
 import functools
 import math
+import types
 
 import pytest
 import torch
@@ -449,9 +450,15 @@ def test_a_failure_prints_the_seed_that_replays_it(capsys):
 
 def test_a_float32_result_is_named():
     """Where a check's tolerance is below float32's precision (exact moments, to 1e-8), a float32 result is named."""
+    # the check refuses its own reference while the answer runs: a fresh function object of the same code stands in
+    # for an answer that is right to the last digit
+    recursion = types.FunctionType(grading._window_recursion.__code__, grading._window_recursion.__globals__,
+                                   "recursion", grading._window_recursion.__defaults__)
+    recursion.__kwdefaults__ = grading._window_recursion.__kwdefaults__
+
     def window_moments(mean_c, var_c, mean_u, var_u, gamma, windows, schedule):
         rule = lambda lo, hi: (lambda t: gamma if lo <= t <= hi else 1.0)
-        return grading._window_recursion(mean_c, var_c, mean_u, var_u, rule, windows, schedule)
+        return recursion(mean_c, var_c, mean_u, var_u, rule, windows, schedule)
 
     assert grading.check_window_moments(window_moments, seed=0).passed
     result = grading.check_window_moments(lambda *args: window_moments(*args).float(), seed=0)
