@@ -184,6 +184,24 @@ def _guided_table(get, seed):
                                    f"{values['seed']} (the package's sampler):\n\n```text\n" + "\n".join(rows) + "\n```")
 
 
+def _dropout_experiment(get, seed):
+    """Assignment 2 (cells a2-14, a2-15): every network the student's run trained (its weights, from the child's
+    ``trained``) sampled here from the student's seed with the package's CFG sampler, against the exact mixture;
+    each network's error and wrong-mode share recomputed."""
+    import torch
+    from . import analytic, grading, nets, schedules
+    values = get("results", "seed", state_dict="trained")
+    trained: dict = {}  # the ModuleDict's state dict, "p50_seed0.embed.0.weight", split into one per network
+    for key, tensor in values["trained"].items():
+        net, _, parameter = key.partition(".")
+        trained.setdefault(net, {})[parameter] = tensor
+    return grading.check_dropout_experiment(
+        values["results"], trained=trained, seed=values["seed"],
+        mixture=analytic.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[[0.36]], [[0.36]]]),
+        schedule=schedules.linear_schedule(1000), rates=(0.05, 0.5), gammas=(1.0, 3.0), n_nets=6, n=500, num_steps=25,
+        make_net=lambda: nets.MLPEpsModel(1, hidden=32, depth=1, cond="label", num_classes=2, null="learned"))
+
+
 ASSIGNMENTS: dict[str, list[Task]] = {
     "a1_classifier_guidance": [
         Task("guided eps", "a1-04", 2, "function", _function("check_classifier_guided_eps")),
@@ -199,7 +217,8 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("CFG combination", "a2-07", 2, "function", _function("check_cfg")),
         Task("CFG DDIM sampler", "a2-10", 5, "function", _function("check_cfg_sampler"),
              allowed=("sampling.ddim_timesteps",)),
-        Task("Think! what CFG trades", "a2-18", 5, "written"),
+        Task("dropout experiment", "a2-15", 4, "values", _dropout_experiment),
+        Task("Think! what the dropout rate buys", "a2-18", 5, "written"),
     ],
     "a3_energy_target": [
         Task("energy report", "a3-06", 6, "values", _energy_report,
@@ -771,6 +790,21 @@ def _refusal_specs() -> list:
     return specs
 
 
+def _warm_up_training() -> None:
+    """One step of an optimiser and a learning-rate schedule on a throw-away parameter, before the lock-down: torch
+    imports some of its modules on first use (an optimiser's first parameter group imports ``torch._dynamo``), and an
+    import after the lock-down loads marshalled code, which the audit hook refuses. With them imported here, a
+    regenerated cell that trains a network (a2-14, a4-07) runs in the child; the refusals stay as they were."""
+    import torch
+    weight = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.AdamW([weight], lr=1e-3)
+    decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 1)
+    torch.nn.functional.mse_loss(weight, torch.ones(1)).backward()
+    opt.step()
+    decay.step()
+    opt.zero_grad()
+
+
 def _child_main() -> None:
     """The child's loop: run the cells, then answer calls (arguments from the grader, outputs to files)."""
     protocol_in, protocol_out = sys.stdin, os.fdopen(os.dup(1), "w")
@@ -779,6 +813,10 @@ def _child_main() -> None:
     import importlib
     import torch
     from . import grading
+    # one thread: the grader runs a child per submission side by side, and two children with a thread per core
+    # each wait on one another (the training of a2-14 ran past the time limit so on two cores)
+    torch.set_num_threads(1)
+    _warm_up_training()
 
     def reply(message):
         protocol_out.write(json.dumps(message) + "\n")
@@ -849,10 +887,10 @@ _GENERIC = ("the values differ", "the share differs", "your function raised", "e
             "the result has shape", "the result holds", "this check does not accept", "the submission",
             "the samples are not", "the gamma = ", "seed must be", "samples must be", "report must be", "report and ",
             "report at least", "report[", "only ", "rows that are not dropped",
-            "block ", "the mean in ", "the standard error in ", "the interval in ",
+            "block ", "the mean in ", "the standard error in ", "the interval in ", "results[",
             # hints that a skipped task would earn: no half marks for them
             "the rule must depend on t", "your samples are the network's feature vectors", "estimates",
-            "no row was dropped", "some particle is copied")
+            "no row was dropped", "some particle is copied", "no network was trained")
 _LOCK = threading.Lock()  # the self-checks swap package code objects while they call: one at a time
 
 

@@ -42,7 +42,7 @@ __all__ = ["CheckResult", "check_classifier_guided_eps", "check_shifted_mean", "
            "check_interval_cfg", "check_window_moments",
            "check_nerf_place", "check_band_share", "check_core_report", "check_core_gaps",
            "check_log_weight_increment", "check_systematic_resample", "check_smc_sampler", "check_smc_estimates",
-           "check_guided_ddim", "check_guided_table", "guided_table_reference"]
+           "check_guided_ddim", "check_guided_table", "guided_table_reference", "check_dropout_experiment"]
 
 
 class CheckResult(NamedTuple):
@@ -1916,3 +1916,70 @@ def check_smc_estimates(estimates: dict, *, seed: int, particle_counts: dict, ti
                                          f"({int(bad.sum())} of {G} systems differ): seed each K's generator with "
                                          "seed + K, draw x_T from it, pass it on to your sampler")
     return _report(name, "pass", "every K's systems repeat from your seed, and their estimates match")
+
+
+def check_dropout_experiment(results: dict, *, trained: dict, seed: int, mixture: GaussianMixture,
+                             schedule: NoiseSchedule, rates, gammas, n_nets: int, n: int, num_steps: int,
+                             make_net: Callable) -> CheckResult:
+    """Assignment 2's dropout experiment, repeated here from the student's ``seed``: for each rate ``p`` and each
+    ``i < n_nets`` the network trained as ``train_net(p, seed + i)`` (its weights ``trained["p<1000 p>_seed<seed + i>"]``,
+    loaded into ``make_net()``), ``x_T = randn(n, 1)`` from ``manual_seed(seed + i)`` in float64, class 1, and the
+    package's DDIM sampler with CFG at each ``gamma`` against the same sampler on the exact ``mixture``.
+    ``results[p][gamma]`` must hold ``"error"``, the mean of |x - x_exact|, and ``"wrong"``, the share x < 0, one
+    per network in the order of ``i``. Typed-in numbers, or another seed's, do not pass."""
+    name = "dropout experiment"
+    if results is None:
+        return _report(name, "not implemented", "not implemented yet: fill in results")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        return _report(name, "fail", f"seed must be the int your networks are trained from (seed + i), got {seed!r}")
+    if not isinstance(results, dict) or set(results) != set(rates):
+        return _report(name, "fail", f"results must be a dict with one entry per rate of {sorted(rates)}")
+    cond = torch.ones(n, dtype=torch.long)
+
+    def sample(model, x_T, gamma):
+        with torch.no_grad():
+            return sampling.ddim_sample(guidance.cfg_model(model, gamma), (n, 1), schedule, num_steps=num_steps,
+                                        x_T=x_T, cond=cond, dtype=torch.float64).double()
+
+    exact_model = mixture.eps_model(schedule)
+    parsed = {}
+    for p in rates:
+        if not isinstance(results[p], dict) or set(results[p]) != set(gammas):
+            return _report(name, "fail", f"results[{p}] must be a dict with one entry per gamma of {list(gammas)}")
+        for g in gammas:
+            entry = results[p][g]
+            if not isinstance(entry, dict) or not {"error", "wrong"} <= set(entry):
+                return _report(name, "fail", f"results[{p}][{g}] must hold 'error' and 'wrong'")
+            try:
+                got = {key: torch.as_tensor(entry[key], dtype=torch.float64).reshape(-1) for key in ("error", "wrong")}
+            except (TypeError, ValueError, RuntimeError):
+                return _report(name, "fail", f"results[{p}][{g}] must hold lists of numbers, one per network")
+            if any(v.numel() != n_nets for v in got.values()):
+                return _report(name, "fail", f"results[{p}][{g}] must hold {n_nets} values each, one per network")
+            parsed[p, g] = got
+    for i in range(n_nets):
+        x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(seed + i), dtype=torch.float64)
+        exact = {g: sample(exact_model, x_T, g) for g in gammas}
+        for p in rates:
+            key = f"p{round(p * 1000)}_seed{seed + i}"
+            if key not in trained:
+                return _report(name, "fail", f"no network was trained as train_net({p}, {seed + i}): train network i "
+                                             "of each rate with train_net(p_uncond, seed + i)")
+            net = make_net()
+            try:
+                net.load_state_dict(trained[key])
+            except (RuntimeError, KeyError, TypeError):
+                return _report(name, "fail", f"the network {key} is not one that train_net made")
+            net.eval()
+            for g in gammas:
+                x = sample(net, x_T, g)
+                want = {"error": (x - exact[g]).abs().mean().item(), "wrong": (x < 0).double().mean().item()}
+                got = parsed[p, g]
+                if abs(got["error"][i].item() - want["error"]) > 1e-4 + 1e-3 * want["error"]:
+                    return _report(name, "fail", f"results[{p}][{g}]['error'][{i}] is not the mean |x - x_exact| that "
+                                                 "the network and the exact model give from your seed: draw x_T from "
+                                                 "manual_seed(seed + i), float64, and use the same x_T for both")
+                if abs(got["wrong"][i].item() - want["wrong"]) > 2.5 / n:
+                    return _report(name, "fail", f"results[{p}][{g}]['wrong'][{i}] is not the share of that "
+                                                 "network's samples with x < 0")
+    return _report(name, "pass", "every network's error and wrong-mode share repeat from your seed")

@@ -1,0 +1,42 @@
+"""Assignment 2's dropout experiment (cell a2-15), graded: the grader takes every network that the submission's run
+trained with the student's dropout, samples it again from the student's seed with the package's CFG sampler against
+the exact mixture, and recomputes each network's error and wrong-mode share. The instructor's experiment scores its
+points; one whose error is a root-mean-square instead of the mean |x - x_exact| scores zero, and so do numbers
+typed in from a stored run with no network behind them."""
+
+import json
+import pathlib
+
+import grading_folders  # instructor/tests/grading_folders.py
+from test_grader import CFG, DROP, SAMPLER
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+A2 = "a2_classifier_free_guidance"
+TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A2}.ipynb").read_text())
+
+
+def _experiment() -> str:
+    """The instructor's answer cell a2-15, without its solution markers."""
+    nb = json.loads((ROOT / "instructor" / "solutions" / f"{A2}.ipynb").read_text())
+    source = "".join(next(c for c in nb["cells"] if c.get("id") == "a2-15")["source"])
+    return "\n".join(line for line in source.split("\n") if "SOLUTION" not in line)
+
+
+def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tmp_path):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    functions = {"a2-04": DROP, "a2-07": CFG, "a2-10": SAMPLER}
+    correct = _experiment()
+    rms = correct.replace("(x - exact).abs().mean().item()", "(x - exact).pow(2).mean().sqrt().item()")
+    assert rms != correct
+    stored = ("results = {p: {g: {'error': [0.05] * n_nets, 'wrong': [0.03 if g == 1.0 else 0.0] * n_nets} "
+              "for g in gammas} for p in rates}\nexact_wrong = {g: [0.03] * n_nets for g in gammas}\n")
+    grading_folders.submission(TEMPLATE, folder, "correct", {**functions, "a2-15": correct})
+    grading_folders.submission(TEMPLATE, folder, "rms", {**functions, "a2-15": rms})
+    grading_folders.submission(TEMPLATE, folder, "stored", {**functions, "a2-15": stored})
+    rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
+    assert points("correct", "dropout experiment (4)") == 4
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 14
+    assert points("rms", "dropout experiment (4)") == 0 and "mean |x - x_exact|" in feedback["rms"]
+    assert points("stored", "dropout experiment (4)") == 0 and "no network was trained" in feedback["stored"]
+    assert points("stored", "auto_points") == 10
