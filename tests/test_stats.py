@@ -83,6 +83,8 @@ def test_against_a_reference_is_the_one_sample_t_interval_and_widens_with_the_re
     assert widened.difference.se == pytest.approx(se)
     assert widened.difference.dof == pytest.approx(se ** 4 / (plain.difference.se ** 4 / 7))
     assert widened.difference.high - widened.difference.low > plain.difference.high - plain.difference.low
+    # printed as what it is, a comparison with a reference value, not a two-sample one
+    assert "(against a reference, 95 % interval" in str(plain) and "unpaired" not in str(plain)
 
 def _ar1(phi, n, rng):
     x = np.empty(n)

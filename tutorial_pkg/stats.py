@@ -148,6 +148,8 @@ class Comparison:
     difference: Estimate
     p_value: float
     paired: bool
+    kind: str = ""
+
 
     @property
     def resolved(self) -> bool:
@@ -162,7 +164,7 @@ class Comparison:
         return f"not resolved at n = {self.difference.n}"
 
     def __str__(self) -> str:
-        kind = "paired" if self.paired else "unpaired"
+        kind = self.kind or ("paired" if self.paired else "unpaired")
         return (f"{self.a} - {self.b} = {self.difference} ({kind}, {round(self.difference.level * 100)} % interval "
                 f"{self.difference.interval()}): {self.verdict}")
 
@@ -231,7 +233,8 @@ def against(values, reference: float, *, reference_se: float = 0.0, names: Seque
     dof = se ** 4 / (e.se ** 4 / e.dof) if e.se > 0 else 1e9  # identical replicates: the reference's normal error
     t = se and (e.mean - reference) / se
     p = float(2 * _st.t.sf(abs(t), dof)) if se > 0 else (0.0 if e.mean != reference else 1.0)
-    return Comparison(*_names(names), _estimate(e.mean - reference, se, e.n, dof, level), p, False)
+    return Comparison(*_names(names), _estimate(e.mean - reference, se, e.n, dof, level), p, False,
+                      "against a reference")
 
 def statistical_inefficiency(series, *, fast: bool = False) -> float:
     """The statistical inefficiency ``g = 1 + 2 sum_k (1 - k/n) rho_k`` of a correlated series.
