@@ -713,6 +713,16 @@ def _answer_on_stack() -> bool:
     return False
 
 
+def _importing() -> bool:
+    """Whether the event's caller is the import system loading a module's cached bytecode: a package function that
+    imports a module on first use (``stats`` imports pymbar, torch its optimiser's helpers) does so after the
+    lock-down, and a fresh installation has compiled every module, so the loader unmarshals it. An answer cannot
+    reach the loader itself: ``importlib``, ``__import__`` and imports of other modules are refused by the screen."""
+    caller = sys._getframe(2)
+    return caller.f_code.co_filename == "<frozen importlib._bootstrap_external>" and \
+        caller.f_code.co_name == "_compile_bytecode"
+
+
 @contextlib.contextmanager
 def _trusted():
     """The grader's own unpickling and code swaps in the child, after the lock-down: permitted unless an answer's
@@ -762,6 +772,8 @@ def _lock_down(folder: str) -> None:
         elif event.startswith(_REFUSED_EVENTS):
             raise PermissionError(f"grading: {event} is not allowed in an answer")
         elif event in _LOADING_EVENTS or (event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__"):
+            if event.startswith("marshal.") and _importing():
+                return  # the import system reading a module's cached bytecode (a package function's lazy import)
             if not getattr(_TRUSTED, "on", False) or _answer_on_stack():
                 what = f"{event} {args[:2]!r}" if event == "pickle.find_class" else event
                 raise PermissionError(f"grading: {what} is not allowed in an answer (no unpickling, marshal or "

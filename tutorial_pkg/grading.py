@@ -1778,6 +1778,8 @@ def guided_table_reference(seed: int, *, scales=_A1_SETTING["scales"], n: int = 
     points, ``randn(n, 1)`` of ``torch.Generator().manual_seed(seed)`` at each scale; and the exact tilted target
     p(x) p(y|x)^s = N(s y / tau^2 / (1 + s / tau^2), 1 / (1 + s / tau^2)). For the grader: it holds the answer."""
     from .analytic import LinearGaussianLikelihood
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, the seed of the starting points, got {seed!r}")
     schedule = linear_schedule(1000)
     prior = GaussianMixture([1.0], [[0.0]], [[[1.0]]])
     eps_model, predictor = prior.eps_model(schedule), LinearGaussianLikelihood(prior, [1.0], tau=tau).predictor(schedule)
