@@ -1927,7 +1927,7 @@ def check_dropout_experiment(results: dict, *, trained: dict, seed: int, mixture
     ``i < n_nets`` the network trained as ``train_net(p, seed + i)`` (its weights ``trained["p<1000 p>_seed<seed + i>"]``,
     loaded into ``make_net()``), ``x_T = randn(n, 1)`` from ``manual_seed(seed + i)`` in float64, class 1, and the
     package's DDIM sampler with CFG at each ``gamma`` against the same sampler on the exact ``mixture``.
-    ``results[p][gamma]`` must hold ``"error"``, the mean of |x - x_exact|, and ``"wrong"``, the share x < 0, one
+    ``results[p][gamma]`` must hold ``"error"``, the mean of ``|x - x_exact|``, and ``"wrong"``, the share x < 0, one
     per network in the order of ``i``. Typed-in numbers, or another seed's, do not pass."""
     name = "dropout experiment"
     if results is None:
