@@ -399,3 +399,9 @@ def test_an_answer_finds_no_module_but_torch_math_numpy_and_pyplot():
     namespace = {"importlib": importlib, "subprocess": subprocess, "sys": sys, "math": math, "torch": torch}
     grader._run_answer("found = sorted(k for k in dir() if not k.startswith('_'))\n", "test", (), namespace)
     assert namespace["found"] == ["math", "torch"]
+
+
+def test_the_child_warms_up_training_only_where_a_cell_trains():
+    assert grader._trains([("a2-14", "def train_net(p, seed):\n    ...", None)])
+    assert grader._trains([("x", "opt = torch.optim.Adam(net.parameters())", ["cfg"])])
+    assert not grader._trains([("a1-04", "def guided_eps(eps, grad, s, alpha_bar):\n    return eps", ["x"])])
