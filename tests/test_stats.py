@@ -27,10 +27,11 @@ def test_replicates_matches_scipy_and_prints_to_its_se():
 
 @pytest.mark.parametrize("n", [3, 5])
 def test_t_interval_covers_at_its_level_where_a_normal_one_does_not(n):
-    """20 000 simulated experiments of n normal replicates: the t-interval covers the true mean 95 % of the
-    time; the interval with 1.96 in place of the t-quantile covers far less (77 % at n = 3)."""
+    """5 000 simulated experiments of n normal replicates: the t-interval covers the true mean 95 % of the
+    time; the interval with 1.96 in place of the t-quantile covers far less (77 % at n = 3, 88 % at n = 5, each
+    more than ten standard errors of a coverage below 95 %)."""
     rng = np.random.default_rng(0)
-    x = rng.normal(2.0, 3.0, size=(20_000, n))
+    x = rng.normal(2.0, 3.0, size=(5_000, n))
     hits_t = hits_z = 0
     for row in x:
         e = stats.replicates(row)
