@@ -13,7 +13,7 @@ MATHJAX := .mathjax/.installed-$(MATHJAX_VERSION)
 # that sets PYTHONDONTWRITEBYTECODE would make every process compile them again (about 4 s of CPU each).
 unexport PYTHONDONTWRITEBYTECODE
 
-.PHONY: setup book test test-package test-notebooks test-book test-browser test-colab test-portability test-gpu chromium execute assignments grade student-release determinism bench bench-notebooks clean
+.PHONY: setup book test test-package test-notebooks test-book test-browser browser-pages test-colab test-portability test-gpu chromium execute assignments grade student-release determinism bench bench-notebooks clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,9 @@ test-book: setup
 
 # The built pages in headless Chromium: math rendered from the local MathJax, figures, internal links.
 test-browser: test-book chromium
+	$(MAKE) --no-print-directory browser-pages
+
+browser-pages:
 	$(BIN)/python -m pytest tests_browser/
 
 # The notebooks of make test, executed once: the wheel, installed (not editable) in a fresh venv, runs
@@ -74,7 +77,14 @@ test-browser: test-book chromium
 test-colab: setup
 	$(BIN)/python tools/colab_path.py
 
-test: test-package test-book test-browser test-colab
+# Two phases of two jobs, so that neither core waits: the strict book build (one core) beside pytest, then the
+# browser test (about one core: Chromium waits on its pages) beside the notebooks. Each job's output is printed
+# whole when the job ends (--output-sync); make stops after a phase in which a job failed.
+test: setup chromium
+	@echo "make test: pytest and the strict book build, side by side (each one's output when it ends)"
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-package test-book
+	@echo "make test: the notebooks from the wheel and the browser test, side by side (each one's output when it ends)"
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-colab browser-pages
 
 # Every notebook under nbval with the native and the portable CPU kernels (ATEN_CPU_CAPABILITY=default),
 # with one and with two threads: the checked outputs must not depend on the machine. About four times
