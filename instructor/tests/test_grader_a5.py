@@ -123,7 +123,7 @@ def _namespace(*sources):
 
 
 def _stored_report() -> str:
-    """A report and samples hard-coded from a stored run of the correct answer."""
+    """A report and samples pasted from a run of the correct answer at the seed it names: the right numbers."""
     ns = _namespace(MMPS)
     prior = analytic.GaussianMixture([1.0], [[0.5, -0.3]], [[[1.0, 0.6], [0.6, 0.8]]])
     ns.update(eps_prior=prior.eps_model(schedules.linear_schedule(1000)), m0=prior.means[0], S0=prior.covs[0],
@@ -131,7 +131,7 @@ def _stored_report() -> str:
               schedule=schedules.linear_schedule(1000), f64=torch.float64, sampling=grading.sampling)
     exec(REPORT, ns)
     return (f"seed = 3\nreport = {ns['report']!r}\n"
-            f"samples = torch.tensor({ns['samples'][:20].tolist()!r}, dtype=f64).repeat(100, 1)\n")
+            f"samples = torch.tensor({ns['samples'].tolist()!r}, dtype=f64)\n")
 
 
 def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
@@ -263,6 +263,9 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     assert float(rows["correct"]["written_max"]) == 7
     assert points("wrong", "MMPS eps (5)") == 2.5 and "that is DPS" in feedback["wrong"]
     assert points("wrong", "exact posterior (2)") == 0 and points("wrong", "MMPS samples and report (2)") == 0
+    # the pasted samples are right for their seed, but MMPS eps failed: they cannot be the student's own
+    assert "must come from your `mmps_eps`" in feedback["wrong"]
+    assert "run again on 16 of the samples" in feedback["correct"]
     assert points("wrong", "interval rule (2)") == 2 and points("wrong", "window moments (3)") == 3
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     for k, cheat in enumerate(CHEATS):

@@ -148,7 +148,8 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 13, feedback["correct"]
     assert points("unbiased", "auto_points") == 13, feedback["unbiased"]
-    assert points("wrong", "core-state gaps (2)") == 0 and "the values differ" in feedback["wrong"]
+    assert points("wrong", "core-state gaps (2)") == 0 and "must come from your `band_share`" in feedback["wrong"]
+    assert "your band_share, run again on" in feedback["correct"]
     assert float(rows["correct"]["written_max"]) == 6
     assert points("wrong", "NeRF placement (3)") == 1.5 and "sign of the torsion" in feedback["wrong"]
     assert points("wrong", "band share (4)") == 0 and "the values differ" in feedback["wrong"]
