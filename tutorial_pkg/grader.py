@@ -241,15 +241,15 @@ def _dropout_experiment(get, seed, call=None):
                            "gives its error")
 
 
-_A2_NETS = 6  # networks per rate in cell a2-14
+_A2_NETS = 12  # networks per rate in cell a2-14
 
 
 ASSIGNMENTS: dict[str, list[Task]] = {
     "a1_classifier_guidance": [
-        Task("guided eps", "a1-04", 2, "function", _function("check_classifier_guided_eps")),
-        Task("shifted mean", "a1-07", 2, "function", _function("check_shifted_mean")),
+        Task("guided eps", "a1-04", 1, "function", _function("check_classifier_guided_eps")),
+        Task("shifted mean", "a1-07", 1, "function", _function("check_shifted_mean")),
         Task("gradient of log p", "a1-10", 3, "function", _function("check_grad_log_likelihood")),
-        Task("guided DDIM sampler", "a1-15", 4, "function", _function("check_guided_ddim"),
+        Task("guided DDIM sampler", "a1-15", 5, "function", _function("check_guided_ddim"),
              allowed=("sampling.ddim_timesteps",)),
         Task("guided samples table", "a1-16", 2, "values", _guided_table,
              uses=("guided eps", "gradient of log p", "guided DDIM sampler")),
@@ -257,7 +257,7 @@ ASSIGNMENTS: dict[str, list[Task]] = {
     ],
     "a2_classifier_free_guidance": [
         Task("condition dropout", "a2-04", 3, "function", _function("check_drop_condition")),
-        Task("CFG combination", "a2-07", 2, "function", _function("check_cfg")),
+        Task("CFG combination", "a2-07", 1, "function", _function("check_cfg")),
         Task("CFG DDIM sampler", "a2-10", 5, "function", _function("check_cfg_sampler"),
              allowed=("sampling.ddim_timesteps",)),
         Task("dropout experiment", "a2-15", 4, "values", _dropout_experiment,
@@ -265,21 +265,24 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("Think! what the dropout rate buys", "a2-18", 5, "written"),
     ],
     "a3_energy_target": [
-        Task("energy report", "a3-06", 6, "values", _energy_report,
+        Task("energy report", "a3-06", 3, "values", _energy_report,
              allowed=("sampling.ddim_sample", "guidance.cfg_model", "metrics.energy_error",
                       "metrics.sliced_wasserstein", "stats.t_quantile")),
         Task("question", "a3-11", 6, "written"),
     ],
     "a4_calibrated_regressor": [
-        Task("Gaussian NLL", "a4-04", 2, "function", _function("check_gaussian_nll")),
+        Task("Gaussian NLL", "a4-04", 1, "function", _function("check_gaussian_nll")),
         Task("z-scores", "a4-09", 1, "function", _function("check_z_scores")),
         Task("coverage", "a4-09", 1, "function", _function("check_coverage")),
-        Task("guided samples", "a4-14", 4, "values", _guided_report,
+        Task("guided samples", "a4-14", 2, "values", _guided_report,
              allowed=("guidance.classifier_guided_model", "sampling.ddim_sample", "metrics.energy_error",
-                      "stats.t_quantile")),
+                      "stats.t_quantile"), uses=("Gaussian NLL",)),
         Task("question", "a4-18", 6, "written"),
     ],
 }
+# Points: a formula that the notebook prints, or the wiring of the package calls that a
+# cell names, earns fewer points than a task that the student derives (the guided sampler, MMPS, the window
+# moments, the band share's error, NeRF, the SMC loop).
 # the student's function that each function task calls
 _FUNCTION = {"guided eps": "classifier_guided_eps", "shifted mean": "shifted_mean",
              "gradient of log p": "grad_log_likelihood", "guided DDIM sampler": "guided_ddim", "condition dropout": "drop_condition",
@@ -307,13 +310,13 @@ def _mmps_report(get, seed, call=None):
 
 
 ASSIGNMENTS["a5_guidance_through_x0"] = [
-    Task("MMPS eps", "a5-04", 5, "function", _function("check_mmps_eps")),
+    Task("MMPS eps", "a5-04", 6, "function", _function("check_mmps_eps")),
     Task("exact posterior", "a5-26", 2, "function", _function("check_exact_posterior")),
-    Task("MMPS samples and report", "a5-08", 2, "values", _mmps_report, allowed=("sampling.ddim_sample",),
+    Task("MMPS samples and report", "a5-08", 1, "values", _mmps_report, allowed=("sampling.ddim_sample",),
          uses=("MMPS eps", "exact posterior")),
     Task("question 1", "a5-13", 3, "written"),
     Task("interval rule", "a5-16", 2, "function", _function("check_interval_cfg")),
-    Task("window moments", "a5-19", 3, "function", _function("check_window_moments"),
+    Task("window moments", "a5-19", 5, "function", _function("check_window_moments"),
          allowed=("analytic.GaussianMixture", "sampling.ddim_timesteps")),
     Task("question 2", "a5-24", 4, "written"),
 ]
@@ -392,10 +395,10 @@ def _core_report(get, seed, call=None):
 
 
 ASSIGNMENTS["a7_alanine_dipeptide"] = [
-    Task("NeRF placement", "a7-04", 3, "function", _function("check_nerf_place")),
-    Task("band share", "a7-09", 4, "function", _function("check_band_share"),
+    Task("NeRF placement", "a7-04", 4, "function", _function("check_nerf_place")),
+    Task("band share", "a7-09", 5, "function", _function("check_band_share"),
          allowed=("stats.statistical_inefficiency",)),
-    Task("core-state report", "a7-14", 4, "values", _core_report, allowed=("sampling.ddim_sample",)),
+    Task("core-state report", "a7-14", 1, "values", _core_report, allowed=("sampling.ddim_sample",)),
     Task("core-state gaps", "a7-17", 2, "values", _core_gaps, allowed=("stats.t_quantile",), uses=("band share",)),
     Task("question", "a7-19", 6, "written"),
 ]
@@ -406,7 +409,7 @@ _SKIP |= {"a7-07"}  # a7-12 builds the reference that a7-17's gaps need
 ASSIGNMENTS["a6_sampling_the_guided_target"] = [
     Task("weight increment", "a6-04", 3, "function", _function("check_log_weight_increment")),
     Task("systematic resampling", "a6-07", 3, "function", _function("check_systematic_resample")),
-    Task("SMC sampler", "a6-10", 5, "function", _function("check_smc_sampler"), allowed=("sampling.ddim_coefficients",)),
+    Task("SMC sampler", "a6-10", 6, "function", _function("check_smc_sampler"), allowed=("sampling.ddim_coefficients",)),
     Task("question", "a6-17", 6, "written"),
 ]
 _FUNCTION.update({"weight increment": "log_weight_increment", "systematic resampling": "systematic_resample",

@@ -92,16 +92,16 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 13
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 12
     assert float(rows["correct"]["written_max"]) == 4
-    assert points("wrong", "guided eps (2)") == 1 and "check the sign" in feedback["wrong"]
-    assert points("wrong", "guided DDIM sampler (4)") == 0 and points("wrong", "auto_points") == 6
+    assert points("wrong", "guided eps (1)") == 0.5 and "check the sign" in feedback["wrong"]
+    assert points("wrong", "guided DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 4.5
     assert points("wrong", "guided samples table (2)") == 0
     assert "must come from your `classifier_guided_eps`" in feedback["wrong"] and "`guided_ddim`" in feedback["wrong"]
     assert "your guided_ddim, run again at s = " in feedback["correct"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
-    assert points("cheat", "guided DDIM sampler (4)") == 0 and "refused" in feedback["cheat"]
-    assert points("typed", "guided samples table (2)") == 0 and points("typed", "auto_points") == 11
+    assert points("cheat", "guided DDIM sampler (5)") == 0 and "refused" in feedback["cheat"]
+    assert points("typed", "guided samples table (2)") == 0 and points("typed", "auto_points") == 10
     assert "not those of your seed" in feedback["typed"]
     assert "as stored, not re-run" in feedback["typed"] and TYPED_OUTPUT.strip() in feedback["typed"]
     assert "recomputed by the grader from seed 0" in feedback["typed"] and " 2.0  1.576 ± 0.0039" in feedback["typed"]
