@@ -930,9 +930,11 @@ def _warm_up_training() -> None:
 
 
 def _trains(cells) -> bool:
-    """Whether a cell, regenerated or answer, may train a network (names an optimiser or a training function): then
-    the child imports what training imports before the lock-down (``_warm_up_training``)."""
-    return any("optim" in source or "train" in source for _, source, _ in cells)
+    """Whether a cell, regenerated or answer, may train a network (names an optimiser or a training function) or
+    use ``torch.func`` (whose first call imports ``torch._dynamo`` too): then the child imports what training
+    imports before the lock-down (``_warm_up_training``)."""
+    return any(word in source for _, source, _ in cells for word in ("optim", "train", "torch.func", "vmap",
+                                                                      "import func"))
 
 
 def _child_main() -> None:
