@@ -624,7 +624,6 @@ ROWS = [
       for bad in ("not a function", None, not_a_function, lambda *args: torch.full((64, 2), NAN))],
     ("grading.check_guided_table", FAILS, lambda: grading.check_guided_table("table", seed=0)),
     ("grading.check_guided_table", FAILS, lambda: grading.check_guided_table({}, seed="0")),
-    ("grading.guided_table_reference", "seed", lambda: grading.guided_table_reference("0")),
     ("grading.check_dropout_experiment", FAILS, lambda: grading.check_dropout_experiment(
         "results", trained={}, seed=0, mixture=None, schedule=None, rates=(0.05, 0.5), gammas=(1.0, 3.0), n_nets=2,
         n=10, num_steps=5, make_net=None)),

@@ -1,3 +1,4 @@
+import math
 import numpy as np
 import pytest
 import torch
@@ -78,6 +79,28 @@ def test_gaussian_regressor_learns_a_linear_energy():
         f, log_sigma = res.model(x[:500], torch.zeros(500, dtype=torch.long))
     assert (f - E[:500]).abs().mean() < 0.25
     assert res.losses[-50:].mean() < res.losses[:20].mean()
+
+
+def test_a_regressor_trains_through_a_loss_written_by_hand():
+    """``loss=`` replaces -log_prob: the Gaussian NLL written out trains the same network as the default (the same
+    formula, the same draws), and another loss trains another network."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1000, 2, generator=g)
+    E = x @ torch.tensor([1.0, -2.0])
+    s = cosine_schedule(50)
+
+    def train(loss=None):
+        torch.manual_seed(0)
+        return training.train_predictor(nets.NoiseAwareRegressor(2), x, E, s, steps=50, progress=False, loss=loss).model
+
+    nll = lambda f, log_sigma, E: 0.5 * ((E - f) / log_sigma.exp()) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)
+    default, by_hand = train(), train(nll)
+    for a, b in zip(default.parameters(), by_hand.parameters()):
+        assert torch.allclose(a, b, atol=1e-4)
+    other = train(lambda f, log_sigma, E: (E - f) ** 2)
+    assert any(not torch.allclose(a, b, atol=1e-4) for a, b in zip(default.parameters(), other.parameters()))
+    with pytest.raises(TypeError, match="loss"):
+        training.train_predictor(nets.NoiseAwareRegressor(2), x, E, s, steps=1, progress=False, loss="nll")
 
 
 @pytest.mark.parametrize("kwargs, match", [

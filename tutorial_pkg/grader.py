@@ -33,11 +33,16 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
    (fresh from the operating system's entropy unless ``--seed`` is given), send them to the child, receive the
    student's outputs (loaded as tensors, numbers and containers only), and compare them with the references
    computed here, where no student code has run. The value tasks (assignment 1's table, assignments 3 to 7)
-   regenerate the student's samples from the student's seed here and recompute the report, so stored or hard-coded
-   numbers score zero; the feedback shows what a value task's cell printed in the submission, as stored.
+   regenerate the student's samples from the student's seed here and recompute the report, so numbers of another
+   seed score zero; a value task whose numbers come from the student's functions (``Task.uses``) scores zero unless
+   their tasks passed, and its check calls the student's function again in the child on one entry of the setting,
+   chosen by the hidden seed, which must give the entry reported. The feedback shows what a value task's cell
+   printed in the submission, as stored.
 
 Points: a task that passes earns its points; a failure that the self-check names (a flipped sign, the w/gamma
-off-by-one, ...) earns half, with its hint; any other failure, a refusal or an open TODO earns zero. Written
+off-by-one, ...) earns half, with its hint; any other failure, a refusal or an open TODO earns zero. A function that
+calls an earlier answer function whose task failed is checked with the grader's reference (``_REFERENCES``) bound
+in its place, so that it is graded on its own logic. Written
 answers are graded by hand: the feedback file of each submission holds the student's text and the task's
 rubric (from ``instructor/rubrics/``, which stays with the solutions: ``--rubrics`` names another folder), and the
 gradebook a blank column for those points.
@@ -86,9 +91,12 @@ class Task:
     """One graded task: the answer cell (its id), its points, and how it is graded.
 
     ``kind`` is ``"function"`` (``check`` is a self-check of :mod:`tutorial_pkg.grading` called here on the
-    student's function ``name``, run in the child), ``"values"`` (``check(get, context, seed)`` with ``get`` fetching
-    the named variables from the child) or ``"written"`` (graded by hand with its rubric, :func:`rubrics`). ``allowed`` names the
-    attributes of the package modules that the answer cell may use."""
+    student's function ``name``, run in the child), ``"values"`` (``check(get, seed, call)`` with ``get`` fetching
+    the named variables from the child and ``call(name)`` the student's function ``name`` there) or ``"written"``
+    (graded by hand with its rubric, :func:`rubrics`). ``allowed`` names the attributes of the package modules that
+    the answer cell may use; ``uses`` the function tasks whose functions a value task's numbers must come from: the
+    value task scores zero unless each of them passed, and its check calls one of them again on an entry of the
+    notebook's setting chosen by the hidden seed."""
 
     name: str
     cell: str
@@ -96,6 +104,7 @@ class Task:
     kind: str
     check: Optional[Callable] = None
     allowed: tuple = ()
+    uses: tuple = ()
 
     def __post_init__(self):
         if self.kind not in ("function", "values", "written"):
@@ -134,7 +143,7 @@ def _muller_brown():
 _CACHE: dict = {}
 
 
-def _energy_report(get, seed):
+def _energy_report(get, seed, call=None):
     """Assignment 3 (cell a3-02: 5 blocks of n = 300): every block of every scale regenerated here from the student's
     seed; every block's error and distance and the intervals recomputed."""
     from . import grading
@@ -148,7 +157,7 @@ def _energy_report(get, seed):
                                        seed=values["seed"], n=300, blocks=5)
 
 
-def _guided_report(get, seed):
+def _guided_report(get, seed, call=None):
     """Assignment 4: the student's regressor (trained in the child by the regenerated cell a4-07) rebuilt here from
     its weights; every block of the guided samples of each regressor (the student's and the shipped sigma(x_t, t)
     one) regenerated here from the student's seed; the errors and the paired difference recomputed (cell a4-02: 5
@@ -168,26 +177,30 @@ def _guided_report(get, seed):
                                        seed=values["seed"], shipped=_CACHE["a4 shipped"], blocks=5)
 
 
-def _guided_table(get, seed):
+def _guided_table(get, seed, call=None):
     """Assignment 1: the table of cell a1-16 checked against the samples regenerated here from the student's seed
-    (cell a1-14's setting) with the package's guided DDIM sampler; the feedback shows the recomputed table, to hold
-    beside the one that the submission stored (printed with it)."""
+    (cell a1-14's setting) with the package's guided DDIM sampler, and the student's guided_ddim run again in the
+    child at one scale (chosen by the hidden seed), which must give that row; the feedback shows the recomputed
+    table, to hold beside the one that the submission stored (printed with it)."""
     from . import grading
     values = get("table", "seed")
     result = grading.check_guided_table(values["table"], seed=values["seed"])
     if not isinstance(values["seed"], int) or isinstance(values["seed"], bool):
         return result
+    if result.status == "pass" and call is not None:
+        result = grading._tie_guided_table(call("guided_ddim"), values["table"], seed=values["seed"], pick=seed)
     rows = [f"{'s':>4s} {'mean':>14s} {'target mean':>11s} {'std':>15s} {'target std':>10s}"] + [
         f"{s:4.1f} {r['mean']:6.3f} ± {r['se_mean']:.4f} {r['target_mean']:11.3f} {r['std']:6.3f} ± {r['se_std']:.4f} "
-        f"{r['target_std']:10.3f}" for s, r in grading.guided_table_reference(values["seed"]).items()]
+        f"{r['target_std']:10.3f}" for s, r in grading._guided_table_reference(values["seed"]).items()]
     return result._replace(message=f"{result.message}\n\nThe table recomputed by the grader from seed "
                                    f"{values['seed']} (the package's sampler):\n\n```text\n" + "\n".join(rows) + "\n```")
 
 
-def _dropout_experiment(get, seed):
+def _dropout_experiment(get, seed, call=None):
     """Assignment 2 (cells a2-14, a2-15): every network the student's run trained (its weights, from the child's
     ``trained``) sampled here from the student's seed with the package's CFG sampler, against the exact mixture;
-    each network's error and wrong-mode share recomputed."""
+    each network's error and wrong-mode share recomputed. Then one network at one scale (chosen by the hidden seed)
+    is sampled again in the child with the student's cfg_ddim_sampler, which must give its reported error."""
     import torch
     from . import analytic, grading, nets, schedules
     values = get("results", "seed", state_dict="trained")
@@ -195,47 +208,81 @@ def _dropout_experiment(get, seed):
     for key, tensor in values["trained"].items():
         net, _, parameter = key.partition(".")
         trained.setdefault(net, {})[parameter] = tensor
-    return grading.check_dropout_experiment(
-        values["results"], trained=trained, seed=values["seed"],
-        mixture=analytic.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[[0.36]], [[0.36]]]),
-        schedule=schedules.linear_schedule(1000), rates=(0.05, 0.5), gammas=(1.0, 3.0), n_nets=6, n=500, num_steps=25,
-        make_net=lambda: nets.MLPEpsModel(1, hidden=32, depth=1, cond="label", num_classes=2, null="learned"))
+    mixture = analytic.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[[0.36]], [[0.36]]])
+    schedule, rates, gammas, n_nets, n, num_steps = schedules.linear_schedule(1000), (0.05, 0.5), (1.0, 3.0), \
+        _A2_NETS, 500, 25
+    make_net = lambda: nets.MLPEpsModel(1, hidden=32, depth=1, cond="label", num_classes=2, null="learned")  # noqa
+    result = grading.check_dropout_experiment(
+        values["results"], trained=trained, seed=values["seed"], mixture=mixture, schedule=schedule, rates=rates,
+        gammas=gammas, n_nets=n_nets, n=n, num_steps=num_steps, make_net=make_net)
+    if result.status != "pass" or call is None:
+        return result
+    # the tie: one network, one scale, sampled again with the student's sampler in the child
+    i, p, g = seed % n_nets, rates[(seed // n_nets) % 2], gammas[(seed // (2 * n_nets)) % 2]
+    net = make_net()
+    net.load_state_dict(trained[f"p{round(p * 1000)}_seed{values['seed'] + i}"])
+    x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(values["seed"] + i), dtype=torch.float64)
+    cond = torch.ones(n, dtype=torch.long)
+    with torch.no_grad():
+        exact = grading.sampling.ddim_sample(grading.guidance.cfg_model(mixture.eps_model(schedule), g), (n, 1), schedule,
+                                             num_steps=num_steps, x_T=x_T, cond=cond, dtype=torch.float64).double()
+    out, failed = grading._call("dropout experiment", call("cfg_ddim_sampler"), net.eval(), x_T, cond, g, schedule,
+                                num_steps, refused=dict(grading._CFG_REFUSED))
+    if failed:
+        return grading._tie_failed("dropout experiment", f"your cfg_ddim_sampler, run again: {failed.message}")
+    error = (out.detach().double() - exact).abs().mean().item() if isinstance(out, torch.Tensor) and \
+        out.shape == exact.shape else float("nan")
+    if not abs(float(torch.as_tensor(values["results"][p][g]["error"], dtype=torch.float64).reshape(-1)[i]) - error) <= 1e-4 + 1e-3 * error:
+        return grading._tie_failed("dropout experiment", f"results[{p}][{g}]['error'][{i}] is not what your "
+                                   "cfg_ddim_sampler gives on that network (the grader ran it again): the results "
+                                   "must come from a run of your sampler")
+    return grading._report("dropout experiment", "pass", "every network's error and wrong-mode share repeat from your "
+                           f"seed, and your cfg_ddim_sampler, run again on network {i} at p = {p:g}, gamma = {g:g}, "
+                           "gives its error")
+
+
+_A2_NETS = 12  # networks per rate in cell a2-14
 
 
 ASSIGNMENTS: dict[str, list[Task]] = {
     "a1_classifier_guidance": [
-        Task("guided eps", "a1-04", 2, "function", _function("check_classifier_guided_eps")),
-        Task("shifted mean", "a1-07", 2, "function", _function("check_shifted_mean")),
+        Task("guided eps", "a1-04", 1, "function", _function("check_classifier_guided_eps")),
+        Task("shifted mean", "a1-07", 1, "function", _function("check_shifted_mean")),
         Task("gradient of log p", "a1-10", 3, "function", _function("check_grad_log_likelihood")),
-        Task("guided DDIM sampler", "a1-15", 4, "function", _function("check_guided_ddim"),
+        Task("guided DDIM sampler", "a1-15", 5, "function", _function("check_guided_ddim"),
              allowed=("sampling.ddim_timesteps",)),
-        Task("guided samples table", "a1-16", 2, "values", _guided_table),
+        Task("guided samples table", "a1-16", 2, "values", _guided_table,
+             uses=("guided eps", "gradient of log p", "guided DDIM sampler")),
         Task("Think! tilted target", "a1-19", 4, "written"),
     ],
     "a2_classifier_free_guidance": [
         Task("condition dropout", "a2-04", 3, "function", _function("check_drop_condition")),
-        Task("CFG combination", "a2-07", 2, "function", _function("check_cfg")),
+        Task("CFG combination", "a2-07", 1, "function", _function("check_cfg")),
         Task("CFG DDIM sampler", "a2-10", 5, "function", _function("check_cfg_sampler"),
              allowed=("sampling.ddim_timesteps",)),
-        Task("dropout experiment", "a2-15", 4, "values", _dropout_experiment),
+        Task("dropout experiment", "a2-15", 4, "values", _dropout_experiment,
+             uses=("condition dropout", "CFG combination", "CFG DDIM sampler")),
         Task("Think! what the dropout rate buys", "a2-18", 5, "written"),
     ],
     "a3_energy_target": [
-        Task("energy report", "a3-06", 6, "values", _energy_report,
+        Task("energy report", "a3-06", 3, "values", _energy_report,
              allowed=("sampling.ddim_sample", "guidance.cfg_model", "metrics.energy_error",
                       "metrics.sliced_wasserstein", "stats.t_quantile")),
         Task("question", "a3-11", 6, "written"),
     ],
     "a4_calibrated_regressor": [
-        Task("Gaussian NLL", "a4-04", 2, "function", _function("check_gaussian_nll")),
+        Task("Gaussian NLL", "a4-04", 1, "function", _function("check_gaussian_nll")),
         Task("z-scores", "a4-09", 1, "function", _function("check_z_scores")),
         Task("coverage", "a4-09", 1, "function", _function("check_coverage")),
-        Task("guided samples", "a4-14", 4, "values", _guided_report,
+        Task("guided samples", "a4-14", 2, "values", _guided_report,
              allowed=("guidance.classifier_guided_model", "sampling.ddim_sample", "metrics.energy_error",
-                      "stats.t_quantile")),
+                      "stats.t_quantile"), uses=("Gaussian NLL",)),
         Task("question", "a4-18", 6, "written"),
     ],
 }
+# Points: a formula that the notebook prints, or the wiring of the package calls that a
+# cell names, earns fewer points than a task that the student derives (the guided sampler, MMPS, the window
+# moments, the band share's error, NeRF, the SMC loop).
 # the student's function that each function task calls
 _FUNCTION = {"guided eps": "classifier_guided_eps", "shifted mean": "shifted_mean",
              "gradient of log p": "grad_log_likelihood", "guided DDIM sampler": "guided_ddim", "condition dropout": "drop_condition",
@@ -245,25 +292,31 @@ _FUNCTION = {"guided eps": "classifier_guided_eps", "shifted mean": "shifted_mea
 _SKIP = {"a3-09", "a3-14", "a4-12", "a4-16"}
 
 # -- assignment 5: guidance through x0_hat (MMPS) and the guidance interval
-def _mmps_report(get, seed):
+def _mmps_report(get, seed, call=None):
     """Assignment 5: the notebook's Gaussian prior and observation (cell a5-07); the MMPS samples regenerated here
-    from the student's seed with the package's MMPS, the exact posterior and the statistics recomputed."""
+    from the student's seed with the package's MMPS, the exact posterior and the statistics recomputed; then 16 of
+    the samples (chosen by the hidden seed) made again with the student's mmps_eps, called in the child at every
+    step."""
     import torch
     from . import analytic, grading, schedules
     prior = analytic.GaussianMixture([1.0], [[0.5, -0.3]], [[[1.0, 0.6], [0.6, 0.8]]])
     values = get("samples", "report", "seed")
-    return grading.check_mmps_report(values["report"], values["samples"], prior=prior,
-                                     a=torch.tensor([1.5, -0.7], dtype=torch.float64), sigma_y=0.3, y=1.2,
-                                     schedule=schedules.linear_schedule(1000), seed=values["seed"])
+    setting = dict(prior=prior, a=torch.tensor([1.5, -0.7], dtype=torch.float64), sigma_y=0.3, y=1.2,
+                   schedule=schedules.linear_schedule(1000), seed=values["seed"])
+    result = grading.check_mmps_report(values["report"], values["samples"], **setting)
+    if result.status != "pass" or call is None:
+        return result
+    return grading._tie_mmps_samples(call("mmps_eps"), values["samples"], pick=seed, **setting)
 
 
 ASSIGNMENTS["a5_guidance_through_x0"] = [
-    Task("MMPS eps", "a5-04", 5, "function", _function("check_mmps_eps")),
+    Task("MMPS eps", "a5-04", 6, "function", _function("check_mmps_eps")),
     Task("exact posterior", "a5-26", 2, "function", _function("check_exact_posterior")),
-    Task("MMPS samples and report", "a5-08", 2, "values", _mmps_report, allowed=("sampling.ddim_sample",)),
+    Task("MMPS samples and report", "a5-08", 1, "values", _mmps_report, allowed=("sampling.ddim_sample",),
+         uses=("MMPS eps", "exact posterior")),
     Task("question 1", "a5-13", 3, "written"),
     Task("interval rule", "a5-16", 2, "function", _function("check_interval_cfg")),
-    Task("window moments", "a5-19", 3, "function", _function("check_window_moments"),
+    Task("window moments", "a5-19", 5, "function", _function("check_window_moments"),
          allowed=("analytic.GaussianMixture", "sampling.ddim_timesteps")),
     Task("question 2", "a5-24", 4, "written"),
 ]
@@ -285,7 +338,7 @@ def _alanine():
     return _CACHE["ala"]
 
 
-def _core_gaps(get, seed):
+def _core_gaps(get, seed, call=None):
     """Assignment 7: the gaps of cell a7-17 recomputed from the batch regenerated here from the student's seed and
     from the student's reference of the MD band (cell a7-12, delta = 5 kJ/mol, made with the student's band_share)
     where it agrees with chapter 11's estimator within the band-share check's tolerance (an se that divides by
@@ -301,6 +354,7 @@ def _core_gaps(get, seed):
         labels = system.basin(*system.torsions(md.x_test.double()))[0]
         band = (md.E_test - target).abs() < 5.0
         _CACHE["ala reference"] = {core: grading._band_share_reference(labels == k, band) for k, core in enumerate(BASINS)}
+        _CACHE["ala labels"], _CACHE["ala band"] = labels, band
     values = get("gaps", "seed", "report", "reference")
     if not isinstance(values["seed"], int) or isinstance(values["seed"], bool):
         return grading.CheckResult("core-state gaps", "fail", f"seed must be the int of your batch, got {values['seed']!r}")
@@ -320,10 +374,16 @@ def _core_gaps(get, seed):
         pair = [grading._as_number(v) for v in entry] if isinstance(entry, (tuple, list)) and len(entry) == 2 else [None]
         if None not in pair and abs(pair[0] - p) <= 1e-6 and abs(pair[1] - se) <= 1e-3 * abs(se) + 1e-12:
             reference[core] = tuple(pair)
-    return grading.check_core_gaps(values["gaps"], report=report, reference=reference, n=64)
+    result = grading.check_core_gaps(values["gaps"], report=report, reference=reference, n=64)
+    if result.status != "pass" or call is None:
+        return result
+    # the tie: the student's band_share, run again in the child on one core (chosen by the hidden seed)
+    k = seed % len(BASINS)
+    return grading._tie_band_share(call("band_share"), values["reference"], core=_CACHE["ala labels"] == k,
+                                   band=_CACHE["ala band"], name_of_core=BASINS[k])
 
 
-def _core_report(get, seed):
+def _core_report(get, seed, call=None):
     """Assignment 7: the batch regenerated here from the student's seed (cell a7-14's setting: n = 64, 10 DDIM
     steps), its core-state shares and their standard errors recomputed."""
     from . import grading
@@ -335,11 +395,11 @@ def _core_report(get, seed):
 
 
 ASSIGNMENTS["a7_alanine_dipeptide"] = [
-    Task("NeRF placement", "a7-04", 3, "function", _function("check_nerf_place")),
-    Task("band share", "a7-09", 4, "function", _function("check_band_share"),
+    Task("NeRF placement", "a7-04", 4, "function", _function("check_nerf_place")),
+    Task("band share", "a7-09", 5, "function", _function("check_band_share"),
          allowed=("stats.statistical_inefficiency",)),
-    Task("core-state report", "a7-14", 4, "values", _core_report, allowed=("sampling.ddim_sample",)),
-    Task("core-state gaps", "a7-17", 2, "values", _core_gaps, allowed=("stats.t_quantile",)),
+    Task("core-state report", "a7-14", 1, "values", _core_report, allowed=("sampling.ddim_sample",)),
+    Task("core-state gaps", "a7-17", 2, "values", _core_gaps, allowed=("stats.t_quantile",), uses=("band share",)),
     Task("question", "a7-19", 6, "written"),
 ]
 _FUNCTION.update({"NeRF placement": "place", "band share": "band_share"})
@@ -349,25 +409,75 @@ _SKIP |= {"a7-07"}  # a7-12 builds the reference that a7-17's gaps need
 ASSIGNMENTS["a6_sampling_the_guided_target"] = [
     Task("weight increment", "a6-04", 3, "function", _function("check_log_weight_increment")),
     Task("systematic resampling", "a6-07", 3, "function", _function("check_systematic_resample")),
-    Task("SMC sampler", "a6-10", 5, "function", _function("check_smc_sampler"), allowed=("sampling.ddim_coefficients",)),
+    Task("SMC sampler", "a6-10", 6, "function", _function("check_smc_sampler"), allowed=("sampling.ddim_coefficients",)),
     Task("question", "a6-17", 6, "written"),
 ]
 _FUNCTION.update({"weight increment": "log_weight_increment", "systematic resampling": "systematic_resample",
                   "SMC sampler": "smc_sampler"})
 
-def _smc_estimates(get, seed):
+def _smc_estimates(get, seed, call=None):
     """Assignment 6: the experiment of cell a6-15 repeated here from the student's seed with the package's reference
-    loop (its setting: gamma = 3, the pair N(1, 0.5^2) / N(0, 1), 250 trailing DDIM steps)."""
+    loop (its setting: gamma = 3, the pair N(1, 0.5^2) / N(0, 1), 250 trailing DDIM steps); then the student's
+    smc_sampler run again in the child for one K (chosen by the hidden seed), which must give that K's estimates."""
     from . import grading, sampling, schedules
     schedule = schedules.linear_schedule(1000)
     timesteps = [t for t, _ in sampling.sampler_steps(schedule, sampler="ddim", num_steps=250, spacing="trailing")]
     values = get("estimates", "seed")
-    return grading.check_smc_estimates(values["estimates"], seed=values["seed"],
-                                       particle_counts={4: 400, 16: 200, 64: 100, 256: 320}, timesteps=timesteps,
-                                       schedule=schedule, gamma=3.0)
+    setting = dict(seed=values["seed"], particle_counts={4: 400, 16: 200, 64: 100, 256: 320}, timesteps=timesteps,
+                   schedule=schedule, gamma=3.0)
+    result = grading.check_smc_estimates(values["estimates"], **setting)
+    if result.status != "pass" or call is None:
+        return result
+    return grading._tie_smc_estimates(call("smc_sampler"), values["estimates"], pick=seed, **setting)
 
 ASSIGNMENTS["a6_sampling_the_guided_target"].insert(3, Task("bias experiment", "a6-15", 2, "values", _smc_estimates,
-                                                            allowed=("stats.replicates",)))
+                                                            allowed=("stats.replicates",),
+                                                            uses=("weight increment", "systematic resampling",
+                                                                  "SMC sampler")))
+
+
+# -- the references that stand in for an earlier answer whose task failed (P: graded on its own logic) ----------
+# Written here, in the grader's trusted code, not taken from the package: the self-checks refuse the package's own
+# versions while a student's function runs. Each has the signature of the notebook's answer that it replaces.
+def _ref_classifier_guided_eps(eps, grad_log_p, alpha_bar_t, scale):
+    return eps - scale * (1 - alpha_bar_t) ** 0.5 * grad_log_p
+
+
+def _ref_grad_log_likelihood(predictor, x_t, t, y):
+    import torch
+    with torch.enable_grad():
+        x = x_t.detach().requires_grad_(True)
+        (grad,) = torch.autograd.grad(predictor.log_prob(x, t, y).sum(), x)
+    return grad
+
+
+def _ref_cfg(eps_cond, eps_uncond, gamma):
+    return gamma * eps_cond + (1 - gamma) * eps_uncond
+
+
+def _ref_interval_cfg_eps(eps_cond, eps_uncond, t, gamma, t_low, t_high):
+    import torch
+    t = torch.as_tensor(t)
+    inside = ((t >= t_low) & (t <= t_high)).reshape(-1, *([1] * (eps_cond.ndim - 1))) if t.ndim else \
+        (t_low <= t <= t_high)
+    return torch.where(torch.as_tensor(inside), gamma * eps_cond + (1 - gamma) * eps_uncond, eps_cond)
+
+
+def _ref_log_weight_increment(eps_cond, eps_uncond, gamma, alpha_bar, alpha_bar_prev):
+    beta = 1 - alpha_bar / alpha_bar_prev
+    return gamma * (gamma - 1) * beta / (2 * (1 - alpha_bar)) * (eps_cond - eps_uncond).pow(2).sum(1)
+
+
+def _ref_systematic_resample(log_weights, u):
+    import torch
+    K = log_weights.shape[-1]
+    cdf = torch.softmax(log_weights, dim=-1).cumsum(-1)
+    return torch.searchsorted(cdf, (u + torch.arange(K, dtype=log_weights.dtype)) / K).clamp(max=K - 1)
+
+
+_REFERENCES = {"classifier_guided_eps": _ref_classifier_guided_eps, "grad_log_likelihood": _ref_grad_log_likelihood,
+               "cfg": _ref_cfg, "interval_cfg_eps": _ref_interval_cfg_eps,
+               "log_weight_increment": _ref_log_weight_increment, "systematic_resample": _ref_systematic_resample}
 
 
 # -- the static screen of an answer cell --------------------------------------------------------------------
@@ -638,12 +748,14 @@ class _Child:
             raise TypeError(f"returned something that is not tensors, numbers, strings or dicts/lists of them "
                             f"({type(err).__name__})") from None
 
-    def call(self, name: str, args: tuple):
+    def call(self, name: str, args: tuple, bound=()):
+        """The student's function ``name`` on ``args``; ``bound`` names earlier answer functions that the grader's
+        references (:data:`_REFERENCES`) replace for this call."""
         import torch
         path = os.path.join(self.folder.name, "args.pt")
         torch.save(tuple(("generator", a.get_state()) if isinstance(a, torch.Generator) else ("value", a)
                          for a in args), path)
-        return self._result(self._ask({"call": name, "path": path, "refused": _refusal_specs()}))
+        return self._result(self._ask({"call": name, "path": path, "refused": _refusal_specs(), "bind": list(bound)}))
 
     def get(self, names: tuple, state_dict: Optional[str] = None) -> dict:
         return self._result(self._ask({"get": list(names), "state_dict": state_dict}))
@@ -818,9 +930,11 @@ def _warm_up_training() -> None:
 
 
 def _trains(cells) -> bool:
-    """Whether a cell, regenerated or answer, may train a network (names an optimiser or a training function): then
-    the child imports what training imports before the lock-down (``_warm_up_training``)."""
-    return any("optim" in source or "train" in source for _, source, _ in cells)
+    """Whether a cell, regenerated or answer, may train a network (names an optimiser or a training function) or
+    use ``torch.func`` (whose first call imports ``torch._dynamo`` too): then the child imports what training
+    imports before the lock-down (``_warm_up_training``)."""
+    return any(word in source for _, source, _ in cells for word in ("optim", "train", "torch.func", "vmap",
+                                                                      "import func"))
 
 
 def _child_main() -> None:
@@ -870,9 +984,18 @@ def _child_main() -> None:
                     # the self-check's refusals, here too: any route to a solving function meets them
                     refusing = grading._refusing(refused)
                     refusing.__enter__()
+                fn = namespace[request["call"]]
+                scope = getattr(fn, "__globals__", None) if isinstance(fn, types.FunctionType) else None
+                saved = {}
+                if scope is not None:  # the grader's references in place of earlier functions that failed
+                    for other in request.get("bind", []):
+                        saved[other] = scope.get(other)
+                        scope[other] = _REFERENCES[other]
                 try:
-                    value = namespace[request["call"]](*args)
+                    value = fn(*args)
                 finally:
+                    for other, before in saved.items():
+                        scope[other] = before
                     with _trusted():
                         refusing.__exit__(None, None, None)
             else:
@@ -943,6 +1066,14 @@ def _defines(cell) -> str:
     except SyntaxError:
         names = []
     return " and ".join(f"`{n}`" for n in names) or "the names"
+
+
+def _defined(cell) -> list[str]:
+    """The names of the functions that a template's answer cell defines."""
+    try:
+        return [n.name for n in _parse(_text(cell)).body if isinstance(n, ast.FunctionDef)]
+    except SyntaxError:
+        return []
 
 
 def _why(state: str) -> str:
@@ -1029,6 +1160,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             feedback.append(f"the submission's cells did not finish: {err}")
     auto = written = auto_max = 0.0
     passed: dict[str, bool] = {}  # answer cell id -> whether all its tasks so far passed
+    task_passed: dict[str, bool] = {}  # task name -> whether it passed
     prefix = assignment.split("_")[0].upper()
     for task in tasks:
         key = f"{prefix} {task.name} ({task.points:g})"
@@ -1064,28 +1196,46 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             passed[task.cell] = False
             feedback += [f"0 points: the answer cell raised {child.errors[task.cell]}", ""]
             continue
+        unmet = [t for t in task.uses if not task_passed.get(t, False)]
+        if task.kind == "values" and unmet:
+            # the numbers must come from the student's own functions: with one of them unfinished, refused or wrong,
+            # numbers that pass could only have come from elsewhere
+            row[key] = 0.0
+            passed[task.cell] = False
+            feedback += ["0 points: these numbers must come from your " + ", ".join(
+                f"`{_FUNCTION[t]}` (task '{t}')" for t in unmet) + ", whose task did not pass: a value task is "
+                "graded only on numbers that your own functions make", ""]
+            continue
+        # an earlier function whose task failed is replaced, for this check only, by the reference: each function
+        # is graded on its own logic, not marked down again for a mistake that its own task already cost
+        bound = [n for c in failing for n in _defined(template_cells[c]) if n in _REFERENCES]
         log = io.StringIO()
         with _LOCK, contextlib.redirect_stdout(log):
             try:
                 if task.kind == "function":
-                    result = task.check(lambda *args, name=_FUNCTION[task.name]: child.call(name, args), seed)
+                    result = task.check(lambda *args, name=_FUNCTION[task.name]: child.call(name, args, bound), seed)
                 else:
-                    result = task.check(lambda *names, state_dict=None: child.get(names, state_dict), seed)
+                    result = task.check(lambda *names, state_dict=None: child.get(names, state_dict), seed,
+                                        lambda name: (lambda *args: child.call(name, args)))
             except Exception as err:  # noqa: BLE001 - the submission's process failed to answer
                 from .grading import CheckResult
                 result = CheckResult(task.name, "fail", f"the submission: {err}")
         points, how = _points(task, result)
         message = result.message
+        if bound and task.kind == "function":
+            message += (" (graded with the reference " + ", ".join(f"`{n}`" for n in bound) + " in place of yours, "
+                        "whose task did not pass: this task is graded on its own logic)")
         if result.status != "pass" and blocked:
             # the template's stub ran in place of a refused or unfinished function: say so, not "fill in the TODO"
             message = "; ".join(f"this cell calls {_defines(template_cells[c])} of answer cell {c}, which "
                                 f"{_why(status[c])}" for c in blocked) + \
                 ": it depends on that cell and is graded once that cell runs"
             points, how = 0.0, "depends on a cell that did not run"
-        elif result.status != "pass" and failing:
+        elif result.status != "pass" and failing and not bound:
             message = ("; ".join(f"this cell calls {_defines(template_cells[c])} of answer cell {c}, whose task did "
                                  f"not pass: fix that first" for c in failing) + f" (this task's check said: {message})")
         passed[task.cell] = passed.get(task.cell, True) and result.status == "pass"
+        task_passed[task.name] = result.status == "pass"
         auto += points
         row[key] = points
         feedback += [f"{points:g} points ({how}): {message}", ""]

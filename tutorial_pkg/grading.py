@@ -42,7 +42,7 @@ __all__ = ["CheckResult", "check_classifier_guided_eps", "check_shifted_mean", "
            "check_interval_cfg", "check_window_moments",
            "check_nerf_place", "check_band_share", "check_core_report", "check_core_gaps",
            "check_log_weight_increment", "check_systematic_resample", "check_smc_sampler", "check_smc_estimates",
-           "check_guided_ddim", "check_guided_table", "guided_table_reference", "check_dropout_experiment"]
+           "check_guided_ddim", "check_guided_table", "check_dropout_experiment"]
 
 
 class CheckResult(NamedTuple):
@@ -1770,13 +1770,13 @@ _A1_SETTING = dict(scales=(0.0, 1.0, 2.0, 4.0), n=2000, num_steps=50, tau=0.5, y
 _TABLE_KEYS = ("mean", "std", "se_mean", "se_std", "target_mean", "target_std")
 
 
-def guided_table_reference(seed: int, *, scales=_A1_SETTING["scales"], n: int = _A1_SETTING["n"],
+def _guided_table_reference(seed: int, *, scales=_A1_SETTING["scales"], n: int = _A1_SETTING["n"],
                            num_steps: int = _A1_SETTING["num_steps"], tau: float = _A1_SETTING["tau"],
                            y: float = _A1_SETTING["y"]) -> dict:
     """Assignment 1, task 4: the table regenerated from ``seed`` with the package's guided DDIM sampler
     (``ddim_sample(classifier_guided_model(...))``, the sampler of ``check_guided_ddim``), from the same starting
     points, ``randn(n, 1)`` of ``torch.Generator().manual_seed(seed)`` at each scale; and the exact tilted target
-    p(x) p(y|x)^s = N(s y / tau^2 / (1 + s / tau^2), 1 / (1 + s / tau^2)). For the grader: it holds the answer."""
+    p(x) p(y|x)^s = N(s y / tau^2 / (1 + s / tau^2), 1 / (1 + s / tau^2)), for :func:`check_guided_table`."""
     from .analytic import LinearGaussianLikelihood
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, the seed of the starting points, got {seed!r}")
@@ -1802,7 +1802,7 @@ def check_guided_table(table: dict, *, seed, scales=_A1_SETTING["scales"], n: in
     """Assignment 1, task 4: ``table[s]`` for each scale, a dict of the samples' ``mean``, ``std``, ``se_mean``
     (std / sqrt(n)), ``se_std`` (std / sqrt(2 (n - 1))) and the tilted target's ``target_mean``, ``target_std``.
 
-    The samples are regenerated from ``seed`` with the package's sampler (:func:`guided_table_reference`), so a
+    The samples are regenerated from ``seed`` with the package's sampler (:func:`_guided_table_reference`), so a
     table that does not come from a run of the sampler at that seed fails; the std may divide by n or by n - 1."""
     name = "guided samples table"
     if table is None:
@@ -1818,7 +1818,7 @@ def check_guided_table(table: dict, *, seed, scales=_A1_SETTING["scales"], n: in
         if None in numbers.values() or len(numbers) < len(_TABLE_KEYS):
             return _report(name, "fail", f"table[{s!r}] must be a dict of the numbers {', '.join(_TABLE_KEYS)}")
         rows[s] = numbers
-    want = guided_table_reference(seed, scales=scales, n=n, num_steps=num_steps, tau=tau, y=y)
+    want = _guided_table_reference(seed, scales=scales, n=n, num_steps=num_steps, tau=tau, y=y)
     near = lambda a, b, tol: abs(a - b) <= tol * abs(b) + 1e-9  # noqa: E731
     for s in scales:
         row, ref = rows[s], want[s]
@@ -1846,23 +1846,30 @@ def check_guided_table(table: dict, *, seed, scales=_A1_SETTING["scales"], n: in
                                  "target match them")
 
 
-def _pair_eps(schedule: NoiseSchedule, mean_c: float, var_c: float, mean_u: float, var_u: float) -> Callable:
+class _PairEps:
     """Assignment 6's exact eps-model of two one-dimensional Gaussians, tabulated as the notebook tabulates it:
-    cond = 1 is N(mean_c, var_c); None (or the null -1) is N(mean_u, var_u)."""
-    ab = schedule.alpha_bars.double()
+    cond = 1 is N(mean_c, var_c); None (or the null -1) is N(mean_u, var_u). A class, so that the grader can send
+    it to the process that runs a submission."""
 
-    def table(mean, var):
-        a = (1 - ab).sqrt() / (ab * var + 1 - ab)
-        return a, -a * ab.sqrt() * mean
+    null_value = -1
 
-    (a_c, c_c), (a_u, c_u) = table(mean_c, var_c), table(mean_u, var_u)
+    def __init__(self, schedule: NoiseSchedule, mean_c: float, var_c: float, mean_u: float, var_u: float):
+        ab = schedule.alpha_bars.double()
 
-    def model(x_t, t, cond):
+        def table(mean, var):
+            a = (1 - ab).sqrt() / (ab * var + 1 - ab)
+            return a, -a * ab.sqrt() * mean
+
+        (self.a_c, self.c_c), (self.a_u, self.c_u) = table(mean_c, var_c), table(mean_u, var_u)
+
+    def __call__(self, x_t, t, cond):
         if cond is None:
-            return a_u[t] * x_t + c_u[t]
-        return torch.where((cond == 1)[:, None], a_c[t] * x_t + c_c[t], a_u[t] * x_t + c_u[t])
-    model.null_value = -1
-    return model
+            return self.a_u[t] * x_t + self.c_u[t]
+        return torch.where((cond == 1)[:, None], self.a_c[t] * x_t + self.c_c[t], self.a_u[t] * x_t + self.c_u[t])
+
+
+def _pair_eps(schedule: NoiseSchedule, mean_c: float, var_c: float, mean_u: float, var_u: float) -> Callable:
+    return _PairEps(schedule, mean_c, var_c, mean_u, var_u)
 
 
 def check_smc_estimates(estimates: dict, *, seed: int, particle_counts: dict, timesteps, schedule: NoiseSchedule,
@@ -1985,3 +1992,130 @@ def check_dropout_experiment(results: dict, *, trained: dict, seed: int, mixture
                     return _report(name, "fail", f"results[{p}][{g}]['wrong'][{i}] is not the share of that "
                                                  "network's samples with x < 0")
     return _report(name, "pass", "every network's error and wrong-mode share repeat from your seed")
+
+
+# -- the value tasks, tied to the student's own function (for the grader) ---------------------------------------
+# A value task's numbers pass only when the student's function, called again by the grader on one entry of the
+# notebook's setting (chosen by the grader's hidden seed), gives that entry as reported: numbers typed in, or made
+# by anything but the student's function, do not.
+def _tie_failed(name: str, what: str) -> CheckResult:
+    return _report(name, "fail", f"the submission: {what}")
+
+
+def _tie_guided_table(fn: Callable, table: dict, *, seed: int, pick: int) -> CheckResult:
+    """Assignment 1: ``fn`` (the student's ``guided_ddim``) run at one scale of the table (``pick`` chooses it) from
+    the student's ``seed``; its samples' mean and std must be the table's row at that scale."""
+    from .analytic import LinearGaussianLikelihood
+    name, setting = "guided samples table", _A1_SETTING
+    s = setting["scales"][pick % len(setting["scales"])]
+    schedule, n = linear_schedule(1000), setting["n"]
+    prior = GaussianMixture([1.0], [[0.0]], [[[1.0]]])
+    predictor = LinearGaussianLikelihood(prior, [1.0], tau=setting["tau"]).predictor(schedule)
+    x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    y = torch.full((n,), setting["y"], dtype=torch.float64)
+    refused = {guidance.classifier_guided_model: _refusal("tutorial_pkg.guidance.classifier_guided_model", "write it"),
+               sampling.ddim_sample: _refusal("tutorial_pkg.sampling.ddim_sample", "write the loop yourself"),
+               _guided_table_reference: _refusal("the grader's reference", "run your own sampler")}
+    out, failed = _call(name, fn, prior.eps_model(schedule), predictor, y, x_T, s, schedule, setting["num_steps"],
+                        refused=refused)
+    if failed:
+        return _tie_failed(name, f"your guided_ddim, run again at s = {s:g}: {failed.message}")
+    if not isinstance(out, torch.Tensor) or out.shape != (n, 1):
+        return _tie_failed(name, f"your guided_ddim, run again at s = {s:g}, did not return {n} samples")
+    x = out.detach().double()[:, 0]
+    row = table[s]
+    if abs(row["mean"] - x.mean().item()) > 1e-4 * x.std().item() + 1e-9 or \
+            abs(row["std"] - x.std().item()) > 1e-3 * x.std().item() + 1e-9:
+        return _tie_failed(name, f"table[{s:g}] is not what your guided_ddim gives from your seed at s = {s:g} (the "
+                                 "grader ran it again): the table must come from a run of your sampler")
+    return _report(name, "pass", f"your guided_ddim, run again at s = {s:g}, gives this row of the table")
+
+
+def _tie_smc_estimates(fn: Callable, estimates: dict, *, seed: int, particle_counts: dict, timesteps,
+                       schedule: NoiseSchedule, gamma: float, pick: int) -> CheckResult:
+    """Assignment 6: ``fn`` (the student's ``smc_sampler``) run for one K (``pick`` chooses it among the K whose run
+    holds at most 6 400 particles) from the student's ``seed``; its systems' estimates must be ``estimates[K]``."""
+    name = "SMC bias experiment"
+    cheap = [K for K, G in sorted(particle_counts.items()) if K * G <= 6400] or sorted(particle_counts)[:1]
+    K = cheap[pick % len(cheap)]
+    G = particle_counts[K]
+    generator = torch.Generator().manual_seed(seed + K)
+    x_T = torch.randn(G * K, 1, generator=generator, dtype=torch.float64)
+    refused = {**_SMC_REFUSED, **_CFG_REFUSED,
+               sampling.ddim_sample: _refusal("tutorial_pkg.sampling.ddim_sample", "write the loop yourself"),
+               _smc_reference: _refusal("the grader's reference", "write the loop yourself")}
+    out, failed = _call(name, fn, _pair_eps(schedule, 1.0, 0.25, 0.0, 1.0), torch.ones(G * K, dtype=torch.long), gamma,
+                        schedule, [int(t) for t in timesteps], x_T, G, generator, refused=refused)
+    if failed:
+        return _tie_failed(name, f"your smc_sampler, run again at K = {K}: {failed.message}")
+    try:
+        x, log_w = out
+        w, x = log_w.detach().double().exp().view(G, K), x.detach().double()[:, 0].view(G, K)
+    except (TypeError, ValueError, RuntimeError, AttributeError):
+        return _tie_failed(name, f"your smc_sampler, run again at K = {K}, did not return (particles, log_weights)")
+    means = (w * x).sum(1)
+    mine = torch.as_tensor(estimates[K]["mean"], dtype=torch.float64).reshape(-1)
+    if int((~torch.isclose(mine, means, atol=1e-6, rtol=1e-6)).sum()) > max(1, G // 50):
+        return _tie_failed(name, f"estimates[{K}] is not what your smc_sampler gives from your seed (the grader ran "
+                                 "it again): the estimates must come from a run of your sampler")
+    return _report(name, "pass", f"your smc_sampler, run again at K = {K}, gives these estimates")
+
+
+def _tie_mmps_samples(fn: Callable, samples, *, prior: GaussianMixture, a: Tensor, sigma_y: float, y: float,
+                      schedule: NoiseSchedule, seed: int, pick: int, rows: int = 16, num_steps: int = 50) -> CheckResult:
+    """Assignment 5: ``fn`` (the student's ``mmps_eps``, called at every step) drives the 50-step DDIM sampler of
+    the notebook for ``rows`` of the student's samples (``pick`` chooses them), from the student's ``seed``; the
+    results must be those rows of ``samples``."""
+    from . import analytic, tweedie
+    name = "MMPS samples and report"
+    n, D = samples.shape
+    x_T = torch.randn(n, D, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    index = torch.randperm(n, generator=torch.Generator().manual_seed(pick))[:rows]
+    eps_prior = prior.eps_model(schedule)
+    refused = {tweedie.tweedie_vjp: _refusal("tutorial_pkg.tweedie.tweedie_vjp", "write it yourself"),
+               tweedie.posterior_covariance: _refusal("tutorial_pkg.tweedie.posterior_covariance", "write it yourself"),
+               tweedie._LinearGaussian.__call__: _refusal("tutorial_pkg.tweedie.mmps_model", "write it yourself"),
+               tweedie.DPSModel.__call__: _refusal("tutorial_pkg.tweedie.dps_model", "write it yourself"),
+               GaussianMixture.posterior_moments: _refusal("tutorial_pkg.analytic.GaussianMixture.posterior_moments",
+                                                           "write it yourself"),
+               analytic.ExactX0Model.__call__: _refusal("tutorial_pkg.analytic.ExactX0Model", "write it yourself")}
+    failures: list = []
+
+    def model(x_t, t, cond):
+        if failures:
+            return torch.zeros_like(x_t)
+        out, failed = _call(name, fn, _CallOnly(eps_prior), x_t.clone(), int(torch.as_tensor(t).reshape(-1)[0]),
+                            cond.clone(), a.clone(), sigma_y, schedule, refused=refused)
+        if failed or not isinstance(out, torch.Tensor) or out.shape != x_t.shape:
+            failures.append(failed.message if failed else "it did not return a tensor shaped like x_t")
+            return torch.zeros_like(x_t)
+        return out.detach().to(x_t.dtype)
+
+    x = sampling.ddim_sample(model, (rows, D), schedule, num_steps=num_steps, x_T=x_T[index],
+                             cond=torch.full((rows,), y, dtype=torch.float64), dtype=torch.float64)
+    if failures:
+        return _tie_failed(name, f"your mmps_eps, run again in the sampler: {failures[0]}")
+    if not torch.allclose(x, samples.double()[index], atol=1e-6, rtol=1e-6):
+        return _tie_failed(name, "the samples are not what your mmps_eps gives from your seed (the grader ran the "
+                                 "sampler again on some of them): they must come from a run of your function")
+    return _report(name, "pass", f"your mmps_eps, run again on {rows} of the samples, gives them")
+
+
+def _tie_band_share(fn: Callable, reference: dict, *, core: Tensor, band: Tensor, name_of_core: str) -> CheckResult:
+    """Assignment 7: ``fn`` (the student's ``band_share``) on one core of the MD band; it must give that core's entry
+    of the student's ``reference``."""
+    from . import stats
+    name = "core-state gaps"
+    refused = {fn_: _refusal(f"tutorial_pkg.stats.{fn_.__name__}", "count the effective size yourself")
+               for fn_ in (stats.share, stats.series_mean, stats.effective_size)}
+    refused[_band_share_reference] = _refusal("the grader's reference", "count the share and its error yourself")
+    out, failed = _call(name, fn, core.clone(), band.clone(), refused=refused)
+    if failed:
+        return _tie_failed(name, f"your band_share, run again on {name_of_core}: {failed.message}")
+    entry = reference.get(name_of_core) if isinstance(reference, dict) else None
+    pair = [_as_number(v) for v in out] if isinstance(out, (tuple, list)) and len(out) == 2 else [None]
+    theirs = [_as_number(v) for v in entry] if isinstance(entry, (tuple, list)) and len(entry) == 2 else [None, None]
+    if None in pair or None in theirs or abs(pair[0] - theirs[0]) > 1e-9 or abs(pair[1] - theirs[1]) > 1e-9 * abs(pair[1]) + 1e-12:
+        return _tie_failed(name, f"reference[{name_of_core!r}] is not what your band_share gives on the band (the "
+                                 "grader ran it again): the reference must come from your function")
+    return _report(name, "pass", f"your band_share, run again on {name_of_core}, gives your reference")

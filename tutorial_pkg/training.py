@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -186,11 +186,13 @@ def train_eps_model(model: nn.Module, x0: Tensor, schedule: NoiseSchedule, *, co
 def train_predictor(predictor: nn.Module, x0: Tensor, targets: Tensor, schedule: NoiseSchedule, *,
                     steps: int = 2000, batch_size: int = 256, lr: float = 2e-3, weight_decay: float = 0.0,
                     ema_decay: Optional[float] = None, lr_decay: str = "cosine", seed: int = 0,
-                    progress: bool = True) -> TrainResult:
+                    progress: bool = True, loss: Optional[Callable] = None) -> TrainResult:
     """Train a noise-aware predictor by maximum likelihood on x_t ~ q(x_t | x_0) at uniform t. Chapter 3.
 
     ``predictor.log_prob(x_t, t, target) -> (B,)`` is maximised: a classifier's cross-entropy, or a
-    Gaussian regressor's negative log-likelihood. ``targets`` are labels or energies, ``(N,)``.
+    Gaussian regressor's negative log-likelihood. ``targets`` are labels or energies, ``(N,)``. ``loss``, if
+    given, replaces ``-predictor.log_prob``: it is called on the predictor's outputs followed by the targets,
+    ``loss(f, log_sigma, target) -> (B,)`` for a Gaussian regressor (a loss written by hand, as in assignment 4).
     """
     _check_data(x0, targets, "targets")
     if targets is None:
@@ -200,6 +202,8 @@ def train_predictor(predictor: nn.Module, x0: Tensor, targets: Tensor, schedule:
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     batch_size = _checks.integer("batch_size", batch_size, low=1)
+    if loss is not None and not callable(loss):
+        raise TypeError(f"loss must be None or callable as loss(*predictor(x_t, t), target), got {type(loss).__name__}")
     check = getattr(predictor, "check_target", None)
     if callable(check):
         check(targets)
@@ -213,7 +217,10 @@ def train_predictor(predictor: nn.Module, x0: Tensor, targets: Tensor, schedule:
         t = torch.randint(0, schedule.T, (batch_size,), generator=g).to(device)
         eps = torch.randn(batch_size, x0.shape[1], generator=g).to(device)
         x_t = schedule.q_sample(x0[idx], t, eps)
-        return -predictor.log_prob(x_t, t, targets[idx]).mean()
+        if loss is None:
+            return -predictor.log_prob(x_t, t, targets[idx]).mean()
+        out = predictor(x_t, t)
+        return loss(*(out if isinstance(out, tuple) else (out,)), targets[idx]).mean()
 
     return _loop(predictor, loss_fn, steps=steps, lr=lr, weight_decay=weight_decay, ema_decay=ema_decay,
                  progress=progress, desc="train predictor", lr_decay=lr_decay)

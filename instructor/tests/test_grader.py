@@ -170,16 +170,16 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     rows, feedback, points = grading_folders.grade(folder, out)  # hidden inputs: not the seed 0 of the stored run
 
     # the dropout experiment (a2-15) is left open here: test_grader_a2.py grades it
-    assert points("correct", "auto_points") == 10 and points("correct", "auto_max") == 14
+    assert points("correct", "auto_points") == 9 and points("correct", "auto_max") == 13
     # wrong: the named off-by-one earns half, with its hint; the hard-coded sampler zero, since the inputs are new
     # the dropout cell of the wrong submission writes a file outside the child's folder, past the screen: the
     # child's audit hook refuses it, the cell raises, and its task scores zero
-    assert points("wrong", "CFG combination (2)") == 1 and points("wrong", "condition dropout (3)") == 0
-    assert points("wrong", "CFG DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 1
+    assert points("wrong", "CFG combination (1)") == 0.5 and points("wrong", "condition dropout (3)") == 0
+    assert points("wrong", "CFG DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 0.5
     assert "off by one" in feedback["wrong"] and "the values differ" in feedback["wrong"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     for k, cheat in enumerate(CHEATS):
-        assert points(f"cheat_{k}", "CFG combination (2)") == 0, cheat
+        assert points(f"cheat_{k}", "CFG combination (1)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
     assert points("cheat_sampler", "CFG DDIM sampler (5)") == 0 and "refused" in feedback["cheat_sampler"]
     assert grader.screen(f"import numpy as np\nnp.ones(3).dump({str(written)!r})\n", PACKAGE) is None
@@ -208,10 +208,10 @@ def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_pa
                                    "schedule, num_steps=num_steps, cond=cond, x_T=x_T)\n"})
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
     for k, cheat in enumerate(PICKLE_CHEATS):
-        assert points(f"pickle_{k}", "CFG combination (2)") == 0, cheat
+        assert points(f"pickle_{k}", "CFG combination (1)") == 0, cheat
         assert "pickle.find_class" in feedback[f"pickle_{k}"], cheat
         assert points(f"pickle_{k}", "condition dropout (3)") == 3, cheat  # the honest tasks still score
-    assert points("handed", "CFG DDIM sampler (5)") == 0 and points("handed", "CFG combination (2)") == 2
+    assert points("handed", "CFG DDIM sampler (5)") == 0 and points("handed", "CFG combination (1)") == 1
     assert "does not accept a call of tutorial_pkg.sampling.ddim_sample" in feedback["handed"]
 
 

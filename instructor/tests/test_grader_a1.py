@@ -54,6 +54,11 @@ TYPED_TABLE = """table = {0.0: dict(mean=0.003, std=0.961, se_mean=0.0215, se_st
 TYPED_OUTPUT = " 2.0  1.574 ± 0.0040       1.333  0.178 ± 0.0028      0.333\n"
 
 
+def _pasted_table() -> str:
+    """The reviewer's paste: the right table for seed 0, as the package's own sampler makes it, typed in as literals."""
+    return f"table = {grading._guided_table_reference(0)!r}\n"
+
+
 CHEAT = ("def guided_ddim(eps_model, predictor, y, x_T, scale, schedule, num_steps):\n"
          "    model = guidance.classifier_guided_model(eps_model, predictor, schedule, scale)\n"
          "    return sampling.ddim_sample(model, tuple(x_T.shape), schedule, num_steps=num_steps, cond=y, x_T=x_T)\n")
@@ -75,7 +80,8 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
     # marks, with the hint), and a sampler hard-coded from a stored run (zero, since the hidden inputs are new)
     flipped = right["a1-04"].replace("eps - scale", "eps + scale")
     assert flipped != right["a1-04"]
-    _submission(folder, "wrong", {**right, "a1-04": flipped, "a1-15": _stored_sampler()})
+    # ... and the table pasted from the package's own sampler at seed 0: right numbers, not made by the student's sampler
+    _submission(folder, "wrong", {**right, "a1-04": flipped, "a1-15": _stored_sampler(), "a1-16": _pasted_table()})
     _submission(folder, "todo", {})
     _submission(folder, "cheat", {"a1-15": CHEAT})
     _submission(folder, "typed", {**right, "a1-16": TYPED_TABLE})
@@ -86,14 +92,29 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 13
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 12
     assert float(rows["correct"]["written_max"]) == 4
-    assert points("wrong", "guided eps (2)") == 1 and "check the sign" in feedback["wrong"]
-    assert points("wrong", "guided DDIM sampler (4)") == 0 and points("wrong", "auto_points") == 6
-    assert "guided_ddim` of answer cell a1-15, whose task did not pass" in feedback["wrong"]
+    assert points("wrong", "guided eps (1)") == 0.5 and "check the sign" in feedback["wrong"]
+    assert points("wrong", "guided DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 4.5
+    assert points("wrong", "guided samples table (2)") == 0
+    assert "must come from your `classifier_guided_eps`" in feedback["wrong"] and "`guided_ddim`" in feedback["wrong"]
+    assert "your guided_ddim, run again at s = " in feedback["correct"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
-    assert points("cheat", "guided DDIM sampler (4)") == 0 and "refused" in feedback["cheat"]
-    assert points("typed", "guided samples table (2)") == 0 and points("typed", "auto_points") == 11
+    assert points("cheat", "guided DDIM sampler (5)") == 0 and "refused" in feedback["cheat"]
+    assert points("typed", "guided samples table (2)") == 0 and points("typed", "auto_points") == 10
     assert "not those of your seed" in feedback["typed"]
     assert "as stored, not re-run" in feedback["typed"] and TYPED_OUTPUT.strip() in feedback["typed"]
     assert "recomputed by the grader from seed 0" in feedback["typed"] and " 2.0  1.576 ± 0.0039" in feedback["typed"]
+
+
+def test_the_table_is_tied_to_the_students_sampler():
+    """The grader runs the student's guided_ddim again at one scale; a table that its sampler does not give fails,
+    even when it is the right table (here: a sampler that returns its starting points, beside the right table)."""
+    table = grading._guided_table_reference(0)
+    namespace = {"torch": torch, "sampling": grading.sampling}
+    for cell, source in _solutions().items():
+        if cell != "a1-16":
+            exec(source, namespace)
+    assert grading._tie_guided_table(namespace["guided_ddim"], table, seed=0, pick=2).passed
+    result = grading._tie_guided_table(lambda eps, p, y, x_T, *rest: x_T, table, seed=0, pick=2)
+    assert not result.passed and "not what your guided_ddim gives" in result.message

@@ -2,10 +2,14 @@
 trained with the student's dropout, samples it again from the student's seed with the package's CFG sampler against
 the exact mixture, and recomputes each network's error and wrong-mode share. The instructor's experiment scores its
 points; one whose error is a root-mean-square instead of the mean |x - x_exact| scores zero, and so do numbers
-typed in from a stored run with no network behind them."""
+typed in from a stored run with no network behind them. A submission with the w/gamma off-by-one in its cfg and a
+right sampler (the reviewer's case) earns the sampler's marks, graded with the reference cfg in its place, and zero
+on the experiment, whose numbers must come from functions that pass."""
 
 import json
 import pathlib
+
+from tutorial_pkg import grader
 
 import grading_folders  # instructor/tests/grading_folders.py
 from test_grader import CFG, DROP, SAMPLER
@@ -22,21 +26,28 @@ def _experiment() -> str:
     return "\n".join(line for line in source.split("\n") if "SOLUTION" not in line)
 
 
-def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tmp_path):
+def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tmp_path, monkeypatch):
+    """Graded on 3 networks per rate instead of the notebook's 12, to keep the test short: the answer cell sets
+    n_nets = 3 and the grader is told so; the grading is the same for any number of networks."""
+    monkeypatch.setattr(grader, "_A2_NETS", 3)
     folder = tmp_path / "submissions"
     folder.mkdir()
     functions = {"a2-04": DROP, "a2-07": CFG, "a2-10": SAMPLER}
-    correct = _experiment()
+    correct = "n_nets = 3\n" + _experiment()
     rms = correct.replace("(x - exact).abs().mean().item()", "(x - exact).pow(2).mean().sqrt().item()")
     assert rms != correct
     stored = ("results = {p: {g: {'error': [0.05] * n_nets, 'wrong': [0.03 if g == 1.0 else 0.0] * n_nets} "
               "for g in gammas} for p in rates}\nexact_wrong = {g: [0.03] * n_nets for g in gammas}\n")
     grading_folders.submission(TEMPLATE, folder, "correct", {**functions, "a2-15": correct})
     grading_folders.submission(TEMPLATE, folder, "rms", {**functions, "a2-15": rms})
-    grading_folders.submission(TEMPLATE, folder, "stored", {**functions, "a2-15": stored})
+    # stored numbers, with the dropout flipped and cfg in Ho & Salimans' w convention, and a right sampler
+    grading_folders.submission(TEMPLATE, folder, "stored", {
+        "a2-04": DROP.replace("< p_uncond", "> p_uncond"), "a2-10": SAMPLER, "a2-15": stored,
+        "a2-07": CFG.replace("gamma * eps_cond + (1 - gamma)", "(1 + gamma) * eps_cond - gamma")})
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
-    assert points("correct", "dropout experiment (4)") == 4
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 14
+    assert points("correct", "dropout experiment (4)") == 4 and "run again on network" in feedback["correct"]
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 13
     assert points("rms", "dropout experiment (4)") == 0 and "mean |x - x_exact|" in feedback["rms"]
-    assert points("stored", "dropout experiment (4)") == 0 and "no network was trained" in feedback["stored"]
-    assert points("stored", "auto_points") == 10
+    assert points("stored", "dropout experiment (4)") == 0 and "must come from your `drop_condition`" in feedback["stored"]
+    assert points("stored", "CFG combination (1)") == 0.5 and points("stored", "condition dropout (3)") == 1.5
+    assert points("stored", "CFG DDIM sampler (5)") == 5 and "reference `cfg` in place of yours" in feedback["stored"]

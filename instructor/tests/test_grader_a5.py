@@ -123,7 +123,7 @@ def _namespace(*sources):
 
 
 def _stored_report() -> str:
-    """A report and samples hard-coded from a stored run of the correct answer."""
+    """A report and samples pasted from a run of the correct answer at the seed it names: the right numbers."""
     ns = _namespace(MMPS)
     prior = analytic.GaussianMixture([1.0], [[0.5, -0.3]], [[[1.0, 0.6], [0.6, 0.8]]])
     ns.update(eps_prior=prior.eps_model(schedules.linear_schedule(1000)), m0=prior.means[0], S0=prior.covs[0],
@@ -131,7 +131,7 @@ def _stored_report() -> str:
               schedule=schedules.linear_schedule(1000), f64=torch.float64, sampling=grading.sampling)
     exec(REPORT, ns)
     return (f"seed = 3\nreport = {ns['report']!r}\n"
-            f"samples = torch.tensor({ns['samples'][:20].tolist()!r}, dtype=f64).repeat(100, 1)\n")
+            f"samples = torch.tensor({ns['samples'].tolist()!r}, dtype=f64)\n")
 
 
 def _submission(folder: pathlib.Path, name: str, answers: dict) -> None:
@@ -259,18 +259,21 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 14
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 16
     assert float(rows["correct"]["written_max"]) == 7
-    assert points("wrong", "MMPS eps (5)") == 2.5 and "that is DPS" in feedback["wrong"]
-    assert points("wrong", "exact posterior (2)") == 0 and points("wrong", "MMPS samples and report (2)") == 0
-    assert points("wrong", "interval rule (2)") == 2 and points("wrong", "window moments (3)") == 3
+    assert points("wrong", "MMPS eps (6)") == 3 and "that is DPS" in feedback["wrong"]
+    assert points("wrong", "exact posterior (2)") == 0 and points("wrong", "MMPS samples and report (1)") == 0
+    # the pasted samples are right for their seed, but MMPS eps failed: they cannot be the student's own
+    assert "must come from your `mmps_eps`" in feedback["wrong"]
+    assert "run again on 16 of the samples" in feedback["correct"]
+    assert points("wrong", "interval rule (2)") == 2 and points("wrong", "window moments (5)") == 5
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     for k, cheat in enumerate(CHEATS):
-        assert points(f"cheat_{k}", "MMPS eps (5)") == 0, cheat
+        assert points(f"cheat_{k}", "MMPS eps (6)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
-    assert points("cheat_windows", "window moments (3)") == 0 and "refused" in feedback["cheat_windows"]
+    assert points("cheat_windows", "window moments (5)") == 0 and "refused" in feedback["cheat_windows"]
     # the exact posterior moments read off the check's model: no route to them, zero
-    assert points("cheat_source", "MMPS eps (5)") == 0 and "has no attribute 'source'" in feedback["cheat_source"]
+    assert points("cheat_source", "MMPS eps (6)") == 0 and "has no attribute 'source'" in feedback["cheat_source"]
 
 
 def test_a_hint_that_skipping_the_work_would_earn_gives_no_half_marks():

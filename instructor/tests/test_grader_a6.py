@@ -150,7 +150,7 @@ CHEATS = {  # each as the answer of one task, the cell it answers
                                        "generator=generator, ess_threshold=ess_threshold, dtype=torch.float64)\n"
                                        "    return r.particles, r.log_weights\n"),
 }
-TASK_OF = {"a6-04": "weight increment (3)", "a6-07": "systematic resampling (3)", "a6-10": "SMC sampler (5)"}
+TASK_OF = {"a6-04": "weight increment (3)", "a6-07": "systematic resampling (3)", "a6-10": "SMC sampler (6)"}
 
 
 def _experiment() -> str:
@@ -160,9 +160,22 @@ def _experiment() -> str:
     return "\n".join(line for line in text.split("\n") if "SOLUTION" not in line)
 
 
-# typed-in estimates: the right shape, not the run of any seed
-TYPED = ("seed = 0\nparticle_counts = {4: 400, 16: 200, 64: 100, 256: 320}\n"
-         "estimates = {K: {'mean': [0.3] * G, 'variance': [0.1] * G, 'ess': [0.8] * G} for K, G in particle_counts.items()}\n")
+def _pasted_estimates() -> str:
+    """The reviewer's paste: the right estimates for seed 0, from the grader's reference loop, typed in as literals."""
+    from tutorial_pkg import schedules
+    schedule = schedules.linear_schedule(1000)
+    timesteps = [t for t, _ in sampling.sampler_steps(schedule, sampler="ddim", num_steps=250, spacing="trailing")]
+    model, lines = grading._pair_eps(schedule, 1.0, 0.25, 0.0, 1.0), []
+    for K, G in {4: 400, 16: 200, 64: 100, 256: 320}.items():
+        generator = torch.Generator().manual_seed(K)
+        x_T = torch.randn(G * K, 1, generator=generator, dtype=torch.float64)
+        x, log_w = grading._smc_reference(model, torch.ones(G * K, dtype=torch.long), 3.0, schedule, timesteps, x_T, G,
+                                          generator, 0.5)
+        w, x = log_w.exp().view(G, K), x[:, 0].view(G, K)
+        means = (w * x).sum(1)
+        lines.append(f"estimates[{K}] = {{'mean': {means.tolist()!r}, 'variance': "
+                     f"{(w * (x - means[:, None]) ** 2).sum(1).tolist()!r}, 'ess': {(1 / w.pow(2).sum(1) / K).tolist()!r}}}")
+    return "seed = 0\nestimates = {}\n" + "\n".join(lines) + "\n"
 
 
 def test_the_experiment_check_repeats_the_run_from_the_seed():
@@ -224,20 +237,22 @@ def test_a_folder_of_submissions_of_assignment_6_is_graded(tmp_path):
     folder.mkdir()
     _submission(folder, "correct", {"a6-04": INCREMENT, "a6-07": RESAMPLE, "a6-10": sampler(), "a6-15": _experiment(),
                                     "a6-17": "**Answer.** The bias falls from 0.08 to 0.02."})
-    # wrong: the increment without its 1/2 (half marks, with its hint), and a loop hard-coded from a stored run (zero)
+    # wrong: the increment without its 1/2 (half marks, with its hint), a loop hard-coded from a stored run (zero),
+    # and the experiment's estimates pasted as literals from a right run (zero: the sampler's task did not pass)
     _submission(folder, "wrong", {"a6-04": INCREMENT.replace("/ (2 * (1 - alpha_bar))", "/ (1 - alpha_bar)"),
-                                  "a6-07": RESAMPLE, "a6-10": _stored_sampler(), "a6-15": TYPED})
+                                  "a6-07": RESAMPLE, "a6-10": _stored_sampler(), "a6-15": _pasted_estimates()})
     _submission(folder, "todo", {})
     for k, (cell, source) in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {cell: source})
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 13
-    assert points("wrong", "bias experiment (2)") == 0 and "systems differ" in feedback["wrong"]
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 14
+    assert points("wrong", "bias experiment (2)") == 0 and "must come from your `log_weight_increment`" in feedback["wrong"]
+    assert "your smc_sampler, run again at K = " in feedback["correct"]
     assert float(rows["correct"]["written_max"]) == 6 and grading_folders.column(rows["correct"], "question (6)") == ""
     assert points("wrong", "weight increment (3)") == 1.5 and "factor 1/2" in feedback["wrong"]
-    assert points("wrong", "systematic resampling (3)") == 3 and points("wrong", "SMC sampler (5)") == 0
+    assert points("wrong", "systematic resampling (3)") == 3 and points("wrong", "SMC sampler (6)") == 0
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     assert float(grading_folders.column(rows["todo"], "question (6)")) == 0
     for k, (cheat, (cell, _)) in enumerate(CHEATS.items()):

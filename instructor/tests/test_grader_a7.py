@@ -146,18 +146,19 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)  # hidden inputs: not the seed 0 of the stored run
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 13, feedback["correct"]
-    assert points("unbiased", "auto_points") == 13, feedback["unbiased"]
-    assert points("wrong", "core-state gaps (2)") == 0 and "the values differ" in feedback["wrong"]
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 12, feedback["correct"]
+    assert points("unbiased", "auto_points") == 12, feedback["unbiased"]
+    assert points("wrong", "core-state gaps (2)") == 0 and "must come from your `band_share`" in feedback["wrong"]
+    assert "your band_share, run again on" in feedback["correct"]
     assert float(rows["correct"]["written_max"]) == 6
-    assert points("wrong", "NeRF placement (3)") == 1.5 and "sign of the torsion" in feedback["wrong"]
-    assert points("wrong", "band share (4)") == 0 and "the values differ" in feedback["wrong"]
-    assert points("wrong", "core-state report (4)") == 2 and "square root" in feedback["wrong"]
+    assert points("wrong", "NeRF placement (4)") == 2 and "sign of the torsion" in feedback["wrong"]
+    assert points("wrong", "band share (5)") == 0 and "the values differ" in feedback["wrong"]
+    assert points("wrong", "core-state report (1)") == 0.5 and "square root" in feedback["wrong"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     for k, cheat in enumerate(CHEATS):
-        assert points(f"cheat_{k}", "NeRF placement (3)") == 0, cheat
+        assert points(f"cheat_{k}", "NeRF placement (4)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
-    assert points("cheat_share", "band share (4)") == 0 and "refused" in feedback["cheat_share"]
+    assert points("cheat_share", "band share (5)") == 0 and "refused" in feedback["cheat_share"]
 
 
 # -- the self-checks, on a correct answer and on each wrong one they name ---------------------------------------

@@ -74,6 +74,8 @@ def test_the_table_check_regenerates_the_samples_from_the_seed_and_names_each_mi
     assert grading.check_guided_table(table, seed=3).passed
     assert grading.check_guided_table(_table(3, ddof=0), seed=3).passed     # the std over n is as good
     assert "not those of your seed" in grading.check_guided_table(table, seed=4).message
+    with pytest.raises(TypeError, match="seed"):  # the grader's reference: an int seed only
+        grading._guided_table_reference("0")
     # the numbers that the notebook prints, typed in to three decimals: not a run of the sampler
     typed = {s: {k: round(v, 3) for k, v in row.items()} for s, row in table.items()}
     assert "not those of your seed" in grading.check_guided_table(typed, seed=3).message
