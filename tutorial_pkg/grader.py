@@ -497,7 +497,8 @@ _ATTRIBUTES = {"modules", "sys", "os", "importlib", "inspect", "types", "builtin
                "methodcaller", "getattr_static", "cr_frame", "ag_frame", "gi_code", "f_code", "multiprocessing",
                "reducer", "ForkingPickler", "loads", "bltns", "glob", "re", "enum", "save", "savetxt", "tofile",
                "memmap", "fromfile", "DataSource", "serialization", "distributed", "utils", "testing", "compiler",
-               "read_array", "open_memmap", "npyio", "NpzFile", "Unpickler", "dlpack"}
+               "read_array", "open_memmap", "npyio", "NpzFile", "Unpickler", "dlpack", "fx", "typing",
+               "get_type_hints"}
 # keyword arguments that only serve to unpickle
 _KEYWORDS = {"allow_pickle", "weights_only", "pickle_module"}
 # a string constant that is a dotted name of the package, of a refused module or of a dunder attribute: a name used as
@@ -812,6 +813,10 @@ _REFUSED_EVENTS = ("subprocess.", "os.system", "os.exec", "os.spawn", "os.posix_
 # and everywhere once the answers start unless the grader itself asks (loading its arguments, installing the
 # self-checks' refusals) with no answer's code on the stack
 _LOADING_EVENTS = ("pickle.find_class", "marshal.load", "marshal.loads", "code.__new__", "function.__new__")
+# events that compile or run code from a string or a code object (eval, exec, compile: typing's get_type_hints
+# evaluates any string it is handed in any namespace): refused while an answer's code is on the stack, unless the
+# import system runs a module's code for a package function's lazy import
+_CODE_EVENTS = ("compile", "exec")
 _ANSWER_FILE = "<answer "  # the file name of an answer cell's code: "<answer a2-07>"
 _TRUSTED = threading.local()  # .on: the grader's own loading in the child
 
@@ -820,6 +825,21 @@ def _answer_on_stack() -> bool:
     frame = sys._getframe(2)
     while frame is not None:
         if frame.f_code.co_filename.startswith(_ANSWER_FILE):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _answer_runs_code() -> bool:
+    """Whether an answer's code is on the stack of a compile or exec event with no module import in between (the
+    import system runs a module's code with exec: a package function's lazy import, which an answer cannot reach
+    for a module of its own choosing, since the screen refuses imports and importlib)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith("<frozen importlib._bootstrap"):
+            return False
+        if name.startswith(_ANSWER_FILE):
             return True
         frame = frame.f_back
     return False
@@ -859,7 +879,7 @@ def _lock_down(folder: str) -> None:
     removed once added) to write or change files outside ``folder``, to start processes, to open sockets, to load
     code with ctypes, to trace frames, to unpickle (``pickle.find_class``: numpy's ``read_array`` with
     ``allow_pickle``, ``torch.load`` without ``weights_only``, ...), to load marshalled code, to make code objects
-    and to swap a function's code, except for the grader's own loading with no answer's code on the stack. Installed before the first answer cell runs. An audit hook is a tripwire,
+    and to swap a function's code, and (while an answer runs) to compile or run code from strings, except for the grader's own loading with no answer's code on the stack. Installed before the first answer cell runs. An audit hook is a tripwire,
     not a sandbox: CPython's documentation says it cannot stop code that is determined to get round it, which is
     why the README asks for submissions one does not trust to be graded in a throw-away container."""
     root = os.path.realpath(folder)
@@ -883,6 +903,10 @@ def _lock_down(folder: str) -> None:
                     raise PermissionError(f"grading: {event} on {os.fsdecode(args[k])!r} is not allowed in an answer")
         elif event.startswith(_REFUSED_EVENTS):
             raise PermissionError(f"grading: {event} is not allowed in an answer")
+        elif event in _CODE_EVENTS:
+            if _answer_runs_code():
+                raise PermissionError(f"grading: {event} is not allowed in an answer (no code compiled or run from "
+                                      f"strings: eval, exec, compile, or a function that evaluates its arguments)")
         elif event in _LOADING_EVENTS or (event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__"):
             if event.startswith("marshal.") and _importing():
                 return  # the import system reading a module's cached bytecode (a package function's lazy import)

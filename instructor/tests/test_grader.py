@@ -116,6 +116,23 @@ PICKLE_CHEATS = {
         "    return fetch('grading', '_smc_reference') and gamma * eps_cond + (1 - gamma) * eps_uncond\n",
 }
 CHEATS.update(PICKLE_CHEATS)
+# typing's get_type_hints evaluates a string in a module's namespace: any expression, built at run time (a reviewer's
+# route to the package's own functions past the screen's names)
+EVAL_CHEAT = r'''
+import torch
+
+u = "_" * 2
+hints = torch.fx.graph.typing.get_type_hints
+
+
+def fetch(expr):
+    holder = type("Holder", (), {u + "module" + u: "torch", u + "annotations" + u: {"f": expr}})
+    return hints(holder)["f"]
+
+
+def cfg(eps_cond, eps_uncond, gamma):
+    return fetch("__import__('tutorial" + "_pkg.variants', fromlist=['apg']).apg")(eps_cond, eps_uncond, gamma, eta=1.0)
+'''
 SAMPLER_CHEAT = SAMPLER.replace("x = ab_prev.sqrt()", "c = sampling.ddim_coefficients(schedule, t, t_prev)\n        x = ab_prev.sqrt()")
 
 
@@ -191,9 +208,10 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
 
 def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_path, monkeypatch):
     """The run-time lines of defence, with the screen's rules on attributes and keywords relaxed: the child refuses
-    unpickling while an answer's code is on the stack (so the pickle cheats score zero), and it installs the
+    unpickling, and compiling or running code from strings, while an answer's code is on the stack (so the pickle
+    cheats and the string evaluated through typing score zero), and it installs the
     self-check's own refusals around each graded call (so a sampler handed sampling.ddim_sample cannot call it)."""
-    monkeypatch.setattr(grader, "_ATTRIBUTES", grader._ATTRIBUTES - {"read_array"})
+    monkeypatch.setattr(grader, "_ATTRIBUTES", grader._ATTRIBUTES - {"read_array", "fx", "typing", "get_type_hints"})
     monkeypatch.setattr(grader, "_KEYWORDS", set())
     tasks = [dataclasses.replace(t, allowed=t.allowed + ("sampling.ddim_sample",)) if t.cell == "a2-10" else t
              for t in grader.ASSIGNMENTS[A2]]
@@ -203,15 +221,19 @@ def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_pa
     for k, source in enumerate(PICKLE_CHEATS.values()):
         assert grader.screen(source, PACKAGE) is None  # relaxed: only the child stands in the way
         _submission(folder, f"pickle_{k}", {"a2-04": DROP, "a2-07": source, "a2-10": SAMPLER})
-    _submission(folder, "handed", {"a2-07": CFG, "a2-10": "def cfg_ddim_sampler(eps_model, x_T, cond, gamma, "
+    assert grader.screen(EVAL_CHEAT, PACKAGE) is None
+    # one child for two lines of defence: cfg evaluates a string through typing, the sampler is handed ddim_sample
+    _submission(folder, "handed", {"a2-07": EVAL_CHEAT, "a2-10": "def cfg_ddim_sampler(eps_model, x_T, cond, gamma, "
                                    "schedule, num_steps):\n    return sampling.ddim_sample(eps_model, tuple(x_T.shape), "
                                    "schedule, num_steps=num_steps, cond=cond, x_T=x_T)\n"})
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
     for k, cheat in enumerate(PICKLE_CHEATS):
         assert points(f"pickle_{k}", "CFG combination (1)") == 0, cheat
-        assert "pickle.find_class" in feedback[f"pickle_{k}"], cheat
+        # numpy parses the array's header with ast.literal_eval first: the compile refusal may come before unpickling
+        assert "pickle.find_class" in feedback[f"pickle_{k}"] or "compile is not allowed" in feedback[f"pickle_{k}"], cheat
         assert points(f"pickle_{k}", "condition dropout (3)") == 3, cheat  # the honest tasks still score
-    assert points("handed", "CFG DDIM sampler (5)") == 0 and points("handed", "CFG combination (1)") == 1
+    assert points("handed", "CFG DDIM sampler (5)") == 0 and points("handed", "CFG combination (1)") == 0
+    assert "compile is not allowed in an answer" in feedback["handed"], feedback["handed"]
     assert "does not accept a call of tutorial_pkg.sampling.ddim_sample" in feedback["handed"]
 
 
