@@ -12,7 +12,6 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
-from scipy.stats import wasserstein_distance
 
 from . import _checks
 
@@ -78,6 +77,8 @@ def coverage(z: Tensor, level: float = 0.95) -> float:
 
 def wasserstein_1d(a, b) -> float:
     """The Wasserstein-1 distance between two 1-D samples (``scipy.stats.wasserstein_distance``)."""
+    from scipy.stats import wasserstein_distance  # here, not at import: scipy.stats takes about a second to import
+
     return float(wasserstein_distance(_as_numpy_1d("a", a), _as_numpy_1d("b", b)))
 
 
