@@ -41,8 +41,8 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
 
 Points: a task that passes earns its points; a failure that the self-check names (a flipped sign, the w/gamma
 off-by-one, ...) earns half, with its hint; any other failure, a refusal or an open TODO earns zero. A function that
-calls an earlier answer function whose task failed is checked with the grader's reference (``_REFERENCES``) bound
-in its place, so that it is graded on its own logic. Written
+calls an earlier answer function whose task failed, or whose cell was refused or left unfinished, is checked with
+the grader's reference (``_REFERENCES``) bound in its place, so that it is graded on its own logic. Written
 answers are graded by hand: the feedback file of each submission holds the student's text and the task's
 rubric (from ``instructor/rubrics/``, which stays with the solutions: ``--rubrics`` names another folder), and the
 gradebook a blank column for those points.
@@ -667,8 +667,9 @@ def _fingerprints(tree: ast.AST) -> dict[str, ast.stmt]:
 
 @functools.lru_cache(maxsize=1)
 def _package_fingerprints() -> dict[str, str]:
-    """The fingerprints of the package's own functions (the self-checks' reference code included, the grader's
-    aside), each with its name."""
+    """The fingerprints of the package's own functions (the self-checks' reference code included), each with its
+    name. The grader's own reference solutions (``_ref_*``) are left out: they are written as the chapters teach, so
+    an honest answer matches them statement for statement (the instructor's own answer to assignment 6 does)."""
     root = pathlib.Path(__file__).parent
     prints: dict[str, str] = {}
     for path in sorted(root.rglob("*.py")):
@@ -1230,9 +1231,11 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                 f"`{_FUNCTION[t]}` (task '{t}')" for t in unmet) + ", whose task did not pass: a value task is "
                 "graded only on numbers that your own functions make", ""]
             continue
-        # an earlier function whose task failed is replaced, for this check only, by the reference: each function
-        # is graded on its own logic, not marked down again for a mistake that its own task already cost
-        bound = [n for c in failing for n in _defined(template_cells[c]) if n in _REFERENCES]
+        # an earlier function whose task failed, or whose cell was refused or left unfinished, is replaced, for this
+        # check only, by the reference: each function is graded on its own logic, not marked down again for what
+        # the earlier task already cost
+        bound = [n for c in failing + blocked for n in _defined(template_cells[c]) if n in _REFERENCES]
+        unbound = [c for c in blocked if not any(n in _REFERENCES for n in _defined(template_cells[c]))]
         log = io.StringIO()
         with _LOCK, contextlib.redirect_stdout(log):
             try:
@@ -1248,11 +1251,11 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         message = result.message
         if bound and task.kind == "function":
             message += (" (graded with the reference " + ", ".join(f"`{n}`" for n in bound) + " in place of yours, "
-                        "whose task did not pass: this task is graded on its own logic)")
-        if result.status != "pass" and blocked:
+                        "whose task did not pass or whose cell did not run: this task is graded on its own logic)")
+        if result.status != "pass" and unbound:
             # the template's stub ran in place of a refused or unfinished function: say so, not "fill in the TODO"
             message = "; ".join(f"this cell calls {_defines(template_cells[c])} of answer cell {c}, which "
-                                f"{_why(status[c])}" for c in blocked) + \
+                                f"{_why(status[c])}" for c in unbound) + \
                 ": it depends on that cell and is graded once that cell runs"
             points, how = 0.0, "depends on a cell that did not run"
         elif result.status != "pass" and failing and not bound:

@@ -239,7 +239,8 @@ def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_pa
 
 def test_an_honest_docstring_or_import_is_not_refused_and_dependants_say_why(tmp_path):
     """Words in strings are the student's: only a string that is a module's or a dunder's name is refused. A cell
-    that calls a refused cell's function is told that it depends on it, not to fill in its TODO."""
+    that calls a refused cell's function is graded on its own logic, with the reference in the refused one's place,
+    and told so, not to fill in its TODO."""
     docstring = ('def cfg(eps_cond, eps_uncond, gamma):\n    """The important part: as in the tutorial, it imports '
                  'nothing and uses no __dunder__."""\n    return eps_uncond + gamma * (eps_cond - eps_uncond)\n')
     assert grader.screen(docstring, PACKAGE) is None
@@ -251,8 +252,9 @@ def test_an_honest_docstring_or_import_is_not_refused_and_dependants_say_why(tmp
     folder.mkdir()
     _submission(folder, "refused", {"a2-07": "import os\n" + CFG, "a2-10": SAMPLER})
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
-    assert points("refused", "CFG DDIM sampler (5)") == 0
-    assert "calls `cfg` of answer cell a2-07, which was refused" in feedback["refused"]
+    assert points("refused", "CFG combination (1)") == 0 and "import os" in feedback["refused"]
+    assert points("refused", "CFG DDIM sampler (5)") == 5
+    assert "graded with the reference `cfg` in place of yours" in feedback["refused"]
     assert "fill in the TODO" not in feedback["refused"]
     assert "A2 CFG DDIM sampler (5)" in rows["refused"]
 
