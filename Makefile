@@ -77,14 +77,15 @@ browser-pages:
 test-colab: setup
 	$(BIN)/python tools/colab_path.py
 
-# Two phases of two jobs, so that neither core waits: the strict book build (one core) beside pytest, then the
-# browser test (about one core: Chromium waits on its pages) beside the notebooks. Each job's output is printed
-# whole when the job ends (--output-sync); make stops after a phase in which a job failed.
+# Two phases, so that neither core waits: pytest beside the strict book build (one core) and then the browser test
+# (less than one core: Chromium waits on its pages), each job's output printed whole when the job ends
+# (--output-sync); then the notebooks, two at a time. make stops after a phase in which a job failed. (The browser
+# test beside the notebooks slowed the notebooks by more than its own time.)
 test: setup chromium
-	@echo "make test: pytest and the strict book build, side by side (each one's output when it ends)"
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-package test-book
-	@echo "make test: the notebooks from the wheel and the browser test, side by side (each one's output when it ends)"
-	$(MAKE) --no-print-directory -j2 --output-sync=target test-colab browser-pages
+	@echo "make test: pytest beside the strict book build and the browser test (each one's output when it ends)"
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-package test-browser
+	@echo "make test: the notebooks from the wheel"
+	$(MAKE) --no-print-directory test-colab
 
 # Every notebook under nbval with the native and the portable CPU kernels (ATEN_CPU_CAPABILITY=default),
 # with one and with two threads: the checked outputs must not depend on the machine. About four times
