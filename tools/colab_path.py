@@ -21,8 +21,8 @@ notebooks named in ``PORTABLE`` run here under PyTorch's portable kernels (``ATE
 no SIMD), the others under the native ones, so that one run checks the stored outputs against two kernel
 sets at the cost of one. Portable kernels are about twice as slow for training small networks and about 1.6
 times for sampling with them, so the portable share is the notebooks whose time goes elsewhere (exact
-models, small batches): chapters 9b and 10, the reading-numbers page, and assignments 1, 3, 5, 6 and 7
-(chapter 1 samples with three networks and assignment 2 trains twelve: both run natively); ``--portable-all`` runs
+models, small batches): the reading-numbers page and assignments 1, 3, 5, 6 and 7 (every chapter runs
+natively, within make test's ten minutes); ``--portable-all`` runs
 every notebook under them, and ``make test-portability`` runs every notebook under both sets and one and
 two threads.
 """
@@ -47,8 +47,6 @@ OFFLINE = ROOT / "tools" / "offline"
 # Executed under the portable kernels in `make test`: they spend little of their time in network passes, so the
 # slower kernels cost least there (see the module docstring). Every other notebook runs natively.
 PORTABLE = (
-    "09b_cfg_variants.ipynb",
-    "10_sampling_the_guided_target.ipynb",
     "reading_numbers.ipynb",
     "a1_classifier_guidance.ipynb",
     "a3_energy_target.ipynb",
