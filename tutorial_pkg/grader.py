@@ -20,8 +20,9 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
    (``sampling.ddim_timesteps`` in the DDIM sampler, the sampling calls that the value tasks give). A
    refused cell scores zero on its tasks, with the reason: a module copy, ``exec`` of copied source, code-object
    surgery, monkeypatching or a call of a package function that solves the task never runs.
-3. **The screened cells run in a fresh Python process** (a child of the grader, one per submission, on the CPU,
-   standard output discarded), between the regenerated cells they need; a cell whose TODO is still open is not run.
+3. **The screened cells run in a fresh Python process** (one per submission, on the CPU, standard output
+   discarded; forked from a server process that imported torch and the package and ran nothing else, so that it
+   starts in milliseconds rather than the seconds those imports take), between the regenerated cells they need; a cell whose TODO is still open is not run.
    Before the first answer cell, the child installs an audit hook (:func:`_lock_down`) that refuses writes outside
    its own temporary folder, new processes, sockets and ctypes, and unpickling, marshal and new code objects
    unless the grader itself loads its inputs with no answer's code on the stack: a tripwire, not a sandbox (grade
@@ -67,12 +68,11 @@ import os
 import pathlib
 import random
 import re
-import select
-import subprocess
 import sys
 import tempfile
 import threading
 import types
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
@@ -708,35 +708,73 @@ def copied(source: str, given: str = "") -> list[str]:
     return found
 
 
+# What every child imports before it runs a cell: imported once, by the server that forks the children
+# (:func:`_children`), so that a child starts in milliseconds instead of the seconds these imports take. The server
+# imports them and runs nothing else: no student code, no computation (so no thread pool is forked).
+_PRELOAD = ["torch", "torch.optim", "torch.optim.lr_scheduler", "torch.func", "torch._dynamo", "numpy",
+            "matplotlib", "tutorial_pkg.grading", "tutorial_pkg.grader"]
+
+
+_SERVER = threading.Lock()
+_SERVER_STARTED = []
+# Run as ``python -m tutorial_pkg.grader``, this module is the grader's __main__, which multiprocessing runs again in
+# each child (as __mp_main__) after the server has imported it: harmless, but runpy warns each time.
+warnings.filterwarnings("ignore", message="'tutorial_pkg.grader' found in sys.modules", category=RuntimeWarning)
+
+
+def _children():
+    """The multiprocessing context whose fork server starts the submissions' processes. The server is started once,
+    with the environment of a child (:data:`_CHILD_ENV`: CPU only, matplotlib's Agg backend), imports
+    :data:`_PRELOAD` and forks one fresh process per submission from that state (:func:`_forked_child`)."""
+    import multiprocessing
+    import multiprocessing.forkserver
+    context = multiprocessing.get_context("forkserver")
+    with _SERVER:
+        if not _SERVER_STARTED:
+            context.set_forkserver_preload(_PRELOAD)
+            saved = {k: os.environ.get(k) for k in _CHILD_ENV}
+            os.environ.update(_CHILD_ENV)
+            try:
+                multiprocessing.forkserver.ensure_running()
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            _SERVER_STARTED.append(True)
+    return context
+
+
 class _Child:
-    """A fresh Python process that runs the screened cells and answers calls; its standard output is discarded."""
+    """A fresh process, forked from a server that imported torch and the package and ran nothing else, that runs
+    the screened cells and answers calls; its standard output is discarded."""
 
     def __init__(self, cells: list[tuple[str, str]], timeout: float):
         self.timeout = timeout
         self.folder = tempfile.TemporaryDirectory(prefix="grade-")
-        # on the CPU, as the checks that regenerate a submission's samples in the grader's process are; the child
-        # may write in its own folder only (_lock_down): matplotlib's cache and temporary files go there
-        env = {**os.environ, "MPLBACKEND": "Agg", "TUTORIAL_PKG_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "",
-               "MPLCONFIGDIR": self.folder.name, "TMPDIR": self.folder.name,
-               "PYTHONPATH": os.pathsep.join(
-            [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])}
-        self.proc = subprocess.Popen([sys.executable, "-m", "tutorial_pkg.grader", "--child"], cwd=self.folder.name,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True, env=env)
+        context = _children()
+        self.conn, theirs = context.Pipe()
+        from . import grader as this  # the function by its module's name, also when this module runs as __main__
+        self.proc = context.Process(target=this._forked_child, args=(theirs, self.folder.name), daemon=True)
+        self.proc.start()
+        theirs.close()
         self.errors = self._ask({"cells": cells}, timeout=timeout * max(1, len(cells))).get("errors", {})
 
     def _ask(self, message: dict, timeout: Optional[float] = None) -> dict:
-        if self.proc.poll() is not None:
+        if not self.proc.is_alive():
             raise RuntimeError("the submission's process has ended")
-        self.proc.stdin.write(json.dumps(message) + "\n")
-        self.proc.stdin.flush()
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout or self.timeout)
-        line = self.proc.stdout.readline() if ready else ""
+        self.conn.send_bytes(json.dumps(message).encode())
+        ready = self.conn.poll(timeout or self.timeout)
+        try:
+            line = self.conn.recv_bytes() if ready else b""
+        except (EOFError, OSError):
+            line = b""
         if not line:
-            self.close()
+            self.close(wait=0)
             raise TimeoutError("the submission's code did not answer in time" if not ready else
                                "the submission's process ended")
-        return json.loads(line)
+        return json.loads(line)  # JSON only: nothing the student's process sends is unpickled here
 
     def _result(self, reply: dict):
         import torch
@@ -762,11 +800,20 @@ class _Child:
     def get(self, names: tuple, state_dict: Optional[str] = None) -> dict:
         return self._result(self._ask({"get": list(names), "state_dict": state_dict}))
 
-    def close(self):
-        if self.proc.poll() is None:
+    def close(self, wait: float = 5.0):
+        """End the child: the closed pipe ends its loop, and it exits as a process should (releasing what it
+        holds: tqdm's lock is a semaphore that the grader's resource tracker would otherwise report as leaked);
+        killed if it has not ended within ``wait`` seconds."""
+        self.conn.close()
+        self.proc.join(wait)
+        if self.proc.is_alive():
             self.proc.kill()
-        self.proc.wait()
+            self.proc.join()
         self.folder.cleanup()
+
+
+# the environment of the fork server, and so of every child (the child adds its own folder: _forked_child)
+_CHILD_ENV = {"MPLBACKEND": "Agg", "TUTORIAL_PKG_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}
 
 
 def _from_package(value) -> bool:
@@ -962,24 +1009,39 @@ def _trains(cells) -> bool:
                                                                       "import func"))
 
 
-def _child_main() -> None:
-    """The child's loop: run the cells, then answer calls (arguments from the grader, outputs to files)."""
-    protocol_in, protocol_out = sys.stdin, os.fdopen(os.dup(1), "w")
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    sys.stdout, sys.stdin = open(os.devnull, "w"), open(os.devnull)
+def _forked_child(conn, folder: str) -> None:
+    """A submission's process, forked by the server of :func:`_children`: its output discarded, its environment a
+    child's, its working and temporary folder its own; then :func:`_child_main` over the pipe ``conn`` (JSON
+    messages)."""
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+    sys.stdout = sys.stderr = open(os.devnull, "w")
+    os.environ.update(_CHILD_ENV, MPLCONFIGDIR=folder, TMPDIR=folder)
+    tempfile.tempdir = None
+    os.chdir(folder)
+
+    def receive():
+        try:
+            return json.loads(conn.recv_bytes())
+        except EOFError:
+            return None
+
+    _child_main(receive, lambda message: conn.send_bytes(json.dumps(message).encode()))
+
+
+def _child_main(receive: Callable[[], Optional[dict]], reply: Callable[[dict], None]) -> None:
+    """The child's loop: run the cells, then answer calls (arguments from the grader, outputs to files) until the
+    grader closes the pipe (``receive`` returns None)."""
     import importlib
     import torch
     from . import grading
     # one thread: the grader runs a child per submission side by side, and two children with a thread per core
     # each wait on one another (the training of a2-14 ran past the time limit so on two cores)
     torch.set_num_threads(1)
-    cells = json.loads(protocol_in.readline())["cells"]
+    cells = receive()["cells"]
     if _trains(cells):  # about 3 s of imports, spent only where a cell trains
         _warm_up_training()
-
-    def reply(message):
-        protocol_out.write(json.dumps(message) + "\n")
-        protocol_out.flush()
 
     namespace = {"__name__": "__main__"}
     errors = {}
@@ -997,8 +1059,7 @@ def _child_main() -> None:
             errors[cell_id] = f"{type(err).__name__}: {err}"
     reply({"errors": errors})
     out = os.path.join(os.getcwd(), "out.pt")
-    for line in protocol_in:
-        request = json.loads(line)
+    for request in iter(receive, None):
         try:
             if "call" in request:
                 with _trusted():  # the grader's arguments (its test models among them) and its refusals
@@ -1352,9 +1413,6 @@ def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, rubric
 
 
 def main(argv=None) -> int:
-    if argv is None and sys.argv[1:] == ["--child"]:
-        _child_main()
-        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("submissions", help="folder of submitted notebooks")
     parser.add_argument("--out", help="gradebook CSV (default: SUBMISSIONS_gradebook.csv beside the folder)")
