@@ -118,13 +118,16 @@ def main(argv=None) -> int:
 
         venv = tmp / "venv"
         python = venv / "bin" / "python"
-        step("fresh venv", [sys.executable, "-m", "venv", venv])
+        # without pip of its own: this interpreter's pip installs into it (pip --python), a second or so instead of
+        # the few seconds that ensurepip takes
+        step("fresh venv", [sys.executable, "-m", "venv", "--without-pip", venv])
         # the dependencies, from this interpreter's site-packages (a path file adds the folder to sys.path
         # without running its .pth files, so the editable install of tutorial_pkg stays out of sight)
         site = pathlib.Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
                                            check=True, capture_output=True, text=True).stdout.strip())
         (site / "project-dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
-        step("install the wheel", [python, "-m", "pip", "install", "--quiet", "--no-deps", wheel])
+        pip = [sys.executable, "-m", "pip", "--python", python]
+        step("install the wheel", [*pip, "install", "--quiet", "--no-deps", wheel])
 
         work = tmp / "notebooks"
         for nb in paths:
@@ -136,14 +139,16 @@ def main(argv=None) -> int:
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "ATEN_CPU_CAPABILITY")}
         env["OMP_NUM_THREADS"] = "1"          # two kernels on two cores, as when the outputs were stored
         env["PYTHONPATH"] = str(OFFLINE)      # every kernel refuses network connections but the loopback
-        where = step("import check", [python, "-c", "import tutorial_pkg; print(tutorial_pkg.__file__)"],
+        # where tutorial_pkg would be imported from, found without importing it (torch's import takes seconds; every
+        # notebook imports it anyway)
+        where = step("import check", [python, "-c", "import importlib.util; print(importlib.util.find_spec('tutorial_pkg').origin)"],
                      cwd=work, env=env, stdout=subprocess.PIPE, text=True).stdout.strip()
         if not pathlib.Path(where).is_relative_to(venv):
             sys.exit(f"colab path: tutorial_pkg was imported from {where}, not from the installed wheel")
         # the molecules extra (OpenMM, chapter 11) must be importable there too, as the set-up installs it
         step("molecules extra", [python, "-c", "import openmm"], cwd=work, env=env)
 
-        freeze = [python, "-m", "pip", "freeze", "--all", "--path", site]
+        freeze = [*pip, "freeze", "--all", "--path", site]
         before = subprocess.run(freeze, check=True, capture_output=True, text=True, env=env).stdout
         print(f"colab path: portable kernels for {len(portable)} of {len(paths)} notebooks: {', '.join(portable)}")
         step(f"{len(paths)} notebooks", [python, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax",
