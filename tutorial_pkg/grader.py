@@ -506,6 +506,11 @@ _KEYWORDS = {"allow_pickle", "weights_only", "pickle_module"}
 _NAME_STRING = re.compile(r"\s*[\w.]*(tutorial_pkg|__\w*__|\b(?:builtins|importlib|sys|os|pickle|marshal)\b)[\w.]*\s*")
 
 
+def _in_points(points: float) -> str:
+    """``1 point``, ``0.5 points``, ``3 points``: a number of points as the feedback writes it."""
+    return f"{points:g} point" + ("" if points == 1 else "s")
+
+
 _PARSE_LOCK = threading.Lock()
 
 
@@ -1250,7 +1255,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     prefix = assignment.split("_")[0].upper()
     for task in tasks:
         key = f"{prefix} {task.name} ({task.points:g})"
-        feedback.append(f"## {task.name} ({task.points:g} points)")
+        feedback.append(f"## {task.name} ({_in_points(task.points)})")
         if task.kind == "written":
             cell = submitted.get(task.cell)
             text = _text(cell).strip() if cell else ""
@@ -1326,7 +1331,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         task_passed[task.name] = result.status == "pass"
         auto += points
         row[key] = points
-        feedback += [f"{points:g} points ({how}): {message}", ""]
+        feedback += [f"{_in_points(points)} ({how}): {message}", ""]
         if task.kind == "values":
             feedback += _stored_output(submitted.get(task.cell))
     if child is not None:

@@ -188,6 +188,9 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
 
     # the dropout experiment (a2-15) is left open here: test_grader_a2.py grades it
     assert points("correct", "auto_points") == 9 and points("correct", "auto_max") == 13
+    # the feedback counts its points in words: one point, not "1 points"
+    assert "## CFG combination (1 point)\n" in feedback["correct"] and "## condition dropout (3 points)" in feedback["correct"]
+    assert "\n1 point (" in feedback["correct"] and "\n0.5 points (" in feedback["wrong"] and "1 points" not in feedback["correct"]
     # wrong: the named off-by-one earns half, with its hint; the hard-coded sampler zero, since the inputs are new
     # the dropout cell of the wrong submission writes a file outside the child's folder, past the screen: the
     # child's audit hook refuses it, the cell raises, and its task scores zero
