@@ -12,7 +12,8 @@ that its first cell finds importable or installs. So this script
    gigabyte of torch and its company is not installed a second time; ``tutorial_pkg`` itself must come
    from the wheel, which is checked;
 3. copies every notebook of ``book/`` and ``instructor/`` alone into an empty folder and executes them
-   there with nbval, two at a time, one thread each, with the offline guard of ``tools/offline``;
+   there with nbval, two at a time, one thread each, with the offline guard of ``tools/offline``, the longest
+   first (by the run times stored in their cells' metadata), so that neither worker waits long at the end;
 4. fails if a notebook fails, if the package imported is not the installed wheel, or if a notebook
    installed anything (its first cell must find tutorial_pkg and do nothing).
 
@@ -64,13 +65,37 @@ import pytest
 PORTABLE = {portable!r}
 
 
+ORDER = {order!r}
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     if item.path.name in PORTABLE:
         os.environ["ATEN_CPU_CAPABILITY"] = "default"
     else:
         os.environ.pop("ATEN_CPU_CAPABILITY", None)
+
+
+def pytest_collection_modifyitems(items):
+    # the longest notebooks first, each one's cells in their order (a stable sort), so that the last notebooks
+    # handed to the two workers are short ones and neither waits long for the other at the end
+    items.sort(key=lambda item: ORDER.get(item.path.relative_to(item.session.path).as_posix(), len(ORDER)))
 '''
+
+
+def stored_seconds(path: pathlib.Path) -> float:
+    """The seconds a notebook's cells took when its outputs were stored (nbclient records each cell's start and end
+    in its metadata), 0 where it recorded none."""
+    import datetime
+    import json
+    total = 0.0
+    for cell in json.loads(path.read_text()).get("cells", []):
+        timing = cell.get("metadata", {}).get("execution", {})
+        start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if start and end:
+            total += (datetime.datetime.fromisoformat(end.replace("Z", "+00:00"))
+                      - datetime.datetime.fromisoformat(start.replace("Z", "+00:00"))).total_seconds()
+    return total
 
 
 def step(name, cmd, **kwargs):
@@ -134,7 +159,11 @@ def main(argv=None) -> int:
             target = work / nb.relative_to(ROOT)
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(nb, target)
-        (work / "conftest.py").write_text(CONFTEST.format(portable=portable))
+        # the notebooks by their stored run times, longest first (what --no-loadscope-reorder keeps: pytest-xdist
+        # would otherwise hand them out by their number of cells)
+        order = {nb.relative_to(ROOT).as_posix(): k
+                 for k, nb in enumerate(sorted(paths, key=lambda nb: -stored_seconds(nb)))}
+        (work / "conftest.py").write_text(CONFTEST.format(portable=portable, order=order))
 
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "ATEN_CPU_CAPABILITY")}
         env["OMP_NUM_THREADS"] = "1"          # two kernels on two cores, as when the outputs were stored
@@ -152,7 +181,8 @@ def main(argv=None) -> int:
         before = subprocess.run(freeze, check=True, capture_output=True, text=True, env=env).stdout
         print(f"colab path: portable kernels for {len(portable)} of {len(paths)} notebooks: {', '.join(portable)}")
         step(f"{len(paths)} notebooks", [python, "-m", "pytest", "-p", "no:cacheprovider", "--nbval-lax",
-                                         "--nbval-current-env", "-n", "2", "--dist", "loadscope", ".", "--durations=0"],
+                                         "--nbval-current-env", "-n", "2", "--dist", "loadscope", "--no-loadscope-reorder", ".",
+                                         "--durations=0"],
              cwd=work, env=env)
         after = subprocess.run(freeze, check=True, capture_output=True, text=True, env=env).stdout
         if after != before:
