@@ -29,7 +29,9 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
    submissions you do not trust in a throw-away container). Around each call of a student's function the child
    installs the self-check's own refusals (:func:`tutorial_pkg.grading._refusing`), sent by the grader.
    An answer cell runs in a namespace of its own, which holds the notebook's variables but none of the package's
-   modules, functions or classes beyond the calls its task names: a way round the screen finds nothing there.
+   modules, functions or classes beyond the calls its task names, and torch, numpy, math, itertools and pyplot as
+   views without the modules they import (:func:`_view`): a way round the screen finds nothing there. A thread that
+   an answer starts may not compile, run or swap code, nor unpickle (:func:`_main_thread`).
 4. **The hidden tests run in the grader's own process**: they draw inputs from a seed the student never saw
    (fresh from the operating system's entropy unless ``--seed`` is given), send them to the child, receive the
    student's outputs (loaded as tensors, numbers and containers only), and compare them with the references
@@ -72,7 +74,6 @@ import sys
 import tempfile
 import threading
 import types
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Optional
 
@@ -498,7 +499,7 @@ _ATTRIBUTES = {"modules", "sys", "os", "importlib", "inspect", "types", "builtin
                "reducer", "ForkingPickler", "loads", "bltns", "glob", "re", "enum", "save", "savetxt", "tofile",
                "memmap", "fromfile", "DataSource", "serialization", "distributed", "utils", "testing", "compiler",
                "read_array", "open_memmap", "npyio", "NpzFile", "Unpickler", "dlpack", "fx", "typing",
-               "get_type_hints"}
+               "get_type_hints", "f2py", "crackfortran", "string", "Formatter", "get_field"}
 # keyword arguments that only serve to unpickle
 _KEYWORDS = {"allow_pickle", "weights_only", "pickle_module"}
 # a string constant that is a dotted name of the package, of a refused module or of a dunder attribute: a name used as
@@ -716,15 +717,13 @@ def copied(source: str, given: str = "") -> list[str]:
 # What every child imports before it runs a cell: imported once, by the server that forks the children
 # (:func:`_children`), so that a child starts in milliseconds instead of the seconds these imports take. The server
 # imports them and runs nothing else: no student code, no computation (so no thread pool is forked).
-_PRELOAD = ["torch", "torch.optim", "torch.optim.lr_scheduler", "torch.func", "torch._dynamo", "numpy",
-            "matplotlib", "tutorial_pkg.grading", "tutorial_pkg.grader"]
+_PRELOAD = ["torch", "torch.optim", "torch.optim.lr_scheduler", "torch.func", "torch._dynamo", "torch.distributions",
+            "torch.special", "torch.fft", "torch.autograd.functional", "numpy", "matplotlib", "tutorial_pkg.grading",
+            "tutorial_pkg.grader"]
 
 
 _SERVER = threading.Lock()
 _SERVER_STARTED = []
-# Run as ``python -m tutorial_pkg.grader``, this module is the grader's __main__, which multiprocessing runs again in
-# each child (as __mp_main__) after the server has imported it: harmless, but runpy warns each time.
-warnings.filterwarnings("ignore", message="'tutorial_pkg.grader' found in sys.modules", category=RuntimeWarning)
 
 
 def _children():
@@ -762,7 +761,16 @@ class _Child:
         self.conn, theirs = context.Pipe()
         from . import grader as this  # the function by its module's name, also when this module runs as __main__
         self.proc = context.Process(target=this._forked_child, args=(theirs, self.folder.name), daemon=True)
-        self.proc.start()
+        with _SERVER:  # one start at a time: the stand-in for __main__ is process-wide
+            # multiprocessing would run the caller's main script (or module) again in the child, as __mp_main__,
+            # before the child's function: an instructor's grading script, a kernel's launcher. A bare __main__
+            # while the child starts tells it there is none to run
+            main = sys.modules.get("__main__")
+            sys.modules["__main__"] = types.ModuleType("__main__")
+            try:
+                self.proc.start()
+            finally:
+                sys.modules["__main__"] = main
         theirs.close()
         self.errors = self._ask({"cells": cells}, timeout=timeout * max(1, len(cells))).get("errors", {})
 
@@ -830,7 +838,68 @@ def _from_package(value) -> bool:
 
 # the modules an answer cell finds in its namespace (the notebook's other modules, importlib, subprocess and sys of
 # the set-up cell among them, are left out)
-_ANSWER_MODULES = {"torch", "math", "numpy", "matplotlib.pyplot"}
+_ANSWER_MODULES = {"torch", "math", "numpy", "matplotlib.pyplot", "itertools"}
+# the submodules that an answer reaches through them; every other attribute of theirs that is a module is left out of
+# the answer's view, since from one module a walk through the modules that it imports reaches any other (numpy's
+# f2py holds the standard library's string module, whose Formatter reads any attribute by a name built at run time)
+_SUBMODULES = {"torch": ("nn", "nn.functional", "nn.init", "linalg", "distributions", "special", "fft", "autograd",
+                         "autograd.functional", "func", "optim", "optim.lr_scheduler", "random"),
+               "numpy": ("linalg", "random", "fft")}
+_VIEWS: dict[str, types.ModuleType] = {}
+
+
+def _view(module: types.ModuleType, allowed=None, prefix: str = "") -> types.ModuleType:
+    """What an answer sees of ``module``: a stand-in module with its public attributes, those that are modules left
+    out unless named in :data:`_SUBMODULES` (and then their views in turn). Built from the module's own dict, so that
+    nothing is imported for it."""
+    root = module.__name__.split(".")[0]
+    allowed = _SUBMODULES.get(root, ()) if allowed is None else allowed
+    view = types.ModuleType(module.__name__, getattr(module, "__doc__", None))
+    for name, value in list(vars(module).items()):
+        if name.startswith("_"):
+            continue
+        if isinstance(value, types.ModuleType):
+            path = prefix + name
+            if path not in allowed or value.__name__ != f"{module.__name__}.{name}":
+                continue
+            value = _view(value, allowed, path + ".")
+        setattr(view, name, value)
+    return view
+
+
+def _import_submodules() -> None:
+    """Import the submodules that the answers' views hold (:data:`_SUBMODULES`; numpy loads its random on first use),
+    before the lock-down: a view is built from what is imported and imports nothing."""
+    import importlib
+    for root, subs in _SUBMODULES.items():
+        for sub in subs:
+            importlib.import_module(f"{root}.{sub}")
+
+
+def _view_of(name: str) -> types.ModuleType:
+    if name not in _VIEWS:
+        _VIEWS[name] = _view(sys.modules[name])
+    return _VIEWS[name]
+
+
+def _answer_import(name, globals=None, locals=None, fromlist=(), level=0):
+    """An answer's ``import``: the modules the screen lets it import (:data:`_IMPORTS`), as the views that its
+    namespace holds (:func:`_view`), never the modules themselves. A library's C code that imports a module while an
+    answer's frame is current (numpy's ``var`` imports ``numpy._core._methods`` on first use) comes here too: it
+    passes a list as ``fromlist`` and reads the module from ``sys.modules``, ignoring what it gets back (CPython's
+    ``PyImport_Import``), so it gets the real import; an import statement passes None or a tuple."""
+    if isinstance(fromlist, list):
+        import builtins
+        return builtins.__import__(name, globals, locals, fromlist, level)
+    parts = name.split(".")
+    if level or parts[0] not in _IMPORTS or parts[0] not in sys.modules:
+        raise ImportError(f"grading: an answer may import only {', '.join(sorted(_IMPORTS))}, not {name!r}")
+    top = target = _view_of(parts[0])
+    for part in parts[1:]:
+        target = getattr(target, part, None) if not part.startswith("_") else None
+        if not isinstance(target, types.ModuleType):
+            raise ImportError(f"grading: an answer may not import {name!r}")
+    return target if fromlist else top
 
 
 def _run_answer(source: str, cell_id: str, allowed, namespace: dict) -> None:
@@ -840,8 +909,12 @@ def _run_answer(source: str, cell_id: str, allowed, namespace: dict) -> None:
     keep that namespace as their globals, so that nothing they reach by name, by a frame or by a string solves the
     task for them; what the cell binds is copied back into the notebook's namespace for the regenerated cells after
     it."""
+    import builtins
     own = {k: v for k, v in namespace.items() if not _from_package(v) and
            not (isinstance(v, types.ModuleType) and v.__name__ not in _ANSWER_MODULES)}
+    views = {k: _view_of(v.__name__) for k, v in own.items() if isinstance(v, types.ModuleType)}
+    own.update(views)
+    own["__builtins__"] = {**vars(builtins), "__import__": _answer_import}
     stand_ins: dict[str, types.SimpleNamespace] = {}
     for call in allowed:
         module, attr = call.split(".", 1)
@@ -852,7 +925,7 @@ def _run_answer(source: str, cell_id: str, allowed, namespace: dict) -> None:
     exec(compile(source, f"{_ANSWER_FILE}{cell_id}>", "exec"), own)
     for key, value in own.items():
         if key != "__builtins__" and not (key in stand_ins and value is stand_ins[key]) and \
-                (key not in namespace or namespace[key] is not value):
+                not (key in views and value is views[key]) and (key not in namespace or namespace[key] is not value):
             namespace[key] = value
 
 
@@ -896,6 +969,13 @@ def _answer_runs_code() -> bool:
             return True
         frame = frame.f_back
     return False
+
+
+def _main_thread() -> bool:
+    """Whether the event comes from the child's main thread, where the grader's loop runs. Another thread's stack
+    does not show the answer that started it, so none of them may compile or run code, unpickle or swap code
+    (``_answer_on_stack`` would find nothing to refuse there)."""
+    return threading.current_thread() is threading.main_thread()
 
 
 def _importing() -> bool:
@@ -957,13 +1037,13 @@ def _lock_down(folder: str) -> None:
         elif event.startswith(_REFUSED_EVENTS):
             raise PermissionError(f"grading: {event} is not allowed in an answer")
         elif event in _CODE_EVENTS:
-            if _answer_runs_code():
+            if _answer_runs_code() or not _main_thread():
                 raise PermissionError(f"grading: {event} is not allowed in an answer (no code compiled or run from "
                                       f"strings: eval, exec, compile, or a function that evaluates its arguments)")
         elif event in _LOADING_EVENTS or (event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__"):
             if event.startswith("marshal.") and _importing():
                 return  # the import system reading a module's cached bytecode (a package function's lazy import)
-            if not getattr(_TRUSTED, "on", False) or _answer_on_stack():
+            if not getattr(_TRUSTED, "on", False) or not _main_thread() or _answer_on_stack():
                 what = f"{event} {args[:2]!r}" if event == "pickle.find_class" else event
                 raise PermissionError(f"grading: {what} is not allowed in an answer (no unpickling, marshal or "
                                       f"new code objects)")
@@ -1057,6 +1137,7 @@ def _child_main(receive: Callable[[], Optional[dict]], reply: Callable[[dict], N
                 exec(compile(source, f"<cell {cell_id}>", "exec"), namespace)
             else:
                 if not locked:
+                    _import_submodules()
                     _lock_down(os.getcwd())
                     locked = True
                 _run_answer(source, cell_id, allowed, namespace)
@@ -1315,6 +1396,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                 result = CheckResult(task.name, "fail", f"the submission: {err}")
         points, how = _points(task, result)
         message = result.message
+        if result.status != "pass" and task.cell in child.errors:
+            message += f" (the answer cell raised {child.errors[task.cell]})"
         if bound and task.kind == "function":
             message += (" (graded with the reference " + ", ".join(f"`{n}`" for n in bound) + " in place of yours, "
                         "whose task did not pass or whose cell did not run: this task is graded on its own logic)")

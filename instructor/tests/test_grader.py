@@ -10,6 +10,8 @@ import inspect
 import json
 import pathlib
 import re
+import subprocess
+import sys
 import textwrap
 
 import pytest
@@ -209,12 +211,67 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     assert "3 eps_c - 2 eps_u" in feedback["todo"]
 
 
+# a reviewer's route: string.Formatter.get_field reads any attribute by a name built at run time, and numpy's f2py holds
+# the string module; from numpy's builtins, __import__ reaches the grader's own reference solutions
+FORMATTER_CHEAT = (
+    "import numpy as np\n"
+    "F = np.f2py.crackfortran.string.Formatter()\n"
+    "u = '_' * 2\n"
+    "bi = F.get_field('0.' + u + 'built' + 'ins' + u, (np,), {})[0]\n"
+    "ref = bi[u + 'imp' + 'ort' + u]('tutorial' + '_pkg.grader', None, None, ['x'])\n"
+    "def cfg(eps_cond, eps_uncond, gamma):\n"
+    "    return F.get_field('0._REFER' + 'ENCES', (ref,), {})[0]['cfg'](eps_cond, eps_uncond, gamma)\n")
+
+
+def test_an_answer_sees_its_modules_without_the_modules_they_import():
+    """torch and numpy, as an answer sees them: their functions and classes, and the submodules of _SUBMODULES, but
+    no other module (no walk from numpy to the string module through f2py); an import gives the same views."""
+    import numpy
+    grader._import_submodules()  # as the child does before its lock-down
+    view = grader._view(numpy)
+    assert view.sum is numpy.sum and view.linalg.solve is numpy.linalg.solve and not hasattr(view, "f2py")
+    assert not hasattr(view, "lib") and not hasattr(view.random, "mtrand")
+    view = grader._view(torch)
+    assert view.nn.functional.softplus is torch.nn.functional.softplus and view.Tensor is torch.Tensor
+    assert not hasattr(view, "utils") and not hasattr(view, "serialization") and not hasattr(view.nn, "modules")
+    assert grader._answer_import("torch.nn.functional", fromlist=None) is grader._view_of("torch")
+    assert grader._answer_import("torch.nn", fromlist=("functional",)) is grader._view_of("torch").nn
+    for name in ("numpy.f2py", "threading", "torch.utils", "numpy._core._methods"):
+        with pytest.raises(ImportError, match="grading: an answer may"):
+            grader._answer_import(name)
+
+
+def test_the_lock_down_refuses_code_and_code_swaps_from_other_threads(tmp_path):
+    """A thread that an answer starts has no answer's code on its stack: there, the child refuses compiling or running
+    code and swapping a function's code, even with the grader's trusted flag set in that thread. Unpickling is
+    refused unless the grader itself loads."""
+    code = (f"import threading\nfrom tutorial_pkg import grader\ngrader._lock_down({str(tmp_path)!r})\n"
+            "results = []\n"
+            "def attempt(action):\n"
+            "    try:\n        action()\n        results.append('ran')\n"
+            "    except PermissionError:\n        results.append('refused')\n"
+            "def run():\n"
+            "    attempt(lambda: exec('1'))\n"
+            "    grader._TRUSTED.on = True\n"
+            "    attempt(lambda: setattr(attempt, '__code__', attempt.__code__))\n"
+            "thread = threading.Thread(target=run)\nthread.start()\nthread.join()\n"
+            "import pickle\nattempt(lambda: pickle.loads(b'cos\\nsystem\\n.'))\n"
+            "attempt(eval(compile('lambda: eval(\\'1\\')', '<answer a0-01>', 'eval')))\n"
+            "grader._TRUSTED.on = True\nattempt(lambda: setattr(attempt, '__code__', attempt.__code__))\n"
+            "print(results)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    # in the thread: both refused; in the main thread, untrusted: unpickling refused; an answer's code that evaluates
+    # a string: refused; trusted and with no answer on the stack: the grader's own swap
+    assert out.stdout.strip() == "['refused', 'refused', 'refused', 'refused', 'ran']", out.stderr
+
+
 def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_path, monkeypatch):
     """The run-time lines of defence, with the screen's rules on attributes and keywords relaxed: the child refuses
     unpickling, and compiling or running code from strings, while an answer's code is on the stack (so the pickle
     cheats and the string evaluated through typing score zero), and it installs the
     self-check's own refusals around each graded call (so a sampler handed sampling.ddim_sample cannot call it)."""
-    monkeypatch.setattr(grader, "_ATTRIBUTES", grader._ATTRIBUTES - {"read_array", "fx", "typing", "get_type_hints"})
+    monkeypatch.setattr(grader, "_ATTRIBUTES", grader._ATTRIBUTES - {"read_array", "fx", "typing", "get_type_hints", "f2py",
+                                                                      "crackfortran", "string", "Formatter", "get_field"})
     monkeypatch.setattr(grader, "_KEYWORDS", set())
     tasks = [dataclasses.replace(t, allowed=t.allowed + ("sampling.ddim_sample",)) if t.cell == "a2-10" else t
              for t in grader.ASSIGNMENTS[A2]]
@@ -229,14 +286,24 @@ def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_pa
     _submission(folder, "handed", {"a2-07": EVAL_CHEAT, "a2-10": "def cfg_ddim_sampler(eps_model, x_T, cond, gamma, "
                                    "schedule, num_steps):\n    return sampling.ddim_sample(eps_model, tuple(x_T.shape), "
                                    "schedule, num_steps=num_steps, cond=cond, x_T=x_T)\n"})
+    # a getattr by a name built at run time, through the string module that numpy's f2py holds, to the grader's own
+    # references: the answer's numpy shows no f2py, so the cell raises before it defines cfg
+    assert grader.screen(FORMATTER_CHEAT, PACKAGE) is None
+    _submission(folder, "formatter", {"a2-04": DROP, "a2-07": FORMATTER_CHEAT})
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
+    assert points("formatter", "CFG combination (1)") == 0 and points("formatter", "condition dropout (3)") == 3
+    assert "has no attribute 'f2py'" in feedback["formatter"], feedback["formatter"]
     for k, cheat in enumerate(PICKLE_CHEATS):
         assert points(f"pickle_{k}", "CFG combination (1)") == 0, cheat
-        # numpy parses the array's header with ast.literal_eval first: the compile refusal may come before unpickling
-        assert "pickle.find_class" in feedback[f"pickle_{k}"] or "compile is not allowed" in feedback[f"pickle_{k}"], cheat
+        # the answer's numpy shows no lib, so read_array is out of reach (were it reached: numpy parses the array's
+        # header with ast.literal_eval first, which the child refuses, as it refuses the unpickling itself: the
+        # lock-down's test below)
+        assert "has no attribute 'lib'" in feedback[f"pickle_{k}"], cheat
         assert points(f"pickle_{k}", "condition dropout (3)") == 3, cheat  # the honest tasks still score
     assert points("handed", "CFG DDIM sampler (5)") == 0 and points("handed", "CFG combination (1)") == 0
-    assert "compile is not allowed in an answer" in feedback["handed"], feedback["handed"]
+    # the answer's torch shows no fx, so typing's get_type_hints is out of reach (were it reached, the child refuses
+    # the compile that evaluates the string: the lock-down's test below)
+    assert "has no attribute 'fx'" in feedback["handed"], feedback["handed"]
     assert "does not accept a call of tutorial_pkg.sampling.ddim_sample" in feedback["handed"]
 
 
