@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import base64
 import contextlib
 import copy
 import csv
@@ -772,7 +773,16 @@ class _Child:
             finally:
                 sys.modules["__main__"] = main
         theirs.close()
-        self.errors = self._ask({"cells": cells}, timeout=timeout * max(1, len(cells))).get("errors", {})
+        reply = self._ask({"cells": cells}, timeout=timeout * max(1, len(cells)))
+        self.errors = reply.get("errors", {})
+        # what each answer cell printed and drew when it ran here (the child is the student's: strings only, capped)
+        self.printed = {str(k): str(v)[-_PRINTED:] for k, v in dict(reply.get("printed", {})).items()}
+        self.drawn = {}
+        for k, images in dict(reply.get("drawn", {})).items():
+            try:
+                self.drawn[str(k)] = [base64.b64decode(str(image), validate=True) for image in list(images)[:4]]
+            except (ValueError, TypeError):
+                self.drawn[str(k)] = []
 
     def _ask(self, message: dict, timeout: Optional[float] = None) -> dict:
         if not self.proc.is_alive():
@@ -1094,6 +1104,32 @@ def _trains(cells) -> bool:
                                                                       "import func"))
 
 
+_PRINTED = 20_000  # the characters of an answer cell's printed text that the feedback shows (its end)
+
+
+def _figure_numbers() -> set:
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    return set(pyplot.get_fignums()) if pyplot is not None else set()
+
+
+def _new_figures(before: set, cell_id: str) -> list[str]:
+    """The figures that an answer cell drew (open now, not before it), as base64 PNGs (at most four), then closed."""
+    import base64
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is None:
+        return []
+    images = []
+    for k, number in enumerate(sorted(set(pyplot.get_fignums()) - before)):
+        figure = pyplot.figure(number)
+        if k < 4:
+            path = os.path.join(os.getcwd(), f"{cell_id}_{k}.png")
+            figure.savefig(path, dpi=72)
+            with open(path, "rb") as f:
+                images.append(base64.b64encode(f.read()).decode("ascii"))
+        pyplot.close(figure)
+    return images
+
+
 def _forked_child(conn, folder: str) -> None:
     """A submission's process, forked by the server of :func:`_children`: its output discarded, its environment a
     child's, its working and temporary folder its own; then :func:`_child_main` over the pipe ``conn`` (JSON
@@ -1129,7 +1165,7 @@ def _child_main(receive: Callable[[], Optional[dict]], reply: Callable[[dict], N
         _warm_up_training()
 
     namespace = {"__name__": "__main__"}
-    errors = {}
+    errors, printed, drawn = {}, {}, {}
     locked = False
     for cell_id, source, allowed in cells:
         try:
@@ -1140,10 +1176,18 @@ def _child_main(receive: Callable[[], Optional[dict]], reply: Callable[[dict], N
                     _import_submodules()
                     _lock_down(os.getcwd())
                     locked = True
-                _run_answer(source, cell_id, allowed, namespace)
+                # what the answer cell prints and draws when the grader runs it, for the feedback beside what the
+                # submission stored (which a student can edit)
+                before, text = _figure_numbers(), io.StringIO()
+                try:
+                    with contextlib.redirect_stdout(text):
+                        _run_answer(source, cell_id, allowed, namespace)
+                finally:
+                    printed[cell_id] = text.getvalue()[-_PRINTED:]
+                    drawn[cell_id] = _new_figures(before, cell_id)
         except BaseException as err:  # noqa: BLE001 - the student's cell, reported to the grader
             errors[cell_id] = f"{type(err).__name__}: {err}"
-    reply({"errors": errors})
+    reply({"errors": errors, "printed": printed, "drawn": drawn})
     out = os.path.join(os.getcwd(), "out.pt")
     for request in iter(receive, None):
         try:
@@ -1416,9 +1460,12 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         row[key] = points
         feedback += [f"{_in_points(points)} ({how}): {message}", ""]
         if task.kind == "values":
-            feedback += _stored_output(submitted.get(task.cell))
+            feedback += _stored_output(submitted.get(task.cell), child.printed.get(task.cell))
+    redrawn = {}
     if child is not None:
         child.close()
+        redrawn = {f"{cell}_{k}.rerun.png": data for cell, images in child.drawn.items()
+                   for k, data in enumerate(images)}
     row.update(auto_points=auto, auto_max=auto_max, written_max=written, copied="; ".join(copies))
     if copies:
         feedback += ["## For the instructor: a function that repeats one of the package's, statement for statement "
@@ -1429,18 +1476,38 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                      "As the student's own run drew them (the grader does not redraw them): the plots that the rubrics "
                      "grade are among them.", ""]
         feedback += [f"![cell {name.rsplit('_', 1)[0]}]({{figures}}/{name})" for name in images] + [""]
-    return {"row": row, "feedback": "\n".join(feedback), "figures": images}
+    if redrawn:  # the same plots, as the answer cells drew them when the grader ran them
+        feedback += ["## Figures drawn by the answer cells when the grader ran them",
+                     "Compare them with the stored ones above: the written answers are graded on the student's own "
+                     "numbers, which are these.", ""]
+        feedback += [f"![cell {name.split('_')[0]}, re-run]({{figures}}/{name})" for name in redrawn] + [""]
+    return {"row": row, "feedback": "\n".join(feedback), "figures": {**images, **redrawn}}
 
 
-def _stored_output(cell) -> list[str]:
-    """The text that a value task's answer cell printed in the student's own run, for the feedback: the rubrics
-    grade the written answers on these numbers, which the grader checked only as it recomputed them."""
+def _stored_output(cell, rerun: Optional[str] = None) -> list[str]:
+    """The text that a value task's answer cell printed in the student's own run, for the feedback, and what it
+    printed when the grader ran it (``rerun``): the rubrics grade the written answers on these numbers, and a stored
+    output is the student's to edit."""
     outputs = cell.get("outputs", []) if isinstance(cell, dict) else []
     text = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else str(o.get("text", ""))
                    for o in outputs if isinstance(o, dict) and o.get("output_type") == "stream").strip()
-    if not text:
-        return []
-    return ["Printed by this cell in the submission (as stored, not re-run):", "", "```text", text, "```", ""]
+    lines = []
+    if text:
+        lines += ["Printed by this cell in the submission (as stored):", "", _fenced(text), ""]
+    if rerun is not None and rerun.strip():
+        lines += ["Printed by this cell when the grader ran it:", "", _fenced(rerun.strip()), ""]
+        if rerun.strip() != text:
+            lines += ["**The stored and the re-run outputs differ.** Differences in the last digits can come from "
+                      "another machine's floating point; others mean that the stored output is not this code's: "
+                      "read the written answer against the re-run numbers.", ""]
+    return lines
+
+
+def _fenced(text: str) -> str:
+    """``text`` in a code fence longer than any run of backticks in it, so that it cannot close the fence."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
 
 
 def _figures(nb: dict) -> dict[str, bytes]:

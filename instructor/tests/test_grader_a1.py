@@ -103,7 +103,10 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
     assert points("cheat", "guided DDIM sampler (5)") == 0 and "refused" in feedback["cheat"]
     assert points("typed", "guided samples table (2)") == 0 and points("typed", "auto_points") == 10
     assert "not those of your seed" in feedback["typed"]
-    assert "as stored, not re-run" in feedback["typed"] and TYPED_OUTPUT.strip() in feedback["typed"]
+    assert "as stored" in feedback["typed"] and TYPED_OUTPUT.strip() in feedback["typed"]
+    # beside the stored text, what the cell printed when the grader ran it (the correct submission stored none)
+    assert "Printed by this cell when the grader ran it" in feedback["correct"]
+    assert "The stored and the re-run outputs differ" in feedback["correct"]
     assert "recomputed by the grader from seed 0" in feedback["typed"] and " 2.0  1.576 ± 0.0039" in feedback["typed"]
 
 

@@ -250,6 +250,9 @@ def test_a_folder_of_submissions_of_assignment_6_is_graded(tmp_path):
     assert points("correct", "auto_points") == points("correct", "auto_max") == 14
     assert points("wrong", "bias experiment (2)") == 0 and "must come from your `log_weight_increment`" in feedback["wrong"]
     assert "your smc_sampler, run again at K = " in feedback["correct"]
+    # the plot that the rubric grades, as the answer cell drew it when the grader ran it, beside the stored one
+    assert "Figures drawn by the answer cells when the grader ran them" in feedback["correct"]
+    assert (out.with_suffix("") / "correct_figures" / "a6-15_0.rerun.png").read_bytes().startswith(b"\x89PNG")
     assert float(rows["correct"]["written_max"]) == 6 and grading_folders.column(rows["correct"], "question (6)") == ""
     assert points("wrong", "weight increment (3)") == 1.5 and "factor 1/2" in feedback["wrong"]
     assert points("wrong", "systematic resampling (3)") == 3 and points("wrong", "SMC sampler (6)") == 0
