@@ -160,16 +160,16 @@ def _energy_report(get, seed, call=None):
 
 
 def _guided_report(get, seed, call=None):
-    """Assignment 4: the student's regressor (trained in the child by the regenerated cell a4-07) rebuilt here from
-    its weights; every block of the guided samples of each regressor (the student's and the shipped sigma(x_t, t)
+    """Assignment 4: the student's regressor rebuilt here from its weights as the regenerated cell a4-07 trained them
+    in the child (copied at the end of that cell, before any later answer cell runs: :data:`_SNAPSHOTS`); every block of the guided samples of each regressor (the student's and the shipped sigma(x_t, t)
     one) regenerated here from the student's seed; the errors and the paired difference recomputed (cell a4-02: 5
     blocks)."""
     from . import grading, nets
     torch, data, eps_model, schedule = _muller_brown()
-    values = get("samples", "report", "seed", state_dict="regressor")
+    values = get("samples", "report", "seed", "__regressor_as_trained__")
     regressor = nets.NoiseAwareRegressor(2, hidden=64, depth=2, spread="x_t", energy_shift=data.E_train.mean().item(),
                                          energy_scale=data.E_train.std().item())
-    regressor.load_state_dict(values["regressor"])
+    regressor.load_state_dict(values["__regressor_as_trained__"])
     if "a4 shipped" not in _CACHE:
         from . import zoo
         with _quiet():
@@ -238,9 +238,15 @@ def _dropout_experiment(get, seed, call=None):
         return grading._tie_failed("dropout experiment", f"results[{p}][{g}]['error'][{i}] is not what your "
                                    "cfg_ddim_sampler gives on that network (the grader ran it again): the results "
                                    "must come from a run of your sampler")
+    # the networks: network i of each rate (i chosen by the hidden seed) trained again, with the student's dropout
+    trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"], pick=seed // 4,
+                                              mixture=mixture, schedule=schedule, rates=rates, n_nets=n_nets,
+                                              make_net=make_net)
+    if trainings.status != "pass":
+        return trainings
     return grading._report("dropout experiment", "pass", "every network's error and wrong-mode share repeat from your "
-                           f"seed, and your cfg_ddim_sampler, run again on network {i} at p = {p:g}, gamma = {g:g}, "
-                           "gives its error")
+                           f"seed, your cfg_ddim_sampler, run again on network {i} at p = {p:g}, gamma = {g:g}, "
+                           f"gives its error, and {trainings.message}")
 
 
 _A2_NETS = 12  # networks per rate in cell a2-14
@@ -270,7 +276,7 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("energy report", "a3-06", 3, "values", _energy_report,
              allowed=("sampling.ddim_sample", "guidance.cfg_model", "metrics.energy_error",
                       "metrics.sliced_wasserstein", "stats.t_quantile")),
-        Task("question", "a3-11", 6, "written"),
+        Task("Think! error against distance", "a3-11", 6, "written"),
     ],
     "a4_calibrated_regressor": [
         Task("Gaussian NLL", "a4-04", 1, "function", _function("check_gaussian_nll")),
@@ -279,7 +285,7 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("guided samples", "a4-14", 2, "values", _guided_report,
              allowed=("guidance.classifier_guided_model", "sampling.ddim_sample", "metrics.energy_error",
                       "stats.t_quantile"), uses=("Gaussian NLL",)),
-        Task("question", "a4-18", 6, "written"),
+        Task("Think! calibration and guidance", "a4-18", 6, "written"),
     ],
 }
 # Points: a formula that the notebook prints, or the wiring of the package calls that a
@@ -292,6 +298,11 @@ _FUNCTION = {"guided eps": "classifier_guided_eps", "shifted mean": "shifted_mea
              "z-scores": "z_scores", "coverage": "coverage"}
 # regenerated cells that no task needs (figures, tables), not run in the child
 _SKIP = {"a3-09", "a3-14", "a4-12", "a4-16"}
+# lines run in the child at the end of a regenerated cell: a copy of what it trained, under a double-underscore name
+# that no screened answer cell may name, so that a later answer cell that retrains or replaces the network (or
+# changes its weights in place) does not change what the grader takes as the template's training
+_SNAPSHOTS = {"a4-07": "\n__regressor_as_trained__ = None if regressor is None else "
+                       "{k: v.detach().clone() for k, v in regressor.state_dict().items()}\n"}
 
 # -- assignment 5: guidance through x0_hat (MMPS) and the guidance interval
 def _mmps_report(get, seed, call=None):
@@ -402,7 +413,7 @@ ASSIGNMENTS["a7_alanine_dipeptide"] = [
          allowed=("stats.statistical_inefficiency",)),
     Task("core-state report", "a7-14", 1, "values", _core_report, allowed=("sampling.ddim_sample",)),
     Task("core-state gaps", "a7-17", 2, "values", _core_gaps, allowed=("stats.t_quantile",), uses=("band share",)),
-    Task("question", "a7-19", 6, "written"),
+    Task("Think! what limits the comparison", "a7-19", 6, "written"),
 ]
 _FUNCTION.update({"NeRF placement": "place", "band share": "band_share"})
 _SKIP |= {"a7-07"}  # a7-12 builds the reference that a7-17's gaps need
@@ -412,7 +423,7 @@ ASSIGNMENTS["a6_sampling_the_guided_target"] = [
     Task("weight increment", "a6-04", 3, "function", _function("check_log_weight_increment")),
     Task("systematic resampling", "a6-07", 3, "function", _function("check_systematic_resample")),
     Task("SMC sampler", "a6-10", 6, "function", _function("check_smc_sampler"), allowed=("sampling.ddim_coefficients",)),
-    Task("question", "a6-17", 6, "written"),
+    Task("Think! bias against K", "a6-17", 6, "written"),
 ]
 _FUNCTION.update({"weight increment": "log_weight_increment", "systematic resampling": "systematic_resample",
                   "SMC sampler": "smc_sampler"})
@@ -1367,7 +1378,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         last = max(i for i, c in enumerate(template["cells"]) if c.get("id") in status)
         # (id, source, the package calls an answer cell may make, or None for a regenerated cell)
         cells = [(c["id"], sources[c["id"]], sorted({a for t in tasks if t.cell == c["id"] for a in t.allowed}))
-                 if status.get(c["id"]) == "run" else (c["id"], _text(c), None)
+                 if status.get(c["id"]) == "run" else (c["id"], _text(c) + _SNAPSHOTS.get(c["id"], ""), None)
                  for c in template["cells"][:last + 1]
                  if c["cell_type"] == "code" and c["id"] not in _SKIP and "grading.check_" not in _text(c)]
         try:
@@ -1387,8 +1398,9 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             answered = bool(text) and ANSWER_MARK not in text
             row[key] = "" if answered else 0.0
             written += task.points
-            feedback += ["written answer, graded by hand" if answered else "no answer", "", "```text",
-                         text or "(missing)", "```", "", "Rubric:", rubric.get(task.name, (
+            fence = "`" * max(3, 1 + max(map(len, re.findall("`+", text)), default=0))  # longer than any in the answer
+            feedback += ["written answer, graded by hand" if answered else "no answer", "", fence + "text",
+                         text or "(missing)", fence, "", "Rubric:", rubric.get(task.name, (
                              f"not found: the rubrics stay with the instructor's solutions ({assignment}.md in "
                              f"{rubric_folder}), which this copy of the course does not hold")), ""]
             continue

@@ -370,9 +370,9 @@ def test_every_written_task_has_its_rubric_with_the_instructors_solutions(tmp_pa
     (folder / "s.ipynb").write_text(json.dumps(nb))
     graded = grader.grade_notebook(folder / "s.ipynb", rubric_folder=tmp_path / "none", seed=1)
     assert "The error falls" in graded["feedback"] and "rubrics stay with the instructor's solutions" in graded["feedback"]
-    assert grading_folders.column(graded["row"], "question (6)") == ""
+    assert grading_folders.column(graded["row"], "Think! error against distance (6)") == ""
     with_rubric = grader.grade_notebook(folder / "s.ipynb", seed=1)
-    assert grader.rubrics("a3_energy_target")["question"] in with_rubric["feedback"]
+    assert grader.rubrics("a3_energy_target")["Think! error against distance"] in with_rubric["feedback"]
 
 
 def test_an_answer_runs_where_no_package_name_can_be_found():

@@ -2,7 +2,9 @@
 trained with the student's dropout, samples it again from the student's seed with the package's CFG sampler against
 the exact mixture, and recomputes each network's error and wrong-mode share. The instructor's experiment scores its
 points; one whose error is a root-mean-square instead of the mean |x - x_exact| scores zero, and so do numbers
-typed in from a stored run with no network behind them. A submission with the w/gamma off-by-one in its cfg and a
+typed in from a stored run with no network behind them, and so do numbers from networks that train_net did not
+make (every one trained at p = 0.5 and stored under both rates' keys), which the grader finds by training network i
+of each rate again. A submission with the w/gamma off-by-one in its cfg and a
 right sampler (the reviewer's case) earns the sampler's marks, graded with the reference cfg in its place, and zero
 on the experiment, whose numbers must come from functions that pass."""
 
@@ -38,6 +40,15 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
     assert rms != correct
     stored = ("results = {p: {g: {'error': [0.05] * n_nets, 'wrong': [0.03 if g == 1.0 else 0.0] * n_nets} "
               "for g in gammas} for p in rates}\nexact_wrong = {g: [0.03] * n_nets for g in gammas}\n")
+    # a manufactured rate effect: every network trained at p = 0.5 (the 0.05 ones for 60 steps only), stored under
+    # each rate's key, and the experiment run on them
+    fabricated = ("n_nets = 3\n"
+                  "def fabricate(p, s):\n"
+                  "    net = train_net(0.5, s, steps=60 if p == 0.05 else 400)\n"
+                  "    trained[f'p{round(p * 1000)}_seed{s}'] = net\n"
+                  "    return net\n" + _experiment().replace("train_net(p, seed + i)", "fabricate(p, seed + i)"))
+    assert "fabricate(p, seed + i)" in fabricated
+    grading_folders.submission(TEMPLATE, folder, "fabricated", {**functions, "a2-15": fabricated})
     grading_folders.submission(TEMPLATE, folder, "correct", {**functions, "a2-15": correct})
     grading_folders.submission(TEMPLATE, folder, "rms", {**functions, "a2-15": rms})
     # stored numbers, with the dropout flipped and cfg in Ho & Salimans' w convention, and a right sampler
@@ -47,6 +58,8 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
     assert points("correct", "dropout experiment (4)") == 4 and "run again on network" in feedback["correct"]
     assert points("correct", "auto_points") == points("correct", "auto_max") == 13
+    assert "of each rate is what train_net makes" in feedback["correct"]
+    assert points("fabricated", "dropout experiment (4)") == 0 and "is not what train_net(0.05" in feedback["fabricated"]
     assert points("rms", "dropout experiment (4)") == 0 and "mean |x - x_exact|" in feedback["rms"]
     assert points("stored", "dropout experiment (4)") == 0 and "must come from your `drop_condition`" in feedback["stored"]
     assert points("stored", "CFG combination (1)") == 0.5 and points("stored", "condition dropout (3)") == 1.5

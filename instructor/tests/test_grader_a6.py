@@ -253,11 +253,11 @@ def test_a_folder_of_submissions_of_assignment_6_is_graded(tmp_path):
     # the plot that the rubric grades, as the answer cell drew it when the grader ran it, beside the stored one
     assert "Figures drawn by the answer cells when the grader ran them" in feedback["correct"]
     assert (out.with_suffix("") / "correct_figures" / "a6-15_0.rerun.png").read_bytes().startswith(b"\x89PNG")
-    assert float(rows["correct"]["written_max"]) == 6 and grading_folders.column(rows["correct"], "question (6)") == ""
+    assert float(rows["correct"]["written_max"]) == 6 and grading_folders.column(rows["correct"], "Think! bias against K (6)") == ""
     assert points("wrong", "weight increment (3)") == 1.5 and "factor 1/2" in feedback["wrong"]
     assert points("wrong", "systematic resampling (3)") == 3 and points("wrong", "SMC sampler (6)") == 0
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
-    assert float(grading_folders.column(rows["todo"], "question (6)")) == 0
+    assert float(grading_folders.column(rows["todo"], "Think! bias against K (6)")) == 0
     for k, (cheat, (cell, _)) in enumerate(CHEATS.items()):
         assert points(f"cheat_{k}", TASK_OF[cell]) == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
