@@ -31,7 +31,7 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
    An answer cell runs in a namespace of its own, which holds the notebook's variables but none of the package's
    modules, functions or classes beyond the calls its task names, and torch, numpy, math, itertools and pyplot as
    views without the modules they import (:func:`_view`): a way round the screen finds nothing there. A thread that
-   an answer starts may not compile, run or swap code, nor unpickle (:func:`_main_thread`).
+   an answer starts may not compile, run or swap code, nor unpickle (:func:`_lock_down`).
 4. **The hidden tests run in the grader's own process**: they draw inputs from a seed the student never saw
    (fresh from the operating system's entropy unless ``--seed`` is given), send them to the child, receive the
    student's outputs (loaded as tensors, numbers and containers only), and compare them with the references
@@ -600,13 +600,18 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
             allowed_nodes.add(id(node.value))
     for node in ast.walk(tree):
         line = getattr(node, "lineno", "?")
+        if isinstance(node, ast.Match):
+            # a class pattern reads attributes by the names in its keywords (case object(__self__=x)), which are no
+            # Attribute nodes: no task needs a match statement, so none is accepted
+            return f"line {line}: a match statement is not accepted in an answer"
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] not in _IMPORTS or set(alias.name.split(".")) & _ATTRIBUTES:
                     return f"line {line}: import {alias.name} (an answer imports only torch, math, numpy or itertools)"
         elif isinstance(node, ast.ImportFrom):
             parts = set((node.module or "").split(".")) | {a.name for a in node.names}
-            if (node.module or "").split(".")[0] not in _IMPORTS or node.level or parts & (_ATTRIBUTES | _NAMES):
+            if (node.module or "").split(".")[0] not in _IMPORTS or node.level or parts & (_ATTRIBUTES | _NAMES) or \
+                    any(part.startswith("_") for part in parts):
                 return (f"line {line}: from {node.module} import ... (an answer imports only torch, math, numpy or "
                         "itertools)")
         elif isinstance(node, ast.Name):
@@ -968,43 +973,36 @@ _ANSWER_FILE = "<answer "  # the file name of an answer cell's code: "<answer a2
 _TRUSTED = threading.local()  # .on: the grader's own loading in the child
 
 
-def _answer_on_stack() -> bool:
-    frame = sys._getframe(2)
+def _answer_on_stack(_file=_ANSWER_FILE, _getframe=sys._getframe) -> bool:
+    frame = _getframe(2)
     while frame is not None:
-        if frame.f_code.co_filename.startswith(_ANSWER_FILE):
+        if frame.f_code.co_filename.startswith(_file):
             return True
         frame = frame.f_back
     return False
 
 
-def _answer_runs_code() -> bool:
+def _answer_runs_code(_file=_ANSWER_FILE, _getframe=sys._getframe) -> bool:
     """Whether an answer's code is on the stack of a compile or exec event with no module import in between (the
     import system runs a module's code with exec: a package function's lazy import, which an answer cannot reach
     for a module of its own choosing, since the screen refuses imports and importlib)."""
-    frame = sys._getframe(2)
+    frame = _getframe(2)
     while frame is not None:
         name = frame.f_code.co_filename
         if name.startswith("<frozen importlib._bootstrap"):
             return False
-        if name.startswith(_ANSWER_FILE):
+        if name.startswith(_file):
             return True
         frame = frame.f_back
     return False
 
 
-def _main_thread() -> bool:
-    """Whether the event comes from the child's main thread, where the grader's loop runs. Another thread's stack
-    does not show the answer that started it, so none of them may compile or run code, unpickle or swap code
-    (``_answer_on_stack`` would find nothing to refuse there)."""
-    return threading.current_thread() is threading.main_thread()
-
-
-def _importing() -> bool:
+def _importing(_getframe=sys._getframe) -> bool:
     """Whether the event's caller is the import system loading a module's cached bytecode: a package function that
     imports a module on first use (``stats`` imports pymbar, torch its optimiser's helpers) does so after the
     lock-down, and a fresh installation has compiled every module, so the loader unmarshals it. An answer cannot
     reach the loader itself: ``importlib``, ``__import__`` and imports of other modules are refused by the screen."""
-    caller = sys._getframe(2)
+    caller = _getframe(2)
     return caller.f_code.co_filename == "<frozen importlib._bootstrap_external>" and \
         caller.f_code.co_name == "_compile_bytecode"
 
@@ -1037,34 +1035,44 @@ def _lock_down(folder: str) -> None:
     not a sandbox: CPython's documentation says it cannot stop code that is determined to get round it, which is
     why the README asks for submissions one does not trust to be graded in a throw-away container."""
     root = os.path.realpath(folder)
+    # everything the hook reads, bound here: an answer that reached this module could rebind its globals, not these
+    answer_runs_code, answer_on_stack, importing = _answer_runs_code, _answer_on_stack, _importing
+    trusted, current_thread, main = _TRUSTED, threading.current_thread, threading.main_thread()
+    write_flags, path_events, refused_events = _WRITE_FLAGS, dict(_PATH_EVENTS), tuple(_REFUSED_EVENTS)
+    code_events, loading_events = tuple(_CODE_EVENTS), tuple(_LOADING_EVENTS)
+    realpath, fsdecode, devnull, sep = os.path.realpath, os.fsdecode, os.devnull, os.sep
 
     def inside(path) -> bool:
         if isinstance(path, int):  # a file descriptor: the process's own (the protocol's pipes, /dev/null)
             return True
-        real = os.path.realpath(os.fsdecode(path))
-        return real == os.devnull or real.startswith(root + os.sep)
+        real = realpath(fsdecode(path))
+        return real == devnull or real.startswith(root + sep)
+
+    def in_main() -> bool:
+        # another thread's stack does not show the answer that started it: none may compile, run or swap code
+        return current_thread() is main
 
     def hook(event: str, args: tuple) -> None:
         if event == "open":
             path, mode, flags = args
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or \
-                (isinstance(flags, int) and flags & _WRITE_FLAGS)
+                (isinstance(flags, int) and flags & write_flags)
             if path is not None and writing and not inside(path):
-                raise PermissionError(f"grading: writing {os.fsdecode(path)!r} is not allowed in an answer")
-        elif event in _PATH_EVENTS:
-            for k in _PATH_EVENTS[event]:
+                raise PermissionError(f"grading: writing {fsdecode(path)!r} is not allowed in an answer")
+        elif event in path_events:
+            for k in path_events[event]:
                 if k < len(args) and args[k] is not None and not inside(args[k]):
-                    raise PermissionError(f"grading: {event} on {os.fsdecode(args[k])!r} is not allowed in an answer")
-        elif event.startswith(_REFUSED_EVENTS):
+                    raise PermissionError(f"grading: {event} on {fsdecode(args[k])!r} is not allowed in an answer")
+        elif event.startswith(refused_events):
             raise PermissionError(f"grading: {event} is not allowed in an answer")
-        elif event in _CODE_EVENTS:
-            if _answer_runs_code() or not _main_thread():
+        elif event in code_events:
+            if answer_runs_code() or not in_main():
                 raise PermissionError(f"grading: {event} is not allowed in an answer (no code compiled or run from "
                                       f"strings: eval, exec, compile, or a function that evaluates its arguments)")
-        elif event in _LOADING_EVENTS or (event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__"):
-            if event.startswith("marshal.") and _importing():
+        elif event in loading_events or (event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__"):
+            if event.startswith("marshal.") and importing():
                 return  # the import system reading a module's cached bytecode (a package function's lazy import)
-            if not getattr(_TRUSTED, "on", False) or not _main_thread() or _answer_on_stack():
+            if not getattr(trusted, "on", False) or not in_main() or answer_on_stack():
                 what = f"{event} {args[:2]!r}" if event == "pickle.find_class" else event
                 raise PermissionError(f"grading: {what} is not allowed in an answer (no unpickling, marshal or "
                                       f"new code objects)")
@@ -1171,6 +1179,9 @@ def _child_main(receive: Callable[[], Optional[dict]], reply: Callable[[dict], N
     # one thread: the grader runs a child per submission side by side, and two children with a thread per core
     # each wait on one another (the training of a2-14 ran past the time limit so on two cores)
     torch.set_num_threads(1)
+    # the self-checks' refusals, bound before any answer runs: an answer that reached the grading module could
+    # rebind its name there, not this one
+    make_refusing = grading._refusing
     cells = receive()["cells"]
     if _trains(cells):  # about 3 s of imports, spent only where a cell trains
         _warm_up_training()
@@ -1209,7 +1220,7 @@ def _child_main(receive: Callable[[], Optional[dict]], reply: Callable[[dict], N
                     refused = {_resolve(importlib, module, qualname): message
                                for module, qualname, message in request.get("refused", [])}
                     # the self-check's refusals, here too: any route to a solving function meets them
-                    refusing = grading._refusing(refused)
+                    refusing = make_refusing(refused)
                     refusing.__enter__()
                 fn = namespace[request["call"]]
                 scope = getattr(fn, "__globals__", None) if isinstance(fn, types.FunctionType) else None

@@ -118,6 +118,11 @@ PICKLE_CHEATS = {
         "    return fetch('grading', '_smc_reference') and gamma * eps_cond + (1 - gamma) * eps_uncond\n",
 }
 CHEATS.update(PICKLE_CHEATS)
+# a reviewer's route: a class pattern reads attributes by the names of its keywords, which are no Attribute nodes
+CHEATS["a match pattern that reads a dunder attribute"] = (
+    "match print:\n    case object(__self__=bi):\n        pass\n"
+    "def cfg(eps_cond, eps_uncond, gamma):\n    return eps_uncond + gamma * (eps_cond - eps_uncond)\n")
+CHEATS["from-import of a module's dict"] = "from numpy import __dict__ as d\n" + CFG
 # typing's get_type_hints evaluates a string in a module's namespace: any expression, built at run time (a reviewer's
 # route to the package's own functions past the screen's names)
 EVAL_CHEAT = r'''
@@ -257,12 +262,19 @@ def test_the_lock_down_refuses_code_and_code_swaps_from_other_threads(tmp_path):
             "thread = threading.Thread(target=run)\nthread.start()\nthread.join()\n"
             "import pickle\nattempt(lambda: pickle.loads(b'cos\\nsystem\\n.'))\n"
             "attempt(eval(compile('lambda: eval(\\'1\\')', '<answer a0-01>', 'eval')))\n"
-            "grader._TRUSTED.on = True\nattempt(lambda: setattr(attempt, '__code__', attempt.__code__))\n"
+            "saved = grader._TRUSTED\n"
+            "grader._answer_runs_code = lambda: False\ngrader._WRITE_FLAGS = 0\ngrader._TRUSTED = None\n"
+            "import os\nattempt(eval(compile('lambda: eval(\\'1\\')', '<answer a0-02>', 'eval')))\n"
+            "attempt(lambda: os.open('/tmp/x-' + str(os.getpid()), os.O_WRONLY | os.O_CREAT))\n"
+            "saved.on = True\n"
+            "attempt(lambda: setattr(attempt, '__code__', attempt.__code__))\n"
             "print(results)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     # in the thread: both refused; in the main thread, untrusted: unpickling refused; an answer's code that evaluates
     # a string: refused; trusted and with no answer on the stack: the grader's own swap
-    assert out.stdout.strip() == "['refused', 'refused', 'refused', 'refused', 'ran']", out.stderr
+    # then, with the module's rules rebound (as an answer that reached the module could): still refused, since the
+    # hook bound them when the child locked down
+    assert out.stdout.strip() == "['refused', 'refused', 'refused', 'refused', 'refused', 'refused', 'ran']", out.stderr
 
 
 def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_path, monkeypatch):
