@@ -327,11 +327,11 @@ ASSIGNMENTS["a5_guidance_through_x0"] = [
     Task("exact posterior", "a5-26", 2, "function", _function("check_exact_posterior")),
     Task("MMPS samples and report", "a5-08", 1, "values", _mmps_report, allowed=("sampling.ddim_sample",),
          uses=("MMPS eps", "exact posterior")),
-    Task("question 1", "a5-13", 3, "written"),
+    Task("Think! MMPS against the exact posterior", "a5-13", 3, "written"),
     Task("interval rule", "a5-16", 2, "function", _function("check_interval_cfg")),
     Task("window moments", "a5-19", 5, "function", _function("check_window_moments"),
          allowed=("analytic.GaussianMixture", "sampling.ddim_timesteps")),
-    Task("question 2", "a5-24", 4, "written"),
+    Task("Think! guidance by window", "a5-24", 4, "written"),
 ]
 _FUNCTION.update({"MMPS eps": "mmps_eps", "exact posterior": "exact_posterior", "interval rule": "interval_cfg_eps", "window moments": "window_moments"})
 _SKIP |= {"a5-11", "a5-22"}
