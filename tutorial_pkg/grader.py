@@ -159,12 +159,47 @@ def _energy_report(get, seed, call=None):
                                        seed=values["seed"], n=300, blocks=5)
 
 
+def _nll_up_to_a_constant(nll: Callable, seed: int) -> str:
+    """Assignment 4: ``""`` when the student's ``gaussian_nll`` (called in the child) is the Gaussian negative
+    log-likelihood up to one additive constant (the 0.5 log(2 pi) left out, say), on fresh inputs of the hidden seed:
+    its gradients are then the reference's, and so is the regressor that the regenerated cell a4-07 trains through it;
+    otherwise what is wrong with it."""
+    import math
+    import torch
+    g = torch.Generator().manual_seed(seed)
+    f, E = 3 * torch.randn(2, 64, generator=g, dtype=torch.float64)
+    log_sigma = torch.randn(64, generator=g, dtype=torch.float64)
+    try:
+        out = nll(f, log_sigma, E)
+    except NotImplementedError:
+        return "is not written yet"
+    except Exception as err:  # noqa: BLE001 - the submission's function failed, or its cell did not run
+        return f"raised {type(err).__name__}"
+    if not isinstance(out, torch.Tensor) or out.shape != f.shape:
+        return "does not return one value per sample"
+    expected = 0.5 * ((E - f) / log_sigma.exp()) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)
+    offset = out.double() - expected
+    # 1e-6: a constant made in float32 is one constant too
+    if not torch.isfinite(offset).all() or ((offset - offset[0]).abs() > 1e-6 * (1 + expected.abs())).any():
+        return "is not the Gaussian negative log-likelihood up to a constant"
+    return ""
+
+
 def _guided_report(get, seed, call=None):
-    """Assignment 4: the student's regressor rebuilt here from its weights as the regenerated cell a4-07 trained them
-    in the child (copied at the end of that cell, before any later answer cell runs: :data:`_SNAPSHOTS`); every block of the guided samples of each regressor (the student's and the shipped sigma(x_t, t)
-    one) regenerated here from the student's seed; the errors and the paired difference recomputed (cell a4-02: 5
-    blocks)."""
+    """Assignment 4: the student's gaussian_nll checked first (:func:`_nll_up_to_a_constant`: one that is right up
+    to its constant, which loses half of the 'Gaussian NLL' task, trains the same regressor, so these numbers are the
+    student's own); then the student's regressor rebuilt here from its weights as the regenerated cell a4-07 trained
+    them in the child (copied at the end of that cell, before any later answer cell runs: :data:`_SNAPSHOTS`); every
+    block of the guided samples of each regressor (the student's and the shipped sigma(x_t, t) one) regenerated here
+    from the student's seed; the errors and the paired difference recomputed (cell a4-02: 5 blocks)."""
     from . import grading, nets
+    if call is not None:
+        wrong = _nll_up_to_a_constant(call("gaussian_nll"), seed)
+        if wrong:  # "the submission" opens the message: zero points, not the half of a named mistake
+            return grading.CheckResult("guided samples", "fail", (
+                f"the submission's regressor is trained through your `gaussian_nll` (task 'Gaussian NLL'), which "
+                f"{wrong}: a value task is graded only on numbers that your own functions make (a `gaussian_nll` "
+                "that is off by a constant alone trains the same regressor, and passes here)"))
     torch, data, eps_model, schedule = _muller_brown()
     values = get("samples", "report", "seed", "__regressor_as_trained__")
     regressor = nets.NoiseAwareRegressor(2, hidden=64, depth=2, spread="x_t", energy_shift=data.E_train.mean().item(),
@@ -284,7 +319,7 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("coverage", "a4-09", 1, "function", _function("check_coverage")),
         Task("guided samples", "a4-14", 2, "values", _guided_report,
              allowed=("guidance.classifier_guided_model", "sampling.ddim_sample", "metrics.energy_error",
-                      "stats.t_quantile"), uses=("Gaussian NLL",)),
+                      "stats.t_quantile")),  # gaussian_nll's tie is in _guided_report: a constant may be off
         Task("Think! calibration and guidance", "a4-18", 6, "written"),
     ],
 }
@@ -327,11 +362,11 @@ ASSIGNMENTS["a5_guidance_through_x0"] = [
     Task("exact posterior", "a5-26", 2, "function", _function("check_exact_posterior")),
     Task("MMPS samples and report", "a5-08", 1, "values", _mmps_report, allowed=("sampling.ddim_sample",),
          uses=("MMPS eps", "exact posterior")),
-    Task("question 1", "a5-13", 3, "written"),
+    Task("Think! MMPS against the exact posterior", "a5-13", 3, "written"),
     Task("interval rule", "a5-16", 2, "function", _function("check_interval_cfg")),
     Task("window moments", "a5-19", 5, "function", _function("check_window_moments"),
          allowed=("analytic.GaussianMixture", "sampling.ddim_timesteps")),
-    Task("question 2", "a5-24", 4, "written"),
+    Task("Think! guidance by window", "a5-24", 4, "written"),
 ]
 _FUNCTION.update({"MMPS eps": "mmps_eps", "exact posterior": "exact_posterior", "interval rule": "interval_cfg_eps", "window moments": "window_moments"})
 _SKIP |= {"a5-11", "a5-22"}

@@ -261,6 +261,10 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 16
     assert float(rows["correct"]["written_max"]) == 7
+    # the written answers' columns are named after what they grade, as their rubrics' sections are (left unanswered
+    # in these submissions: zero)
+    for task in ("Think! MMPS against the exact posterior (3)", "Think! guidance by window (4)"):
+        assert points("correct", task) == 0
     assert points("wrong", "MMPS eps (6)") == 3 and "that is DPS" in feedback["wrong"]
     assert points("wrong", "exact posterior (2)") == 0 and points("wrong", "MMPS samples and report (1)") == 0
     # the pasted samples are right for their seed, but MMPS eps failed: they cannot be the student's own
