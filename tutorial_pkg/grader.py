@@ -1444,9 +1444,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             answered = bool(text) and ANSWER_MARK not in text
             row[key] = "" if answered else 0.0
             written += task.points
-            fence = "`" * max(3, 1 + max(map(len, re.findall("`+", text)), default=0))  # longer than any in the answer
-            feedback += ["written answer, graded by hand" if answered else "no answer", "", fence + "text",
-                         text or "(missing)", fence, "", "Rubric:", rubric.get(task.name, (
+            feedback += ["written answer, graded by hand" if answered else "no answer", "",
+                         _fenced(text or "(missing)"), "", "Rubric:", rubric.get(task.name, (
                              f"not found: the rubrics stay with the instructor's solutions ({assignment}.md in "
                              f"{rubric_folder}), which this copy of the course does not hold")), ""]
             continue
