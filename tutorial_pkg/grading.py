@@ -1543,6 +1543,11 @@ def check_log_weight_increment(fn: Callable, *, seed: Optional[int] = None) -> C
         "the squared norm sums over the coordinates; do not average it": expected / eps_c.shape[1],
         "the increment needs the squared norm ||eps_c - eps_u||^2, not the norm": k * square.sqrt(),
         "the factor is gamma (gamma - 1), not gamma^2": expected * gamma / (gamma - 1),
+        "a factor of the scale is missing: the increment grows with gamma itself as well as with the gap gamma - 1 "
+        "between the guided and the plain model (w = gamma - 1 and gamma are two conventions, and both appear here)":
+            expected / gamma,
+        "a factor of the scale is missing: the increment must vanish at gamma = 1, where the guided model is the "
+        "plain conditional one and nothing needs reweighting": expected / (gamma - 1),
         "for a step from t to t', beta_t becomes 1 - alpha_bar_t / alpha_bar_t' (not 1 - alpha_bar_t: the "
         "step's own noise, not the total)": per_beta * (1 - ab) * square,
         "for a step from t to t', beta_t becomes 1 - alpha_bar_t / alpha_bar_t', not alpha_bar_t' - alpha_bar_t":
