@@ -48,7 +48,8 @@ calls an earlier answer function whose task failed, or whose cell was refused or
 the grader's reference (``_REFERENCES``) bound in its place, so that it is graded on its own logic. Written
 answers are graded by hand: the feedback file of each submission holds the student's text and the task's
 rubric (from ``instructor/rubrics/``, which stays with the solutions: ``--rubrics`` names another folder), and the
-gradebook a blank column for those points.
+gradebook a column for those points: blank for an answer to grade, 0 where none was written (the cell missing,
+empty, or still holding ``ANSWER_MARK``).
 
 Writes the gradebook (CSV, one row per submission: each task's points, the automatic total and maximum, the
 written answers' maximum) and one feedback file per submission (each task's report and hint, the seed of the
