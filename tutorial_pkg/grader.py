@@ -48,7 +48,8 @@ calls an earlier answer function whose task failed, or whose cell was refused or
 the grader's reference (``_REFERENCES``) bound in its place, so that it is graded on its own logic. Written
 answers are graded by hand: the feedback file of each submission holds the student's text and the task's
 rubric (from ``instructor/rubrics/``, which stays with the solutions: ``--rubrics`` names another folder), and the
-gradebook a blank column for those points.
+gradebook a column for those points: blank for an answer to grade, 0 where none was written (the cell missing,
+empty, or still holding ``ANSWER_MARK``).
 
 Writes the gradebook (CSV, one row per submission: each task's points, the automatic total and maximum, the
 written answers' maximum) and one feedback file per submission (each task's report and hint, the seed of the
@@ -237,7 +238,9 @@ def _dropout_experiment(get, seed, call=None):
     """Assignment 2 (cells a2-14, a2-15): every network the student's run trained (its weights, from the child's
     ``trained``) sampled here from the student's seed with the package's CFG sampler, against the exact mixture;
     each network's error and wrong-mode share recomputed. Then one network at one scale (chosen by the hidden seed)
-    is sampled again in the child with the student's cfg_ddim_sampler, which must give its reported error."""
+    is sampled again in the child with the student's cfg_ddim_sampler, which must give its reported error, and
+    ``_A2_RETRAINED`` networks of each rate (``_a2_retrained``) are trained again with the student's
+    drop_condition, which must give their stored weights."""
     import torch
     from . import analytic, grading, nets, schedules
     values = get("results", "seed", state_dict="trained")
@@ -273,10 +276,11 @@ def _dropout_experiment(get, seed, call=None):
         return grading._tie_failed("dropout experiment", f"results[{p}][{g}]['error'][{i}] is not what your "
                                    "cfg_ddim_sampler gives on that network (the grader ran it again): the results "
                                    "must come from a run of your sampler")
-    # the networks: network i of each rate (i chosen by the hidden seed) trained again, with the student's dropout
-    trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"], pick=seed // 4,
-                                              mixture=mixture, schedule=schedule, rates=rates, n_nets=n_nets,
-                                              make_net=make_net)
+    # the networks: _A2_RETRAINED of each rate (drawn from the hidden seed, for each rate on its own) trained again,
+    # with the student's dropout
+    trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"],
+                                              picks=_a2_retrained(seed, rates, n_nets), mixture=mixture,
+                                              schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net)
     if trainings.status != "pass":
         return trainings
     return grading._report("dropout experiment", "pass", "every network's error and wrong-mode share repeat from your "
@@ -284,7 +288,18 @@ def _dropout_experiment(get, seed, call=None):
                            f"gives its error, and {trainings.message}")
 
 
+def _a2_retrained(seed: int, rates, n_nets: int) -> dict:
+    """The networks of assignment 2 that the grader trains again: ``_A2_RETRAINED`` distinct indices of the
+    ``n_nets`` for each rate, drawn from the hidden ``seed`` independently for each rate. With m of 12 retrained per
+    rate, k networks trained otherwise and stored under one rate's keys are caught with probability
+    1 - C(12 - k, m) / C(12, m): 1/4 for k = 1, m = 3."""
+    draw = random.Random(seed)
+    return {p: sorted(draw.sample(range(n_nets), min(_A2_RETRAINED, n_nets))) for p in rates}
+
+
 _A2_NETS = 12  # networks per rate in cell a2-14
+_A2_RETRAINED = 3  # networks per rate that the grader trains again: each takes about 2 s on one core, with the
+# student's drop_condition called in the child at every step
 
 
 ASSIGNMENTS: dict[str, list[Task]] = {

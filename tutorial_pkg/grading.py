@@ -1543,6 +1543,11 @@ def check_log_weight_increment(fn: Callable, *, seed: Optional[int] = None) -> C
         "the squared norm sums over the coordinates; do not average it": expected / eps_c.shape[1],
         "the increment needs the squared norm ||eps_c - eps_u||^2, not the norm": k * square.sqrt(),
         "the factor is gamma (gamma - 1), not gamma^2": expected * gamma / (gamma - 1),
+        "a factor of the scale is missing: the increment grows with gamma itself as well as with the gap gamma - 1 "
+        "between the guided and the plain model (w = gamma - 1 and gamma are two conventions, and both appear here)":
+            expected / gamma,
+        "a factor of the scale is missing: the increment must vanish at gamma = 1, where the guided model is the "
+        "plain conditional one and nothing needs reweighting": expected / (gamma - 1),
         "for a step from t to t', beta_t becomes 1 - alpha_bar_t / alpha_bar_t' (not 1 - alpha_bar_t: the "
         "step's own noise, not the total)": per_beta * (1 - ab) * square,
         "for a step from t to t', beta_t becomes 1 - alpha_bar_t / alpha_bar_t', not alpha_bar_t' - alpha_bar_t":
@@ -2002,56 +2007,71 @@ def _tie_failed(name: str, what: str) -> CheckResult:
     return _report(name, "fail", f"the submission: {what}")
 
 
-def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, pick: int, mixture: GaussianMixture,
+def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, picks: dict, mixture: GaussianMixture,
                           schedule: NoiseSchedule, rates, n_nets: int, make_net: Callable, steps: int = 400,
                           batch: int = 256) -> CheckResult:
-    """Assignment 2: network ``i`` of each rate (``pick`` chooses ``i``) trained again here as cell a2-14's
-    ``train_net(p, seed + i)`` trains it, with ``fn`` (the student's ``drop_condition``) called at every step on that
-    step's labels and generator, which it must advance by one uniform number per row, as the notebook asks
-    (``torch.rand(N, generator=generator)``); the weights must be those that the student's run stored in
-    ``trained``. Networks trained another way (another rate, other steps) stored under a rate's key do not pass."""
+    """Assignment 2: for each rate ``p``, the networks ``i`` of ``picks[p]`` (indices below ``n_nets``) trained
+    again here as cell a2-14's ``train_net(p, seed + i)`` trains them, with ``fn`` (the student's
+    ``drop_condition``) called at every step on that step's labels and generator, which it must advance by one
+    uniform number per row, as the notebook asks (``torch.rand(N, generator=generator)``); the weights must be those
+    that the student's run stored in ``trained``. Networks trained another way (another rate, other steps) stored
+    under a rate's key do not pass when they are among those picked; the others are not looked at."""
     name = "dropout experiment"
-    i = pick % n_nets
     refused = {training.drop_condition: _refusal("tutorial_pkg.training.drop_condition", "write the dropout yourself")}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the process that trained them
     try:
         for p in rates:
-            key = f"p{round(p * 1000)}_seed{seed + i}"
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed + i)  # the initial weights
-                net = make_net()
-                g = torch.Generator().manual_seed(seed + i)
-                opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
-                decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-                for _ in range(steps):
-                    x0, c = mixture.sample(batch, generator=g)
-                    t = torch.randint(0, schedule.T, (batch,), generator=g)
-                    eps = torch.randn(batch, 1, generator=g, dtype=torch.float64)
-                    c, failed = _call(name, fn, c, p, net.null_value, g, refused=refused)
-                    if failed:
-                        return _tie_failed(name, f"your drop_condition, run again: {failed.message}")
-                    torch.rand(batch, generator=g)  # the dropout's draw: one uniform number per row
-                    if not isinstance(c, Tensor) or c.shape != (batch,):
-                        return _tie_failed(name, "your drop_condition, run again in training, did not return one "
-                                                 "condition per row")
-                    loss = torch.nn.functional.mse_loss(net(schedule.q_sample(x0, t, eps).float(), t, c), eps.float())
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
-                    decay.step()
-            stored = trained.get(key, {})
-            ours = net.state_dict()
-            if set(stored) != set(ours) or any(not torch.allclose(torch.as_tensor(stored[k]).double(), v.double(),
-                                                                  rtol=0, atol=1e-6) for k, v in ours.items()):
-                return _tie_failed(name, f"the network stored as {key} is not what train_net({p:g}, {seed + i}) "
-                                   "makes (the grader trained it again, with your drop_condition drawing one uniform "
-                                   "number per row from the generator, torch.rand(N, generator=generator)): train "
-                                   "network i of each rate with train_net(p_uncond, seed + i), as the notebook's "
-                                   "train_net does")
+            for i in picks[p]:
+                if not 0 <= i < n_nets:
+                    raise ValueError(f"picks[{p}] holds {i}, not a network index in 0 .. {n_nets - 1}")
+                key = f"p{round(p * 1000)}_seed{seed + i}"
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(seed + i)  # the initial weights
+                    net = make_net()
+                    g = torch.Generator().manual_seed(seed + i)
+                    opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
+                    decay = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+                    for _ in range(steps):
+                        x0, c = mixture.sample(batch, generator=g)
+                        t = torch.randint(0, schedule.T, (batch,), generator=g)
+                        eps = torch.randn(batch, 1, generator=g, dtype=torch.float64)
+                        c, failed = _call(name, fn, c, p, net.null_value, g, refused=refused)
+                        if failed:
+                            return _tie_failed(name, f"your drop_condition, run again: {failed.message}")
+                        torch.rand(batch, generator=g)  # the dropout's draw: one uniform number per row
+                        if not isinstance(c, Tensor) or c.shape != (batch,):
+                            return _tie_failed(name, "your drop_condition, run again in training, did not return one "
+                                                     "condition per row")
+                        loss = torch.nn.functional.mse_loss(net(schedule.q_sample(x0, t, eps).float(), t, c),
+                                                            eps.float())
+                        opt.zero_grad()
+                        loss.backward()
+                        opt.step()
+                        decay.step()
+                stored = trained.get(key, {})
+                ours = net.state_dict()
+                if set(stored) != set(ours) or any(not torch.allclose(torch.as_tensor(stored[k]).double(), v.double(),
+                                                                      rtol=0, atol=1e-6) for k, v in ours.items()):
+                    return _tie_failed(name, f"the network stored as {key} is not what train_net({p:g}, {seed + i}) "
+                                       "makes (the grader trained it again, with your drop_condition drawing one "
+                                       "uniform number per row from the generator, torch.rand(N, generator=generator)): "
+                                       "train network i of each rate with train_net(p_uncond, seed + i), as the "
+                                       "notebook's train_net does")
     finally:
         torch.set_num_threads(threads)
-    return _report(name, "pass", f"network {i} of each rate is what train_net makes (the grader trained it again)")
+    which = "; ".join(f"{_networks(picks[p])} at p = {p:g}" for p in rates)
+    return _report(name, "pass", f"the networks trained again by the grader, {which}, are what train_net makes "
+                                 f"(the grader retrains {max(len(picks[p]) for p in rates)} of the {n_nets} of each "
+                                 "rate, drawn from its hidden seed: the others are not checked this way)")
+
+
+def _networks(indices) -> str:
+    """``[2, 5, 9]`` -> "networks 2, 5 and 9" (one: "network 2")."""
+    words = [str(i) for i in indices]
+    if len(words) == 1:
+        return f"network {words[0]}"
+    return f"networks {', '.join(words[:-1])} and {words[-1]}"
 
 
 def _tie_guided_table(fn: Callable, table: dict, *, seed: int, pick: int) -> CheckResult:

@@ -2,9 +2,9 @@
 trained with the student's dropout, samples it again from the student's seed with the package's CFG sampler against
 the exact mixture, and recomputes each network's error and wrong-mode share. The instructor's experiment scores its
 points; one whose error is a root-mean-square instead of the mean |x - x_exact| scores zero, and so do numbers
-typed in from a stored run with no network behind them, and so do numbers from networks that train_net did not
-make (every one trained at p = 0.5 and stored under both rates' keys), which the grader finds by training network i
-of each rate again. A submission with the w/gamma off-by-one in its cfg and a
+typed in from a stored run with no network behind them, and so do numbers from a network that train_net did not
+make, when it is one of those that the grader trains again (a few of each rate, drawn from the hidden seed); one
+that is not among them passes, which is the limit of that check. A submission with the w/gamma off-by-one in its cfg and a
 right sampler (the reviewer's case) earns the sampler's marks, graded with the reference cfg in its place, and zero
 on the experiment, whose numbers must come from functions that pass."""
 
@@ -19,6 +19,7 @@ from test_grader import CFG, DROP, SAMPLER
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 A2 = "a2_classifier_free_guidance"
 TEMPLATE = json.loads((ROOT / "book" / "assignments" / f"{A2}.ipynb").read_text())
+SEED = 2026  # the hidden inputs' seed of the graded folder
 
 
 def _experiment() -> str:
@@ -29,9 +30,11 @@ def _experiment() -> str:
 
 
 def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tmp_path, monkeypatch):
-    """Graded on 3 networks per rate instead of the notebook's 12, to keep the test short: the answer cell sets
-    n_nets = 3 and the grader is told so; the grading is the same for any number of networks."""
+    """Graded on 3 networks per rate instead of the notebook's 12, one of them trained again, to keep the test
+    short: the answer cell sets n_nets = 3 and the grader is told so; the grading is the same for any number of
+    networks."""
     monkeypatch.setattr(grader, "_A2_NETS", 3)
+    monkeypatch.setattr(grader, "_A2_RETRAINED", 1)
     folder = tmp_path / "submissions"
     folder.mkdir()
     functions = {"a2-04": DROP, "a2-07": CFG, "a2-10": SAMPLER}
@@ -40,26 +43,36 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
     assert rms != correct
     stored = ("results = {p: {g: {'error': [0.05] * n_nets, 'wrong': [0.03 if g == 1.0 else 0.0] * n_nets} "
               "for g in gammas} for p in rates}\nexact_wrong = {g: [0.03] * n_nets for g in gammas}\n")
-    # a manufactured rate effect: every network trained at p = 0.5 (the 0.05 ones for 60 steps only), stored under
-    # each rate's key, and the experiment run on them
-    fabricated = ("n_nets = 3\n"
+    # a manufactured network: network j of p = 0.05 trained for 60 steps instead of 400, stored under its key, and
+    # the experiment run on it; caught when the grader trains network j of that rate again, and not otherwise
+    retrained = grader._a2_retrained(SEED, (0.05, 0.5), 3)[0.05]
+    assert len(retrained) == 1
+
+    def fabricated(j: int) -> str:
+        source = ("n_nets = 3\n"
                   "def fabricate(p, s):\n"
-                  "    net = train_net(0.5, s, steps=60 if p == 0.05 else 400)\n"
-                  "    trained[f'p{round(p * 1000)}_seed{s}'] = net\n"
-                  "    return net\n" + _experiment().replace("train_net(p, seed + i)", "fabricate(p, seed + i)"))
-    assert "fabricate(p, seed + i)" in fabricated
-    grading_folders.submission(TEMPLATE, folder, "fabricated", {**functions, "a2-15": fabricated})
+                  f"    return train_net(p, s, steps=60) if (p, s) == (0.05, seed + {j}) else train_net(p, s)\n"
+                  + _experiment().replace("train_net(p, seed + i)", "fabricate(p, seed + i)"))
+        assert "fabricate(p, seed + i)" in source
+        return source
+    unchecked = next(j for j in range(3) if j not in retrained)
+    grading_folders.submission(TEMPLATE, folder, "fabricated", {**functions, "a2-15": fabricated(retrained[0])})
+    grading_folders.submission(TEMPLATE, folder, "unchecked", {**functions, "a2-15": fabricated(unchecked)})
     grading_folders.submission(TEMPLATE, folder, "correct", {**functions, "a2-15": correct})
     grading_folders.submission(TEMPLATE, folder, "rms", {**functions, "a2-15": rms})
     # stored numbers, with the dropout flipped and cfg in Ho & Salimans' w convention, and a right sampler
     grading_folders.submission(TEMPLATE, folder, "stored", {
         "a2-04": DROP.replace("< p_uncond", "> p_uncond"), "a2-10": SAMPLER, "a2-15": stored,
         "a2-07": CFG.replace("gamma * eps_cond + (1 - gamma)", "(1 + gamma) * eps_cond - gamma")})
-    rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
+    rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv", seed=SEED)
     assert points("correct", "dropout experiment (4)") == 4 and "run again on network" in feedback["correct"]
     assert points("correct", "auto_points") == points("correct", "auto_max") == 13
-    assert "of each rate is what train_net makes" in feedback["correct"]
-    assert points("fabricated", "dropout experiment (4)") == 0 and "is not what train_net(0.05" in feedback["fabricated"]
+    assert f"network {retrained[0]} at p = 0.05" in feedback["correct"] and "are what train_net makes" in feedback["correct"]
+    assert points("fabricated", "dropout experiment (4)") == 0 and \
+        f"is not what train_net(0.05, {retrained[0]})" in feedback["fabricated"]
+    # the limit: a network trained otherwise that the grader does not train again is not found (with 3 of 12
+    # trained again per rate, one such network is found with probability 1/4)
+    assert points("unchecked", "dropout experiment (4)") == 4
     assert points("rms", "dropout experiment (4)") == 0 and "mean |x - x_exact|" in feedback["rms"]
     assert points("stored", "dropout experiment (4)") == 0 and "must come from your `drop_condition`" in feedback["stored"]
     assert points("stored", "CFG combination (1)") == 0.5 and points("stored", "condition dropout (3)") == 1.5

@@ -77,6 +77,8 @@ def test_the_increment_check_passes_the_solution_and_names_each_mistake():
         "do not average": lambda c, u, g, ab, abp: k(g, ab, abp) * (c - u).pow(2).mean(1),
         "not the norm": lambda c, u, g, ab, abp: k(g, ab, abp) * d2(c, u).sqrt(),
         "not gamma^2": lambda c, u, g, ab, abp: g * g * (1 - ab / abp) / (2 * (1 - ab)) * d2(c, u),
+        "grows with gamma itself": lambda c, u, g, ab, abp: (g - 1) * (1 - ab / abp) / (2 * (1 - ab)) * d2(c, u),
+        "must vanish at gamma = 1": lambda c, u, g, ab, abp: g * (1 - ab / abp) / (2 * (1 - ab)) * d2(c, u),
         "the step's own noise": lambda c, u, g, ab, abp: g * (g - 1) / 2 * d2(c, u),
         "not alpha_bar_t' - alpha_bar_t": lambda c, u, g, ab, abp: g * (g - 1) * (abp - ab) / (2 * (1 - ab)) * d2(c, u),
     }
@@ -89,6 +91,19 @@ def test_the_increment_check_passes_the_solution_and_names_each_mistake():
     def todo(*args):
         raise NotImplementedError
     assert grading.check_log_weight_increment(todo).status == "not implemented"
+
+
+@pytest.mark.parametrize("dropped, hint", [("gamma * ", "grows with gamma itself"),
+                                           ("(gamma - 1) * ", "must vanish at gamma = 1")])
+def test_an_increment_that_drops_a_factor_of_the_scale_earns_half_with_a_named_hint(dropped, hint):
+    """The slip between w = gamma - 1 and gamma: an increment without its factor gamma, or without gamma - 1, is a
+    named mistake (half marks), and its hint says what is wrong without writing out the formula."""
+    source = INCREMENT.replace("gamma * (gamma - 1) * ", "(gamma - 1) * " if dropped == "gamma * " else "gamma * ")
+    assert source != INCREMENT
+    task = next(t for t in grader.ASSIGNMENTS[A6] if t.name == "weight increment")
+    result = grading.check_log_weight_increment(functions(source)["log_weight_increment"], seed=3)
+    assert result.status == "fail" and hint in result.message and "gamma (gamma - 1)" not in result.message
+    assert grader._points(task, result) == (task.points / 2, "half: a named mistake")
 
 
 def test_the_resampling_check_passes_the_solution_and_names_each_mistake():
