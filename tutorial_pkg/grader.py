@@ -326,12 +326,15 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("energy report", "a3-06", 3, "values", _energy_report,
              allowed=("sampling.ddim_sample", "guidance.cfg_model", "metrics.energy_error",
                       "metrics.sliced_wasserstein", "stats.t_quantile")),
+        Task("paired difference", "a3-16", 2, "function", _function("check_paired_difference"),
+             allowed=("stats.t_quantile",)),
         Task("Think! error against distance", "a3-11", 6, "written"),
     ],
     "a4_calibrated_regressor": [
         Task("Gaussian NLL", "a4-04", 1, "function", _function("check_gaussian_nll")),
         Task("z-scores", "a4-09", 1, "function", _function("check_z_scores")),
         Task("coverage", "a4-09", 1, "function", _function("check_coverage")),
+        Task("std and its SE", "a4-21", 2, "function", _function("check_std_and_se")),
         Task("guided samples", "a4-14", 2, "values", _guided_report,
              allowed=("guidance.classifier_guided_model", "sampling.ddim_sample", "metrics.energy_error",
                       "stats.t_quantile")),  # gaussian_nll's tie is in _guided_report: a constant may be off
@@ -345,7 +348,8 @@ ASSIGNMENTS: dict[str, list[Task]] = {
 _FUNCTION = {"guided eps": "classifier_guided_eps", "shifted mean": "shifted_mean",
              "gradient of log p": "grad_log_likelihood", "guided DDIM sampler": "guided_ddim", "condition dropout": "drop_condition",
              "CFG combination": "cfg", "CFG DDIM sampler": "cfg_ddim_sampler", "Gaussian NLL": "gaussian_nll",
-             "z-scores": "z_scores", "coverage": "coverage"}
+             "z-scores": "z_scores", "coverage": "coverage", "paired difference": "paired_difference",
+             "std and its SE": "std_and_se"}
 # regenerated cells that no task needs (figures, tables), not run in the child
 _SKIP = {"a3-09", "a3-14", "a4-12", "a4-16"}
 # lines run in the child at the end of a regenerated cell: a copy of what it trained, under a double-underscore name

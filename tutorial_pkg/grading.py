@@ -858,6 +858,122 @@ def _guided_blocks(name, report, samples, *, data, eps_model, regressors, schedu
                                  "their paired difference match them")
 
 
+def _numbers(out, keys: tuple) -> Optional[dict]:
+    """``out`` as a dict of floats over ``keys`` (each a number or a one-element tensor), or None."""
+    if not isinstance(out, dict) or set(out) != set(keys):
+        return None
+    values = {}
+    for key in keys:
+        v = out[key]
+        if isinstance(v, Tensor) and v.numel() == 1:
+            v = v.item()
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return None
+        values[key] = float(v)
+    return values
+
+
+def check_paired_difference(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 3: ``fn(a, b)``, two lists of one value per block (block ``k`` of both from the same noise) ->
+    ``{"mean", "se", "low", "high"}``: the mean of the per-block differences ``a[k] - b[k]``, its standard error
+    ``s_d / sqrt(n)`` (``s_d`` the standard deviation of the differences, with ``n - 1``) and the 95 % t-interval
+    ``mean -+ stats.t_quantile(n - 1) * se``. ``stats.paired`` (and the package's other comparisons) refuse to run
+    inside ``fn``."""
+    from . import stats
+    name = "paired difference"
+    g = _generator(seed)
+    n = int(torch.randint(3, 11, (), generator=g))
+    shared = 1 + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)   # what the common noise does to both
+    a = (shared + _scale(g, -0.3, 0.3) + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)).tolist()
+    b = (shared + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)).tolist()
+    instead = "take the differences a[k] - b[k] and compute their mean, standard error and t-interval yourself"
+    refused = {fn_: _refusal(f"tutorial_pkg.stats.{fn_.__name__}", instead)
+               for fn_ in (stats.paired, stats.unpaired, stats.replicates, stats.against)}
+    out, failed = _call(name, fn, list(a), list(b), refused=refused)
+    if failed:
+        return failed
+    keys = ("mean", "se", "low", "high")
+    got = _numbers(out, keys)
+    if got is None:
+        return _report(name, "fail", 'return a dict {"mean": ..., "se": ..., "low": ..., "high": ...} of four numbers')
+    va, vb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+    d = va - vb
+    t = stats.t_quantile(n - 1)
+
+    def summary(mean, se, q):
+        return {"mean": mean, "se": se, "low": mean - q * se, "high": mean + q * se}
+
+    mean, root_n = d.mean().item(), math.sqrt(n)
+    expected = summary(mean, d.std().item() / root_n, t)
+    close = lambda x, y: all(abs(x[k] - y[k]) <= 1e-6 * (1 + abs(y[k])) for k in keys)
+    if close(got, expected):
+        return _report(name, "pass", "matches the reference on fresh random blocks")
+    se_a, se_b = va.std().item() / root_n, vb.std().item() / root_n
+    suspects = [
+        (summary(mean, se_a, t), "the standard error is that of the differences a[k] - b[k], not of a alone: pairing "
+                                 "by block is what cancels the noise the two share"),
+        (summary(mean, se_b, t), "the standard error is that of the differences a[k] - b[k], not of b alone: pairing "
+                                 "by block is what cancels the noise the two share"),
+        (summary(mean, math.hypot(se_a, se_b), t), "the standard error is that of the differences a[k] - b[k], not "
+                                                   "the unpaired sqrt(se_a^2 + se_b^2): pairing by block cancels the "
+                                                   "noise the two share"),
+        (summary(mean, expected["se"], 1.96), "with n blocks the interval takes the t-quantile "
+                                              "stats.t_quantile(n - 1), not the normal 1.96"),
+        (summary(mean, d.std(correction=0).item() / root_n, t), "the standard deviation of the differences divides "
+                                                                 "by n - 1, not n (torch's std() does)"),
+        (summary(mean, expected["se"], stats.t_quantile(n)), "the t-quantile has n - 1 degrees of freedom, not n"),
+        (summary(-mean, expected["se"], t), "check the sign: the differences are a - b, not b - a"),
+    ]
+    hint = next((h for wrong, h in suspects if close(got, wrong)),
+                "the values differ from the reference; the mean, standard error and t-interval of a[k] - b[k]")
+    return _report(name, "fail", hint)
+
+
+def check_std_and_se(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 4: ``fn(v)``, a float64 tensor of ``n`` values -> ``(s, se)``: the standard deviation ``s`` of v
+    (with ``n - 1``, torch's ``v.std()``) and its standard error by the delta method from the fourth central moment
+    ``m4 = mean((v - mean(v))^4)``: ``se = sqrt((m4 - s^4) / n) / (2 s)``, which for normal data is about
+    ``s / sqrt(2 n)`` (there ``m4 = 3 s^4``) and larger for heavier tails. The inputs are heavy-tailed (a scale mixture
+    of normals), so that the normal-theory value fails."""
+    name = "std and its standard error"
+    g = _generator(seed)
+    n = int(torch.randint(200, 2001, (), generator=g))
+    v = _scale(g, -3, 3) + _scale(g, 0.5, 2) * torch.randn(n, generator=g, dtype=torch.float64) * (
+        0.6 * torch.randn(n, generator=g, dtype=torch.float64)).exp()
+    out, failed = _call(name, fn, v.clone())
+    if failed:
+        return failed
+    if isinstance(out, (tuple, list)) and len(out) == 2:
+        got = _numbers(dict(zip(("s", "se"), out)), ("s", "se"))
+    else:
+        got = None
+    if got is None:
+        return _report(name, "fail", "return a pair (s, se) of two numbers")
+    s, s0 = v.std().item(), v.std(correction=0).item()
+    m4 = (v - v.mean()).pow(4).mean().item()
+    delta = lambda s_: math.sqrt(max(m4 - s_ ** 4, 0.0) / n) / (2 * s_)
+    close = lambda x, y: abs(x - y) <= 1e-6 * (1 + abs(y))
+    if close(got["s"], s) and close(got["se"], delta(s)):
+        return _report(name, "pass", "matches the reference on fresh heavy-tailed values")
+    if close(got["s"], s0):
+        return _report(name, "fail", "s is the standard deviation with n - 1 (torch's v.std()), not with n")
+    if not close(got["s"], s):
+        return _report(name, "fail", "the values differ from the reference: s is the standard deviation of v, "
+                                     "torch's v.std()")
+    suspects = [
+        (s / math.sqrt(2 * n), "s / sqrt(2n) is the normal-theory value (m4 = 3 s^4): these values are not normal, "
+                               "use their own fourth central moment m4"),
+        (math.sqrt(max(m4 - s ** 4, 0.0) / n), "sqrt((m4 - s^4) / n) is the standard error of the variance s^2; "
+                                               "the delta method divides it by ds^2/ds = 2 s"),
+        (math.sqrt(max(m4 - s ** 2, 0.0) / n) / (2 * s), "the variance of s^2 is (m4 - s^4) / n: s to the fourth "
+                                                         "power, not squared"),
+        (s / math.sqrt(n), "s / sqrt(n) is the standard error of a mean, not of a standard deviation"),
+    ]
+    hint = next((h for wrong, h in suspects if close(got["se"], wrong)),
+                "the values differ from the reference; se is sqrt((m4 - s^4) / n) / (2 s), by the delta method")
+    return _report(name, "fail", hint)
+
+
 # -- assignment 5: guidance through x0_hat (MMPS) and the guidance interval ----------------------------------
 def _mmps_setting(g: torch.Generator, D: int = 3):
     """A two-component mixture in D dimensions (its Tweedie covariance depends on x_t), a scalar observation
