@@ -486,7 +486,7 @@ _SKIP |= {"a7-07"}  # a7-12 builds the reference that a7-17's gaps need
 ASSIGNMENTS["a6_sampling_the_guided_target"] = [
     Task("weight increment", "a6-04", 3, "function", _function("check_log_weight_increment")),
     Task("systematic resampling", "a6-07", 3, "function", _function("check_systematic_resample")),
-    Task("SMC sampler", "a6-10", 6, "function", _function("check_smc_sampler"), allowed=("sampling.ddim_coefficients",)),
+    Task("SMC sampler", "a6-10", 4, "function", _function("check_smc_sampler"), allowed=("sampling.ddim_coefficients",)),
     Task("Think! bias against K", "a6-17", 6, "written"),
 ]
 _FUNCTION.update({"weight increment": "log_weight_increment", "systematic resampling": "systematic_resample",
