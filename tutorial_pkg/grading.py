@@ -1011,6 +1011,9 @@ def _mmps_suspects(eps_model, x_t, t, y, a, sigma_y, schedule) -> dict:
             step(a * (r / (sigma_y ** 2 + cov))[:, None]),
         "C_t needs the covariance Sigma = ((1 - ab_t) / sqrt(ab_t)) J of eq. (tweedie-jacobian), not J itself":
             step(Ja * (r / (sigma_y ** 2 + aJa))[:, None]),
+        "C_t's covariance Sigma_0|t is off by a factor that depends on alpha_bar_t alone: read its prefactor again "
+        "from eq. (tweedie-jacobian), from the derivative of x0_hat with respect to x_t":
+            step(Ja * (r / (sigma_y ** 2 + (1 - ab) * aJa))[:, None]),
         "the noise variance in C_t is sigma_y^2, not sigma_y": step(Ja * (r / (sigma_y + cov))[:, None]),
         "the likelihood's gradient needs the factor sqrt(1 - alpha_bar) to become an eps (chapter 3, eq. guided-eps)":
             eps - Ja * (r / (sigma_y ** 2 + cov))[:, None],
@@ -1192,9 +1195,20 @@ def check_mmps_report(report: dict, samples: Tensor, *, prior: GaussianMixture, 
             return _report(name, "fail", f"report[{key!r}] must be a finite number")
         if not (near(value, truth[key]) or (key in accepted and near(value, accepted[key]))):
             wrong.append((key, value))
+    var_n = u.var(unbiased=False).item()                     # the biased variance, which divides by n
+    biased = {**truth, "var": var_n, "z_mean": (mean - exact_mean) / math.sqrt(var_n / n),
+              "z_var": (var_n / exact_var - 1) / math.sqrt(2 / (n - 1))}
+    if wrong and near(_as_number(report["var"]), var_n) and all(
+            near(value, biased[key]) or (key in accepted and near(value, accepted[key])) for key, value in wrong):
+        # one slip carried into the statistics: a named mistake, not a cascade of unexplained entries
+        return _report(name, "fail", "use the unbiased sample variance (divide by n - 1, not by n), as torch.var "
+                                     "does by default: report['var'] divides by n")
     if wrong:  # a hint (half marks in grading) only for one named mistake in an otherwise right report
         key, value = wrong[0]
         hint = next((h for h, w in suspects.get(key, {}).items() if near(value, w)), None) if len(wrong) == 1 else None
+        if hint is None and near(_as_number(report["var"]), var_n):
+            hint = ("report[...] entries are not what the samples give; note that report['var'] divides by n: the "
+                    "unbiased sample variance divides by n - 1")
         return _report(name, "fail", hint or f"report[{key!r}] is not what the samples (or the exact posterior) give"
                                              + (f", nor are {len(wrong) - 1} more of its entries" if len(wrong) > 1 else ""))
     return _report(name, "pass", "the samples repeat from your seed, and the exact moments and the statistics match")

@@ -158,6 +158,7 @@ def test_the_self_checks_pass_a_correct_answer_and_name_each_mistake():
         "check the sign": MMPS.replace("eps.detach() - (1 - ab)", "eps.detach() + (1 - ab)"),
         "not a itself": MMPS.replace("- (1 - ab).sqrt() * Ja *", "- (1 - ab).sqrt() * a *"),
         "not J itself": MMPS.replace("((1 - ab) / ab.sqrt()) * (Ja @ a)", "(Ja @ a)"),
+        "a factor that depends on alpha_bar_t alone": MMPS.replace("((1 - ab) / ab.sqrt()) * (Ja @ a)", "(1 - ab) * (Ja @ a)"),
         "sigma_y^2, not sigma_y": MMPS.replace("C = sigma_y ** 2", "C = sigma_y"),
         "the factor sqrt(1 - alpha_bar)": MMPS.replace("eps.detach() - (1 - ab).sqrt() * Ja", "eps.detach() - Ja"),
     }
@@ -238,6 +239,15 @@ def test_the_report_check_regenerates_the_samples_and_names_each_mistake():
     for hint, bad in wrong.items():
         result = grading.check_mmps_report(bad, samples, seed=3, **setting)
         assert result.status == "fail" and hint in result.message, (hint, result)
+    # the biased variance (divide by n), carried into both statistics: one named slip, and the hint names n - 1
+    u = samples @ setting["a"]
+    var_n = u.var(unbiased=False).item()
+    biased = {**report, "var": var_n, "z_mean": (report["mean"] - report["exact_mean"]) / (var_n / 200) ** 0.5,
+              "z_var": (var_n / report["exact_var"] - 1) / (2 / 199) ** 0.5}
+    result = grading.check_mmps_report(biased, samples, seed=3, **setting)
+    assert result.status == "fail" and "n - 1" in result.message and not result.message.startswith(grader._GENERIC)
+    result = grading.check_mmps_report({**biased, "exact_var": s_u}, samples, seed=3, **setting)  # and another slip
+    assert result.status == "fail" and "n - 1" in result.message and result.message.startswith(grader._GENERIC)
     assert "the samples are not" in grading.check_mmps_report(report, samples, seed=4, **setting).message
     assert grading.check_mmps_report(None, None, seed=3, **setting).status == "not implemented"
 

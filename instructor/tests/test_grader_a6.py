@@ -165,7 +165,7 @@ CHEATS = {  # each as the answer of one task, the cell it answers
                                        "generator=generator, ess_threshold=ess_threshold, dtype=torch.float64)\n"
                                        "    return r.particles, r.log_weights\n"),
 }
-TASK_OF = {"a6-04": "weight increment (3)", "a6-07": "systematic resampling (3)", "a6-10": "SMC sampler (6)"}
+TASK_OF = {"a6-04": "weight increment (3)", "a6-07": "systematic resampling (3)", "a6-10": "SMC sampler (4)"}
 
 
 def _experiment() -> str:
@@ -262,7 +262,7 @@ def test_a_folder_of_submissions_of_assignment_6_is_graded(tmp_path):
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 14
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 12
     assert points("wrong", "bias experiment (2)") == 0 and "must come from your `log_weight_increment`" in feedback["wrong"]
     assert "your smc_sampler, run again at K = " in feedback["correct"]
     # the plot that the rubric grades, as the answer cell drew it when the grader ran it, beside the stored one
@@ -270,7 +270,7 @@ def test_a_folder_of_submissions_of_assignment_6_is_graded(tmp_path):
     assert (out.with_suffix("") / "correct_figures" / "a6-15_0.rerun.png").read_bytes().startswith(b"\x89PNG")
     assert float(rows["correct"]["written_max"]) == 6 and grading_folders.column(rows["correct"], "Think! bias against K (6)") == ""
     assert points("wrong", "weight increment (3)") == 1.5 and "factor 1/2" in feedback["wrong"]
-    assert points("wrong", "systematic resampling (3)") == 3 and points("wrong", "SMC sampler (6)") == 0
+    assert points("wrong", "systematic resampling (3)") == 3 and points("wrong", "SMC sampler (4)") == 0
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     assert float(grading_folders.column(rows["todo"], "Think! bias against K (6)")) == 0
     for k, (cheat, (cell, _)) in enumerate(CHEATS.items()):

@@ -126,8 +126,8 @@ def test_each_way_round_the_refusal_is_refused_before_it_runs():
 
 
 def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
-    """One call, three child processes (the correct, the unbiased and the wrong submission; the others are refused
-    or open and start none)."""
+    """One call, four child processes (the correct, the unbiased, the slip and the wrong submission; the others are
+    refused or open and start none)."""
     folder = tmp_path / "submissions"
     folder.mkdir()
     _submission(folder, "correct", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT, "a7-17": _gaps_cell()})
@@ -139,6 +139,10 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
                                   "a7-17": "gaps = {core: (0.0, 0.05, False) for core in BASINS}\n"})
     # the gaps from the student's own reference, which divides by n - 1: graded from that reference
     _submission(folder, "unbiased", {"a7-04": PLACE, "a7-09": BAND_UNBIASED, "a7-14": REPORT, "a7-17": _gaps_cell()})
+    # a named slip in band_share (frames counted as independent): half of that task, and the gaps, graded on the
+    # student's own reference, are not marked down again
+    _submission(folder, "slip", {"a7-04": PLACE, "a7-09": BAND.replace("g = stats.statistical_inefficiency(z)", "g = 1.0"),
+                                 "a7-14": REPORT, "a7-17": _gaps_cell()})
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a7-04": source})
@@ -150,6 +154,8 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     assert points("unbiased", "auto_points") == 12, feedback["unbiased"]
     assert points("wrong", "core-state gaps (2)") == 0 and "must come from your `band_share`" in feedback["wrong"]
     assert "your band_share, run again on" in feedback["correct"]
+    assert points("slip", "band share (5)") == 2.5 and points("slip", "core-state gaps (2)") == 2, feedback["slip"]
+    assert "your band_share, run again on" in feedback["slip"]
     assert float(rows["correct"]["written_max"]) == 6
     assert points("wrong", "NeRF placement (4)") == 2 and "sign of the torsion" in feedback["wrong"]
     assert points("wrong", "band share (5)") == 0 and "the values differ" in feedback["wrong"]
