@@ -365,7 +365,7 @@ _FUNCTION = {"guided eps": "classifier_guided_eps", "shifted mean": "shifted_mea
              "z-scores": "z_scores", "coverage": "coverage", "paired difference": "paired_difference",
              "std and its SE": "std_and_se"}
 # regenerated cells that no task needs (figures, tables), not run in the child
-_SKIP = {"a3-09", "a4-12", "a4-16"}  # a3-14 (the student's plot) runs: the feedback shows it redrawn
+_SKIP = {"a3-09", "a3-14", "a4-12", "a4-16"}
 # lines run in the child at the end of a regenerated cell: a copy of what it trained, under a double-underscore name
 # that no screened answer cell may name, so that a later answer cell that retrains or replaces the network (or
 # changes its weights in place) does not change what the grader takes as the template's training
