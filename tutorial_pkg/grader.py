@@ -161,21 +161,24 @@ def _energy_report(get, seed, call=None):
 
 
 def _nll_up_to_a_constant(nll: Callable, seed: int) -> str:
-    """Assignment 4: ``""`` when the student's ``gaussian_nll`` (called in the child) is the Gaussian negative
-    log-likelihood up to one additive constant (the 0.5 log(2 pi) left out, say), on fresh inputs of the hidden seed:
-    its gradients are then the reference's, and so is the regressor that the regenerated cell a4-07 trains through it;
-    otherwise what is wrong with it."""
+    """Assignment 4: ``""`` when the student's ``gaussian_nll`` (called in the child, with ``grad=True``: the
+    gradients are taken there) is the Gaussian negative log-likelihood up to one additive constant (the 0.5 log(2 pi)
+    left out, say) in its values, and has its gradients with respect to f and log_sigma, on fresh inputs of the hidden
+    seed: the regenerated cell a4-07 then trains the reference's regressor through it; otherwise what is wrong with
+    it."""
     import math
     import torch
+    from .grading import _nll_gradient_is_right
     g = torch.Generator().manual_seed(seed)
     f, E = 3 * torch.randn(2, 64, generator=g, dtype=torch.float64)
     log_sigma = torch.randn(64, generator=g, dtype=torch.float64)
     try:
-        out = nll(f, log_sigma, E)
+        answer = nll(f.clone().requires_grad_(True), log_sigma.clone().requires_grad_(True), E, grad=True)
     except NotImplementedError:
         return "is not written yet"
     except Exception as err:  # noqa: BLE001 - the submission's function failed, or its cell did not run
         return f"raised {type(err).__name__}"
+    out = answer.get("value") if isinstance(answer, dict) else None
     if not isinstance(out, torch.Tensor) or out.shape != f.shape:
         return "does not return one value per sample"
     expected = 0.5 * ((E - f) / log_sigma.exp()) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)
@@ -183,12 +186,23 @@ def _nll_up_to_a_constant(nll: Callable, seed: int) -> str:
     # 1e-6: a constant made in float32 is one constant too
     if not torch.isfinite(offset).all() or ((offset - offset[0]).abs() > 1e-6 * (1 + expected.abs())).any():
         return "is not the Gaussian negative log-likelihood up to a constant"
+    if not _nll_gradient_is_right(answer.get("grad"), f, log_sigma, E):
+        return ("has the right values but not the right gradient (nothing inside it may be detached), so the "
+                "regressor does not train")
     return ""
+
+
+def _gaussian_nll(remote, seed):
+    """Assignment 4's 'Gaussian NLL' task: :func:`tutorial_pkg.grading.check_gaussian_nll` on the student's function,
+    its gradients taken in the child."""
+    from . import grading
+    return grading.check_gaussian_nll(remote, seed=seed, remote=True)
 
 
 def _guided_report(get, seed, call=None):
     """Assignment 4: the student's gaussian_nll checked first (:func:`_nll_up_to_a_constant`: one that is right up
-    to its constant, which loses half of the 'Gaussian NLL' task, trains the same regressor, so these numbers are the
+    to its constant in values, with the right gradients, which loses half of the 'Gaussian NLL' task, trains the same
+    regressor, so these numbers are the
     student's own); then the student's regressor rebuilt here from its weights as the regenerated cell a4-07 trained
     them in the child (copied at the end of that cell, before any later answer cell runs: :data:`_SNAPSHOTS`); every
     block of the guided samples of each regressor (the student's and the shipped sigma(x_t, t) one) regenerated here
@@ -200,7 +214,7 @@ def _guided_report(get, seed, call=None):
             return grading.CheckResult("guided samples", "fail", (
                 f"the submission's regressor is trained through your `gaussian_nll` (task 'Gaussian NLL'), which "
                 f"{wrong}: a value task is graded only on numbers that your own functions make (a `gaussian_nll` "
-                "that is off by a constant alone trains the same regressor, and passes here)"))
+                "that is off by a constant alone, with the right gradients, trains the same regressor, and passes here)"))
     torch, data, eps_model, schedule = _muller_brown()
     values = get("samples", "report", "seed", "__regressor_as_trained__")
     regressor = nets.NoiseAwareRegressor(2, hidden=64, depth=2, spread="x_t", energy_shift=data.E_train.mean().item(),
@@ -331,7 +345,7 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("Think! error against distance", "a3-11", 6, "written"),
     ],
     "a4_calibrated_regressor": [
-        Task("Gaussian NLL", "a4-04", 1, "function", _function("check_gaussian_nll")),
+        Task("Gaussian NLL", "a4-04", 1, "function", _gaussian_nll),  # values and gradients
         Task("z-scores", "a4-09", 1, "function", _function("check_z_scores")),
         Task("coverage", "a4-09", 1, "function", _function("check_coverage")),
         Task("std and its SE", "a4-21", 2, "function", _function("check_std_and_se")),
@@ -891,14 +905,17 @@ class _Child:
             raise TypeError(f"returned something that is not tensors, numbers, strings or dicts/lists of them "
                             f"({type(err).__name__})") from None
 
-    def call(self, name: str, args: tuple, bound=()):
+    def call(self, name: str, args: tuple, bound=(), grad: bool = False):
         """The student's function ``name`` on ``args``; ``bound`` names earlier answer functions that the grader's
-        references (:data:`_REFERENCES`) replace for this call."""
+        references (:data:`_REFERENCES`) replace for this call. With ``grad``, ``{"value": ..., "grad": ...}``: the
+        value and the gradients of its sum with respect to the tensor arguments that require grad, taken in the child
+        (``None`` where the value carries no gradient), since a tensor crosses the pipe without its graph."""
         import torch
         path = os.path.join(self.folder.name, "args.pt")
         torch.save(tuple(("generator", a.get_state()) if isinstance(a, torch.Generator) else ("value", a)
                          for a in args), path)
-        return self._result(self._ask({"call": name, "path": path, "refused": _refusal_specs(), "bind": list(bound)}))
+        return self._result(self._ask({"call": name, "path": path, "refused": _refusal_specs(), "bind": list(bound),
+                                       "grad": grad}))
 
     def get(self, names: tuple, state_dict: Optional[str] = None) -> dict:
         return self._result(self._ask({"get": list(names), "state_dict": state_dict}))
@@ -1295,6 +1312,13 @@ def _child_main(receive: Callable[[], Optional[dict]], reply: Callable[[dict], N
                         scope[other] = _REFERENCES[other]
                 try:
                     value = fn(*args)
+                    if request.get("grad"):  # the gradients here, under the same refusals: the graph stays here
+                        leaves = [a for a in args if isinstance(a, torch.Tensor) and a.requires_grad]
+                        grads = (None if not (isinstance(value, torch.Tensor) and value.requires_grad) else
+                                 torch.autograd.grad(value.sum(), leaves, allow_unused=True))
+                        value = {"value": value.detach() if isinstance(value, torch.Tensor) else value,
+                                 "grad": None if grads is None else
+                                 [torch.zeros_like(a) if g is None else g.detach() for a, g in zip(leaves, grads)]}
                 finally:
                     for other, before in saved.items():
                         scope[other] = before
@@ -1517,10 +1541,11 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         with _LOCK, contextlib.redirect_stdout(log):
             try:
                 if task.kind == "function":
-                    result = task.check(lambda *args, name=_FUNCTION[task.name]: child.call(name, args, bound), seed)
+                    result = task.check(lambda *args, name=_FUNCTION[task.name], grad=False:
+                                        child.call(name, args, bound, grad=grad), seed)
                 else:
                     result = task.check(lambda *names, state_dict=None: child.get(names, state_dict), seed,
-                                        lambda name: (lambda *args: child.call(name, args)))
+                                        lambda name: (lambda *args, grad=False: child.call(name, args, grad=grad)))
             except Exception as err:  # noqa: BLE001 - the submission's process failed to answer
                 from .grading import CheckResult
                 result = CheckResult(task.name, "fail", f"the submission: {err}")

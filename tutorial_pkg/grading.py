@@ -650,18 +650,53 @@ def _energy_blocks(name, report, samples, data, eps_model, schedule, target, see
                                  "means, standard errors and t-intervals are right, and the blocks repeat from your seed")
 
 
-def check_gaussian_nll(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+_NO_GRADIENT = ("return a loss with the right gradient too: yours has the right values but not the right gradient "
+                "with respect to f and log_sigma (nothing inside it may be detached: no .detach(), .item(), "
+                "torch.no_grad() or round trip through numpy or float)")
+
+
+def _nll_with_gradient(fn: Callable, *, remote: bool = False) -> Callable:
+    """``fn(f, log_sigma, E)`` as ``(f, log_sigma, E) -> {"value": ..., "grad": [d/df, d/dlog_sigma] or None}``, the
+    gradients of the sum taken where ``fn`` runs: here by autograd, or (``remote``) in the grader's child process,
+    which a tensor leaves without its graph."""
+    def run(f, log_sigma, E):
+        f, log_sigma = f.detach().clone().requires_grad_(True), log_sigma.detach().clone().requires_grad_(True)
+        if remote:
+            return fn(f, log_sigma, E, grad=True)
+        out = fn(f, log_sigma, E)
+        grads = (torch.autograd.grad(out.sum(), (f, log_sigma), allow_unused=True)
+                 if isinstance(out, Tensor) and out.requires_grad else None)
+        return {"value": out.detach() if isinstance(out, Tensor) else out,
+                "grad": None if grads is None else [torch.zeros_like(a) if g is None else g
+                                                     for a, g in zip((f, log_sigma), grads)]}
+    return run
+
+
+def _nll_gradient_is_right(grads, f: Tensor, log_sigma: Tensor, E: Tensor) -> bool:
+    """Whether ``grads`` are the gradients of the summed Gaussian NLL with respect to ``f`` and ``log_sigma``:
+    (f - E) / sigma^2 and 1 - ((E - f) / sigma)^2 (an additive constant does not change them)."""
+    expected = ((f - E) / (2 * log_sigma).exp(), 1 - ((E - f) / log_sigma.exp()) ** 2)
+    return (isinstance(grads, (list, tuple)) and len(grads) == 2
+            and all(_close(g, e, 1e-6) for g, e in zip(grads, expected)))
+
+
+def check_gaussian_nll(fn: Callable, *, seed: Optional[int] = None, remote: bool = False) -> CheckResult:
     """Assignment 4: ``fn(f, log_sigma, E)``, the per-sample negative log-likelihood of N(E; f, sigma^2) that a
-    heteroscedastic regressor is trained with (chapter 6), shape ``(B,)``."""
+    heteroscedastic regressor is trained with (chapter 6), shape ``(B,)``: its values and its gradients with respect
+    to ``f`` and ``log_sigma`` (a loss with the right values and no gradient trains nothing). ``remote``: ``fn``
+    runs in the grader's child process and takes ``grad=True`` (:meth:`tutorial_pkg.grader._Child.call`)."""
     name = "Gaussian negative log-likelihood"
     g = _generator(seed)
     f, E = 3 * torch.randn(2, 32, generator=g, dtype=torch.float64)
     log_sigma = torch.randn(32, generator=g, dtype=torch.float64)
     refused = {nets.NoiseAwareRegressor.log_prob: _refusal("tutorial_pkg.nets.NoiseAwareRegressor.log_prob",
                                                            "write the likelihood yourself")}
-    out, failed = _call(name, fn, f, log_sigma, E, refused=refused)
+    if not callable(fn):
+        return _report(name, "fail", f"expected a function, got {type(fn).__name__}")
+    answer, failed = _call(name, _nll_with_gradient(fn, remote=remote), f, log_sigma, E, refused=refused)
     if failed:
         return failed
+    out = answer.get("value") if isinstance(answer, dict) else None
     r2 = ((E - f) / log_sigma.exp()) ** 2
     expected = 0.5 * r2 + log_sigma + 0.5 * math.log(2 * math.pi)
     suspects = {
@@ -673,6 +708,10 @@ def check_gaussian_nll(fn: Callable, *, seed: Optional[int] = None) -> CheckResu
         "the constant 0.5 log(2 pi) is part of the likelihood; keep it, so that the loss is the real NLL":
             0.5 * r2 + log_sigma,
     }
+    # right values (or right but for the constant, a named slip) with a wrong gradient: zero, whatever the values
+    if _shape_hint(out, expected) is None and any(_close(out, v, 1e-6) for v in (expected, 0.5 * r2 + log_sigma)) \
+            and not _nll_gradient_is_right(answer.get("grad"), f, log_sigma, E):
+        return _report(name, "fail", _NO_GRADIENT)
     # 1e-6: a constant made in float32 (torch.log(torch.tensor(2 * math.pi))) is right too
     return _diagnose(name, out, expected, suspects, 1e-6)
 
@@ -932,9 +971,9 @@ def check_paired_difference(fn: Callable, *, seed: Optional[int] = None) -> Chec
 def check_std_and_se(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
     """Assignment 4: ``fn(v)``, a float64 tensor of ``n`` values -> ``(s, se)``: the standard deviation ``s`` of v
     (with ``n - 1``, torch's ``v.std()``) and its standard error by the delta method from the fourth central moment
-    ``m4 = mean((v - mean(v))^4)``: ``se = sqrt((m4 - s^4) / n) / (2 s)``, which for normal data is about
-    ``s / sqrt(2 n)`` (there ``m4 = 3 s^4``) and larger for heavier tails. The inputs are heavy-tailed (a scale mixture
-    of normals), so that the normal-theory value fails."""
+    ``m4 = mean((v - mean(v))^4)`` (the derivation is the student's: assignment 4, cell a4-20). The inputs are
+    heavy-tailed (a scale mixture of normals), so that the normal-theory values, ``s / sqrt(2 n)`` and
+    ``s / sqrt(2 (n - 1))``, fail, with a hint that names them (half marks in grading)."""
     name = "std and its standard error"
     g = _generator(seed)
     n = int(torch.randint(200, 2001, (), generator=g))
@@ -963,6 +1002,8 @@ def check_std_and_se(fn: Callable, *, seed: Optional[int] = None) -> CheckResult
     suspects = [
         (s / math.sqrt(2 * n), "s / sqrt(2n) is the normal-theory value (m4 = 3 s^4): these values are not normal, "
                                "use their own fourth central moment m4"),
+        (s / math.sqrt(2 * (n - 1)), "s / sqrt(2(n - 1)) is the normal-theory value (m4 = 3 s^4): these values are "
+                                     "not normal, use their own fourth central moment m4"),
         (math.sqrt(max(m4 - s ** 4, 0.0) / n), "sqrt((m4 - s^4) / n) is the standard error of the variance s^2; "
                                                "the delta method divides it by ds^2/ds = 2 s"),
         (math.sqrt(max(m4 - s ** 2, 0.0) / n) / (2 * s), "the variance of s^2 is (m4 - s^4) / n: s to the fourth "
@@ -970,7 +1011,8 @@ def check_std_and_se(fn: Callable, *, seed: Optional[int] = None) -> CheckResult
         (s / math.sqrt(n), "s / sqrt(n) is the standard error of a mean, not of a standard deviation"),
     ]
     hint = next((h for wrong, h in suspects if close(got["se"], wrong)),
-                "the values differ from the reference; se is sqrt((m4 - s^4) / n) / (2 s), by the delta method")
+                "the values differ from the reference; carry Var(s^2), about (m4 - s^4) / n, to s by a "
+                "first-order expansion of the square root about s^2")
     return _report(name, "fail", hint)
 
 

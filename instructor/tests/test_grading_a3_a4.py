@@ -69,6 +69,7 @@ PAIRED_SLIPS = [  # (the answer, its hint, whether the grader gives half marks)
 ]
 STD_SLIPS = [
     (lambda v: (v.std().item(), v.std().item() / math.sqrt(2 * len(v))), "normal-theory value", True),
+    (lambda v: (v.std().item(), v.std().item() / math.sqrt(2 * (len(v) - 1))), "normal-theory value", True),
     (lambda v: (v.std().item(), std_and_se(v)[1] * 2 * v.std().item()), "standard error of the variance", True),
     (lambda v: (v.std().item(), v.std().item() / math.sqrt(len(v))), "standard error of a mean", True),
     (lambda v: (v.std(correction=0).item(), std_and_se(v)[1]), "with n - 1", True),
