@@ -701,7 +701,9 @@ def _size(node: ast.AST) -> int:
 
 class _Anonymise(ast.NodeTransformer):
     """Renames every variable, argument and function to v0, v1, ... in order of first use, and drops docstrings,
-    annotations and decorators: what is left is the statement's structure, its attributes and its constants."""
+    import statements, annotations and decorators: what is left is the statement's structure, its attributes and
+    its constants. Imports go because an answer cannot hold the package's (``from . import stats``: the notebook's
+    view of ``stats`` serves instead), and they go before the names are numbered."""
 
     def __init__(self):
         self.names: dict[str, str] = {}
@@ -715,15 +717,21 @@ class _Anonymise(ast.NodeTransformer):
     def visit_arg(self, node):
         return ast.copy_location(ast.arg(self._name(node.arg), None), node)
 
+    def visit_Import(self, node):
+        return None
+
+    visit_ImportFrom = visit_Import
+
     def visit_FunctionDef(self, node):
         # the annotation and decorators go before the names are numbered: a copy without them (a runnable one,
         # where `-> Tensor` would raise NameError) numbers its names as the package's function does
         node.returns, node.decorator_list = None, []
+        first = node.body[0] if node.body else None
+        if _docstring(first):
+            node.body = node.body[1:]
         self.generic_visit(node)
         node.name = self._name(node.name)
-        first = node.body[0] if node.body else None
-        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-            node.body = node.body[1:] or [ast.Pass()]
+        node.body = node.body or [ast.Pass()]
         return node
 
     def visit_AnnAssign(self, node):
@@ -731,10 +739,15 @@ class _Anonymise(ast.NodeTransformer):
         return ast.copy_location(ast.Assign([node.target], node.value or ast.Constant(None)), node)
 
 
+def _docstring(node) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
 def _fingerprints(tree: ast.AST) -> dict[str, ast.stmt]:
-    """Each whole function of at least ``_COPY_MINIMUM`` nodes, by the dump of its anonymised syntax tree. Single
-    statements are not compared: a loop or a call that the notebook prescribes (the value tasks' sampling runs),
-    or a textbook formula, matches the package's in honest work."""
+    """Each whole function of at least ``_COPY_MINIMUM`` nodes, by the dump of its anonymised syntax tree (its
+    docstring and import statements left out). Single statements are not compared on their own: a loop or a call
+    that the notebook prescribes (the value tasks' sampling runs), or a textbook formula, matches the package's in
+    honest work; :func:`_statements` compares a function's statements as a whole."""
     out = {}
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _size(node) >= _COPY_MINIMUM:
@@ -742,46 +755,120 @@ def _fingerprints(tree: ast.AST) -> dict[str, ast.stmt]:
     return out
 
 
+_STATEMENT_MINIMUM = 6  # syntax-tree nodes: a smaller statement (`return x`, `a, b = b, a`) is not counted
+_SHARE = 0.8  # the share of a function's statements found in one package function that flags it
+_STATEMENTS = 4  # ... out of at least this many counted statements
+
+
+def _statements(function: ast.AST) -> list[str]:
+    """The statements of ``function`` (nested blocks and functions included), each anonymised on its own (its names
+    numbered afresh), a compound statement by its header only (its body's statements are counted one by one), so that
+    an edit to one statement changes one entry; docstrings, imports and statements under ``_STATEMENT_MINIMUM``
+    nodes are left out."""
+    out = []
+    for node in ast.walk(function):
+        if (node is function or not isinstance(node, ast.stmt) or _docstring(node)
+                or isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef))):
+            continue
+        node = copy.copy(node)
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            if getattr(node, field, None):
+                setattr(node, field, [])
+        if _size(node) < _STATEMENT_MINIMUM:
+            continue
+        out.append(ast.dump(_Anonymise().visit(copy.deepcopy(node)), annotate_fields=False))
+    return out
+
+
 @functools.lru_cache(maxsize=1)
-def _package_fingerprints() -> dict[str, str]:
+def _package_code() -> tuple[dict[str, str], dict[str, set[str]], dict[str, int]]:
     """The fingerprints of the package's own functions (the self-checks' reference code included), each with its
-    name. The grader's own reference solutions (``_ref_*``) are left out: they are written as the chapters teach, so
-    an honest answer matches them statement for statement (the instructor's own answer to assignment 6 does)."""
+    name; and, for the statement-level match, each anonymised statement with the package functions that hold it,
+    and each function's number of distinct counted statements. The grader's own reference solutions (``_ref_*``)
+    are left out: they are written as the chapters teach, so an honest answer matches them statement for statement
+    (the instructor's own answer to assignment 6 does)."""
     root = pathlib.Path(__file__).parent
     prints: dict[str, str] = {}
+    holders: dict[str, set[str]] = {}
+    sizes: dict[str, int] = {}
     for path in sorted(root.rglob("*.py")):
         if path.stem == "grader" or path.stem.startswith("_"):
             continue
         module = ".".join(path.relative_to(root).with_suffix("").parts)
         for node in ast.walk(_parse(path.read_text())):
             if isinstance(node, ast.FunctionDef):
+                name = f"tutorial_pkg.{module}.{node.name}"
                 for fp in _fingerprints(node):  # the function and the functions nested in it
-                    prints.setdefault(fp, f"tutorial_pkg.{module}.{node.name}")
-    return prints
+                    prints.setdefault(fp, name)
+                statements = set(_statements(node))
+                sizes[name] = max(sizes.get(name, 0), len(statements))
+                for statement in statements:
+                    holders.setdefault(statement, set()).add(name)
+    return prints, holders, sizes
+
+
+def _package_fingerprints() -> dict[str, str]:
+    return _package_code()[0]
+
+
+def _mostly_in_one(statements: set[str], holders: dict[str, set[str]], sizes: dict[str, int]) -> Optional[str]:
+    """Which package function shares at least ``_STATEMENTS`` of ``statements`` (distinct anonymised statements)
+    and at least ``_SHARE`` of the statements of one side: of the answer's (a copy with a statement changed) or of
+    the package function's (a copy with a statement added); ``"k of its m statements as in NAME"``, or None."""
+    counts: dict[str, int] = {}
+    for statement in statements:
+        for name in holders.get(statement, ()):
+            counts[name] = counts.get(name, 0) + 1
+    best = None
+    for name, n in sorted(counts.items()):
+        share = max(n / len(statements), n / max(sizes[name], 1))
+        if n >= _STATEMENTS and share >= _SHARE and (best is None or n > best[1]):
+            best = (name, n)
+    return None if best is None else f"{best[1]} of its {len(statements)} statements as in {best[0]}"
 
 
 def copied(source: str, given: str = "") -> list[str]:
-    """Where an answer cell defines a function that repeats one of the package's whole, statement for statement,
-    names aside: ``line N: as in tutorial_pkg.module.function``; ``given`` is the template's cell, whose functions
-    (the code the notebook prescribes) are not counted. The grader reports these in the gradebook's ``copied`` column for the
-    instructor to read by eye; they cost no points, since a standard formula written out by a student can match
-    the package's (the NeRF placement of assignment 7, say)."""
+    """Where an answer cell defines a function that repeats one of the package's (the self-checks' reference code
+    included), variable names, docstrings, annotations, decorators and import statements aside: ``line N: as in
+    tutorial_pkg.module.function`` for a whole copy, statement for statement; ``line N: k of its m statements as in
+    tutorial_pkg.module.function`` where a function shares at least 4 statements with one package function, each
+    anonymised on its own, and these are at least 80 % of its own statements or of the package function's (a copy
+    with a statement added, dropped or changed). Statements under 6 syntax-tree nodes are not counted.
+    ``given`` is the template's cell, whose functions and statements (the code the notebook prescribes) are not
+    counted. A rewritten copy (statements reordered into others, split or merged, loops made vector operations) is
+    not found. The grader reports these in the gradebook's ``copied`` column for the instructor to read by eye; they
+    cost no points, since a standard formula written out by a student can match the package's (the NeRF placement
+    of assignment 7, say)."""
     if not isinstance(source, str):
         raise TypeError(f"source must be the text of a cell, got {type(source).__name__}")
     try:
         tree = _parse(source)
     except SyntaxError:
         return []
-    package = _package_fingerprints()
+    package, holders, sizes = _package_code()
     try:
-        prescribed = set(_fingerprints(_parse(given)))
+        given_tree = _parse(given)
     except SyntaxError:
-        prescribed = set()
+        given_tree = ast.Module([], [])
+    prescribed = set(_fingerprints(given_tree))
+    prescribed_statements = {s for node in ast.walk(given_tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                             for s in _statements(node)}
     found, spans = [], []
-    for fp, node in sorted(_fingerprints(tree).items(), key=lambda item: (item[1].lineno, -_size(item[1]))):
-        if fp in package and fp not in prescribed and not any(first <= node.lineno <= last for first, last in spans):
-            spans.append((node.lineno, node.end_lineno or node.lineno))
-            found.append(f"line {node.lineno}: as in {package[fp]}")
+    functions = [node for node in ast.walk(tree)
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _size(node) >= _COPY_MINIMUM]
+    whole = _fingerprints(tree)
+    for node in sorted(functions, key=lambda node: (node.lineno, -_size(node))):
+        if any(first <= node.lineno <= last for first, last in spans):
+            continue
+        fp = next((fp for fp, n in whole.items() if n is node), None)
+        if fp is not None and fp in package and fp not in prescribed:
+            where = f"as in {package[fp]}"
+        else:
+            where = _mostly_in_one(set(_statements(node)) - prescribed_statements, holders, sizes)
+            if where is None:
+                continue
+        spans.append((node.lineno, node.end_lineno or node.lineno))
+        found.append(f"line {node.lineno}: {where}")
     return found
 
 
