@@ -1477,6 +1477,55 @@ def _calls(source: str, template_cells: dict, status: dict) -> list[str]:
     return out
 
 
+def _added_cells(nb: dict, template_cells: dict) -> list[tuple[str, str, dict]]:
+    """The cells of a submission that its template does not have, each with its label for the feedback (``cell
+    3f2a (added after a6-09)``) and the template cell it follows (``""`` if none)."""
+    out, after = [], ""
+    for k, cell in enumerate(nb.get("cells", [])):
+        if not isinstance(cell, dict):
+            continue
+        cell_id = cell.get("id")
+        if cell_id in template_cells:
+            after = cell_id
+            continue
+        where = f"added after {after}" if after else "added before the first cell"
+        out.append((f"cell {cell_id or f'number {k + 1}'} ({where})", after, cell))
+    return out
+
+
+def _names_bound(source: str) -> set[str]:
+    """The names that a cell binds at its top level: functions, classes, assignments, imports."""
+    try:
+        tree = _parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        else:
+            for target in ast.walk(node):
+                if isinstance(target, ast.Name) and isinstance(target.ctx, ast.Store):
+                    names.add(target.id)
+    return names
+
+
+_NAME_ERROR = re.compile(r"NameError: name '(\w+)' is not defined")
+
+
+def _added_name(message: str, added: list) -> str:
+    """For a message that reports a NameError on a name that a code cell the student added defines: the sentence
+    that says so; else ``""``."""
+    for name in _NAME_ERROR.findall(message):
+        for label, _, cell in added:
+            if cell.get("cell_type") == "code" and name in _names_bound(_text(cell)):
+                return (f". `{name}` is defined in {label}, a cell that the student added: only the answer cells are "
+                        f"graded, so a helper must be defined inside an answer cell")
+    return ""
+
+
 def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Optional[int] = None, timeout: float = 120.0,
                    label: Optional[str] = None) -> dict:
     """Grade one submitted notebook; return its gradebook row (``points`` per task) and its feedback text."""
@@ -1504,6 +1553,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     row["assignment"] = assignment
     submitted = {c.get("id"): c for c in nb["cells"]}
     template_cells = {c.get("id"): c for c in template["cells"]}
+    added = _added_cells(nb, template_cells)
     package = _package_names(template)
     status: dict[str, str] = {}  # answer cell id -> "run" | "todo" | "missing" | reason of a refusal
     sources: dict[str, str] = {}
@@ -1548,12 +1598,27 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             cell = submitted.get(task.cell)
             text = _text(cell).strip() if cell else ""
             answered = bool(text) and ANSWER_MARK not in text
-            row[key] = "" if answered else 0.0
+            # an answer written in markdown cells added after the answer cell (before the next template cell)
+            below = [(label, _text(c).strip()) for label, after, c in added
+                     if cell is not None and after == task.cell and c.get("cell_type") == "markdown" and _text(c).strip()]
+            row[key] = "" if answered or below else 0.0
             written += task.points
-            feedback += ["written answer, graded by hand" if answered else "no answer", "",
-                         _fenced(text or "(missing)"), "", "Rubric:", rubric.get(task.name, (
-                             f"not found: the rubrics stay with the instructor's solutions ({assignment}.md in "
-                             f"{rubric_folder}), which this copy of the course does not hold")), ""]
+            if answered or not below:
+                feedback += ["written answer, graded by hand" if answered else "no answer", "",
+                             _fenced(text or "(missing)"), ""]
+                if below:
+                    feedback += ["The student also added markdown cell(s) after the answer cell:", ""]
+                    for label, added_text in below:
+                        feedback += [f"From {label}:", "", _fenced(added_text), ""]
+            else:
+                feedback += [f"written answer, graded by hand: the answer cell {task.cell} holds no answer, "
+                             f"but the student added markdown "
+                             f"cell(s) after it; their text is taken as the answer:", ""]
+                for label, added_text in below:
+                    feedback += [f"From {label}:", "", _fenced(added_text), ""]
+            feedback += ["Rubric:", rubric.get(task.name, (
+                f"not found: the rubrics stay with the instructor's solutions ({assignment}.md in "
+                f"{rubric_folder}), which this copy of the course does not hold")), ""]
             continue
         auto_max += task.points
         state = status[task.cell]
@@ -1573,7 +1638,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         if task.cell in child.errors and task.kind == "values":
             row[key] = 0.0
             passed[task.cell] = False
-            feedback += [f"0 points: the answer cell raised {child.errors[task.cell]}", ""]
+            error = f"the answer cell raised {child.errors[task.cell]}"
+            feedback += [f"0 points: {error}{_added_name(error, added)}", ""]
             continue
         unmet = [t for t in task.uses if not task_passed.get(t, False)]
         if task.kind == "values" and unmet:
@@ -1617,6 +1683,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         elif result.status != "pass" and failing and not bound:
             message = ("; ".join(f"this cell calls {_defines(template_cells[c])} of answer cell {c}, whose task did "
                                  f"not pass: fix that first" for c in failing) + f" (this task's check said: {message})")
+        if result.status != "pass":
+            message += _added_name(message, added)
         passed[task.cell] = passed.get(task.cell, True) and result.status == "pass"
         task_passed[task.name] = result.status == "pass"
         auto += points

@@ -565,3 +565,56 @@ def test_the_child_warms_up_training_only_where_a_cell_trains():
     assert grader._trains([("a2-14", "def train_net(p, seed):\n    ...", None)])
     assert grader._trains([("x", "opt = torch.optim.Adam(net.parameters())", ["cfg"])])
     assert not grader._trains([("a1-04", "def guided_eps(eps, grad, s, alpha_bar):\n    return eps", ["x"])])
+
+
+def _with_added_cell(template: dict, answers: dict, after: str, cell: dict) -> dict:
+    """``template`` with ``answers`` (cell id -> source) filled in and ``cell`` added after the cell ``after``."""
+    nb = json.loads(json.dumps(template))
+    for c in nb["cells"]:
+        if c.get("id") in answers:
+            c["source"] = answers[c["id"]]
+    k = next(i for i, c in enumerate(nb["cells"]) if c.get("id") == after)
+    nb["cells"].insert(k + 1, cell)
+    return nb
+
+
+def test_a_name_defined_in_an_added_cell_is_named_in_the_feedback(tmp_path):
+    """Only the answer cells are graded: a correct answer that calls a helper of a cell the student added raises
+    NameError, and the feedback says where that name was defined and what to do."""
+    helper = {"cell_type": "code", "id": "my-helper", "metadata": {}, "outputs": [], "execution_count": None,
+              "source": "def combine(c, u, g):\n    return g * c + (1 - g) * u\n"}
+    nb = _with_added_cell(TEMPLATE, {"a2-07": "def cfg(eps_cond, eps_uncond, gamma):\n"
+                                              "    return combine(eps_cond, eps_uncond, gamma)\n"}, "a2-06", helper)
+    (tmp_path / "s.ipynb").write_text(json.dumps(nb))
+    graded = grader.grade_notebook(tmp_path / "s.ipynb", seed=3)
+    assert grading_folders.column(graded["row"], "CFG combination (1)") == 0
+    assert ("NameError: name 'combine' is not defined. `combine` is defined in cell my-helper (added after a2-06), "
+            "a cell that the student added: only the answer cells are graded") in graded["feedback"]
+    # a NameError on a name that no added cell defines gets no such sentence
+    (tmp_path / "s.ipynb").write_text(json.dumps(_with_added_cell(TEMPLATE, {"a2-07": "def cfg(eps_cond, eps_uncond, gamma):\n"
+                                                                   "    return other(eps_cond)\n"}, "a2-06", helper)))
+    graded = grader.grade_notebook(tmp_path / "s.ipynb", seed=3)
+    assert "NameError: name 'other'" in graded["feedback"] and "a cell that the student added" not in graded["feedback"]
+
+
+def test_a_written_answer_in_an_added_markdown_cell_is_left_to_grade_with_its_text(tmp_path):
+    """A written answer put in markdown cells added after the answer cell, which still holds "*Your answer here.*":
+    the column is left blank (to grade, not 0) and the added cells' text is in the feedback under that task, with
+    where it came from. Added cells after another cell do not count for it."""
+    nb = json.loads((ROOT / "book" / "assignments" / "a3_energy_target.ipynb").read_text())
+    first = {"cell_type": "markdown", "id": "added-1", "metadata": {}, "source": "**Answer.** The error falls"}
+    second = {"cell_type": "markdown", "id": "added-2", "metadata": {}, "source": "and the distance grows."}
+    nb = _with_added_cell(_with_added_cell(nb, {}, "a3-11", second), {}, "a3-11", first)
+    (tmp_path / "s.ipynb").write_text(json.dumps(nb))
+    graded = grader.grade_notebook(tmp_path / "s.ipynb", seed=1)
+    assert grading_folders.column(graded["row"], "Think! error against distance (6)") == ""
+    section = graded["feedback"].split("## Think! error against distance")[1]
+    assert "the answer cell a3-11 holds no answer, but the student added markdown cell(s) after it" in section
+    assert section.index("From cell added-1 (added after a3-11)") < section.index("The error falls") < \
+        section.index("From cell added-2 (added after a3-11)") < section.index("and the distance grows.")
+    # a markdown cell added elsewhere is not taken as this answer
+    nb = _with_added_cell(json.loads((ROOT / "book" / "assignments" / "a3_energy_target.ipynb").read_text()), {},
+                          "a3-10", first)
+    (tmp_path / "s.ipynb").write_text(json.dumps(nb))
+    graded = grader.grade_notebook(tmp_path / "s.ipynb", seed=1)
+    assert grading_folders.column(graded["row"], "Think! error against distance (6)") == 0
