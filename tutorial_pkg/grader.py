@@ -215,13 +215,20 @@ def _guided_report(get, seed, call=None):
                                        seed=values["seed"], shipped=_CACHE["a4 shipped"], blocks=5)
 
 
-def _guided_table(get, seed, call=None):
+def _guided_table(get, seed, call=None, own=False):
     """Assignment 1: the table of cell a1-16 checked against the samples regenerated here from the student's seed
     (cell a1-14's setting) with the package's guided DDIM sampler, and the student's guided_ddim run again in the
     child at one scale (chosen by the hidden seed), which must give that row; the feedback shows the recomputed
-    table, to hold beside the one that the submission stored (printed with it)."""
+    table, to hold beside the one that the submission stored (printed with it). With ``own`` (a function it uses
+    has a named mistake), the samples are regenerated instead with the student's guided_ddim, run again in the child
+    at every scale: the table passes if it is what the student's own functions give."""
     from . import grading
     values = get("table", "seed")
+    if own:
+        if not isinstance(values["seed"], int) or isinstance(values["seed"], bool) or call is None:
+            return grading.check_guided_table(values["table"], seed=values["seed"])
+        return grading.check_guided_table(values["table"], seed=values["seed"],
+                                          reference=_own_guided_table(call("guided_ddim"), values["seed"]))
     result = grading.check_guided_table(values["table"], seed=values["seed"])
     if not isinstance(values["seed"], int) or isinstance(values["seed"], bool):
         return result
@@ -234,7 +241,32 @@ def _guided_table(get, seed, call=None):
                                    f"{values['seed']} (the package's sampler):\n\n```text\n" + "\n".join(rows) + "\n```")
 
 
-def _dropout_experiment(get, seed, call=None):
+def _own_guided_table(fn, seed: int) -> dict:
+    """Assignment 1's table as the student's ``guided_ddim`` (``fn``, run in the child) makes it from ``seed`` at
+    every scale of cell a1-14, in the form of :func:`grading._guided_table_reference`."""
+    import math
+    import torch
+    from . import analytic, grading, schedules
+    setting = grading._A1_SETTING
+    schedule, n, tau, y = schedules.linear_schedule(1000), setting["n"], setting["tau"], setting["y"]
+    prior = analytic.GaussianMixture([1.0], [[0.0]], [[[1.0]]])
+    predictor = analytic.LinearGaussianLikelihood(prior, [1.0], tau=tau).predictor(schedule)
+    table = {}
+    for s in setting["scales"]:
+        x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        out = fn(prior.eps_model(schedule), predictor, torch.full((n,), y, dtype=torch.float64), x_T, s, schedule,
+                 setting["num_steps"])
+        if not isinstance(out, torch.Tensor) or out.shape != (n, 1):
+            raise ValueError(f"your guided_ddim, run again at s = {s:g}, did not return {n} samples")
+        x = out.detach().double()[:, 0]
+        precision, sd = 1.0 + s / tau ** 2, x.std().item()
+        table[s] = {"mean": x.mean().item(), "std": sd, "se_mean": sd / math.sqrt(n),
+                    "se_std": sd / math.sqrt(2 * (n - 1)), "target_mean": s * y / tau ** 2 / precision,
+                    "target_std": precision ** -0.5}
+    return table
+
+
+def _dropout_experiment(get, seed, call=None, own=False):
     """Assignment 2 (cells a2-14, a2-15): every network the student's run trained (its weights, from the child's
     ``trained``) sampled here from the student's seed with the package's CFG sampler, against the exact mixture;
     each network's error and wrong-mode share recomputed. Then one network at one scale (chosen by the hidden seed)
@@ -252,11 +284,27 @@ def _dropout_experiment(get, seed, call=None):
     schedule, rates, gammas, n_nets, n, num_steps = schedules.linear_schedule(1000), (0.05, 0.5), (1.0, 3.0), \
         _A2_NETS, 500, 25
     make_net = lambda: nets.MLPEpsModel(1, hidden=32, depth=1, cond="label", num_classes=2, null="learned")  # noqa
+    sample = None
+    if own and call is not None:  # a function it uses has a named mistake: every network sampled with the student's
+        sampler = call("cfg_ddim_sampler")  # own sampler (which calls the student's cfg), in the child
+
+        def sample(model, x_T, gamma):
+            out = sampler(model, x_T, torch.ones(n, dtype=torch.long), gamma, schedule, num_steps)
+            if not isinstance(out, torch.Tensor) or out.shape != (n, 1):
+                raise ValueError(f"your cfg_ddim_sampler, run again, did not return {n} samples")
+            return out.detach().double()
     result = grading.check_dropout_experiment(
         values["results"], trained=trained, seed=values["seed"], mixture=mixture, schedule=schedule, rates=rates,
-        gammas=gammas, n_nets=n_nets, n=n, num_steps=num_steps, make_net=make_net)
+        gammas=gammas, n_nets=n_nets, n=n, num_steps=num_steps, make_net=make_net, sample=sample)
     if result.status != "pass" or call is None:
         return result
+    if own:
+        trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"],
+                                                  picks=_a2_retrained(seed, rates, n_nets), mixture=mixture,
+                                                  schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net)
+        return trainings if trainings.status != "pass" else grading._report(
+            "dropout experiment", "pass", "every network's error and wrong-mode share repeat from your seed with your "
+            f"own cfg_ddim_sampler (the grader ran it again on every network), and {trainings.message}")
     # the tie: one network, one scale, sampled again with the student's sampler in the child
     i, p, g = seed % n_nets, rates[(seed // n_nets) % 2], gammas[(seed // (2 * n_nets)) % 2]
     net = make_net()
@@ -297,6 +345,9 @@ def _a2_retrained(seed: int, rates, n_nets: int) -> dict:
     return {p: sorted(draw.sample(range(n_nets), min(_A2_RETRAINED, n_nets))) for p in rates}
 
 
+# the value tasks whose check can regenerate the numbers with the student's own functions in the child (``own=True``):
+# when the only failures among the tasks they use are named mistakes, they earn half their points on those numbers
+_OWN_RERUN = {_guided_table, _dropout_experiment}
 _A2_NETS = 12  # networks per rate in cell a2-14
 _A2_RETRAINED = 3  # networks per rate that the grader trains again: each takes about 2 s on one core, with the
 # student's drop_condition called in the child at every step
@@ -1590,6 +1641,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     auto = written = auto_max = 0.0
     passed: dict[str, bool] = {}  # answer cell id -> whether all its tasks so far passed
     task_passed: dict[str, bool] = {}  # task name -> whether it passed
+    task_how: dict[str, str] = {}  # task name -> how its points were given ("pass", "half: a named mistake", ...)
     prefix = assignment.split("_")[0].upper()
     for task in tasks:
         key = f"{prefix} {task.name} ({task.points:g})"
@@ -1642,7 +1694,11 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             feedback += [f"0 points: {error}{_added_name(error, added)}", ""]
             continue
         unmet = [t for t in task.uses if not task_passed.get(t, False)]
-        if task.kind == "values" and unmet:
+        # a used function with a named mistake (half of its task's points), where this task's check can regenerate
+        # the numbers with the student's own functions in the child: the task is graded on those, for half its points
+        own = bool(unmet) and task.kind == "values" and task.check in _OWN_RERUN and \
+            all(task_how.get(t) == "half: a named mistake" for t in unmet)
+        if task.kind == "values" and unmet and not own:
             # the numbers must come from the student's own functions: with one of them unfinished, refused or wrong,
             # numbers that pass could only have come from elsewhere
             row[key] = 0.0
@@ -1663,12 +1719,24 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                     result = task.check(lambda *args, name=_FUNCTION[task.name]: child.call(name, args, bound), seed)
                 else:
                     result = task.check(lambda *names, state_dict=None: child.get(names, state_dict), seed,
-                                        lambda name: (lambda *args: child.call(name, args)))
+                                        lambda name: (lambda *args: child.call(name, args)), **({"own": True} if own else {}))
             except Exception as err:  # noqa: BLE001 - the submission's process failed to answer
                 from .grading import CheckResult
                 result = CheckResult(task.name, "fail", f"the submission: {err}")
         points, how = _points(task, result)
         message = result.message
+        if own:
+            named = " and ".join(f"`{_FUNCTION[t]}` (task '{t}')" for t in unmet) + \
+                (" have named mistakes" if len(unmet) > 1 else " has a named mistake")
+            if result.status == "pass":
+                points, how = task.points / 2, "half: numbers of your own functions, one with a named mistake"
+                message = (f"these numbers are what your own functions give (the grader made them again with them), "
+                           f"but {named}, so they are not the right numbers: half the points "
+                           f"({message})")
+            else:
+                points, how = 0.0, result.status
+                message = (f"{named}, and these numbers are not what your own functions give "
+                           f"either: a value task is graded only on numbers that your own functions make ({message})")
         if result.status != "pass" and task.cell in child.errors:
             message += f" (the answer cell raised {child.errors[task.cell]})"
         if bound and task.kind == "function":
@@ -1680,13 +1748,14 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                                 f"{_why(status[c])}" for c in unbound) + \
                 ": it depends on that cell and is graded once that cell runs"
             points, how = 0.0, "depends on a cell that did not run"
-        elif result.status != "pass" and failing and not bound:
+        elif result.status != "pass" and failing and not bound and not own:
             message = ("; ".join(f"this cell calls {_defines(template_cells[c])} of answer cell {c}, whose task did "
                                  f"not pass: fix that first" for c in failing) + f" (this task's check said: {message})")
         if result.status != "pass":
             message += _added_name(message, added)
-        passed[task.cell] = passed.get(task.cell, True) and result.status == "pass"
-        task_passed[task.name] = result.status == "pass"
+        passed[task.cell] = passed.get(task.cell, True) and result.status == "pass" and not own
+        task_passed[task.name] = result.status == "pass" and not own
+        task_how[task.name] = how
         auto += points
         row[key] = points
         feedback += [f"{_in_points(points)} ({how}): {message}", ""]
@@ -1721,13 +1790,16 @@ def _stored_output(cell, rerun: Optional[str] = None) -> list[str]:
     output is the student's to edit."""
     outputs = cell.get("outputs", []) if isinstance(cell, dict) else []
     text = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else str(o.get("text", ""))
-                   for o in outputs if isinstance(o, dict) and o.get("output_type") == "stream").strip()
+                   for o in outputs if isinstance(o, dict) and o.get("output_type") == "stream")
+    # blank lines and trailing spaces go; the first line's leading spaces stay (they align the tables printed)
+    text = text.lstrip("\n").rstrip()
+    rerun = None if rerun is None else rerun.lstrip("\n").rstrip()
     lines = []
     if text:
         lines += ["Printed by this cell in the submission (as stored):", "", _fenced(text), ""]
-    if rerun is not None and rerun.strip():
-        lines += ["Printed by this cell when the grader ran it:", "", _fenced(rerun.strip()), ""]
-        if rerun.strip() != text:
+    if rerun:
+        lines += ["Printed by this cell when the grader ran it:", "", _fenced(rerun), ""]
+        if rerun != text:
             lines += ["**The stored and the re-run outputs differ.** Differences in the last digits can come from "
                       "another machine's floating point; others mean that the stored output is not this code's: "
                       "read the written answer against the re-run numbers.", ""]
