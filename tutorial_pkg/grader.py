@@ -229,13 +229,20 @@ def _guided_report(get, seed, call=None):
                                        seed=values["seed"], shipped=_CACHE["a4 shipped"], blocks=5)
 
 
-def _guided_table(get, seed, call=None):
+def _guided_table(get, seed, call=None, own=False):
     """Assignment 1: the table of cell a1-16 checked against the samples regenerated here from the student's seed
     (cell a1-14's setting) with the package's guided DDIM sampler, and the student's guided_ddim run again in the
     child at one scale (chosen by the hidden seed), which must give that row; the feedback shows the recomputed
-    table, to hold beside the one that the submission stored (printed with it)."""
+    table, to hold beside the one that the submission stored (printed with it). With ``own`` (a function it uses
+    has a named mistake), the samples are regenerated instead with the student's guided_ddim, run again in the child
+    at every scale: the table passes if it is what the student's own functions give."""
     from . import grading
     values = get("table", "seed")
+    if own:
+        if not isinstance(values["seed"], int) or isinstance(values["seed"], bool) or call is None:
+            return grading.check_guided_table(values["table"], seed=values["seed"])
+        return grading.check_guided_table(values["table"], seed=values["seed"],
+                                          reference=_own_guided_table(call("guided_ddim"), values["seed"]))
     result = grading.check_guided_table(values["table"], seed=values["seed"])
     if not isinstance(values["seed"], int) or isinstance(values["seed"], bool):
         return result
@@ -248,7 +255,32 @@ def _guided_table(get, seed, call=None):
                                    f"{values['seed']} (the package's sampler):\n\n```text\n" + "\n".join(rows) + "\n```")
 
 
-def _dropout_experiment(get, seed, call=None):
+def _own_guided_table(fn, seed: int) -> dict:
+    """Assignment 1's table as the student's ``guided_ddim`` (``fn``, run in the child) makes it from ``seed`` at
+    every scale of cell a1-14, in the form of :func:`grading._guided_table_reference`."""
+    import math
+    import torch
+    from . import analytic, grading, schedules
+    setting = grading._A1_SETTING
+    schedule, n, tau, y = schedules.linear_schedule(1000), setting["n"], setting["tau"], setting["y"]
+    prior = analytic.GaussianMixture([1.0], [[0.0]], [[[1.0]]])
+    predictor = analytic.LinearGaussianLikelihood(prior, [1.0], tau=tau).predictor(schedule)
+    table = {}
+    for s in setting["scales"]:
+        x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+        out = fn(prior.eps_model(schedule), predictor, torch.full((n,), y, dtype=torch.float64), x_T, s, schedule,
+                 setting["num_steps"])
+        if not isinstance(out, torch.Tensor) or out.shape != (n, 1):
+            raise ValueError(f"your guided_ddim, run again at s = {s:g}, did not return {n} samples")
+        x = out.detach().double()[:, 0]
+        precision, sd = 1.0 + s / tau ** 2, x.std().item()
+        table[s] = {"mean": x.mean().item(), "std": sd, "se_mean": sd / math.sqrt(n),
+                    "se_std": sd / math.sqrt(2 * (n - 1)), "target_mean": s * y / tau ** 2 / precision,
+                    "target_std": precision ** -0.5}
+    return table
+
+
+def _dropout_experiment(get, seed, call=None, own=False):
     """Assignment 2 (cells a2-14, a2-15): every network the student's run trained (its weights, from the child's
     ``trained``) sampled here from the student's seed with the package's CFG sampler, against the exact mixture;
     each network's error and wrong-mode share recomputed. Then one network at one scale (chosen by the hidden seed)
@@ -266,11 +298,27 @@ def _dropout_experiment(get, seed, call=None):
     schedule, rates, gammas, n_nets, n, num_steps = schedules.linear_schedule(1000), (0.05, 0.5), (1.0, 3.0), \
         _A2_NETS, 500, 25
     make_net = lambda: nets.MLPEpsModel(1, hidden=32, depth=1, cond="label", num_classes=2, null="learned")  # noqa
+    sample = None
+    if own and call is not None:  # a function it uses has a named mistake: every network sampled with the student's
+        sampler = call("cfg_ddim_sampler")  # own sampler (which calls the student's cfg), in the child
+
+        def sample(model, x_T, gamma):
+            out = sampler(model, x_T, torch.ones(n, dtype=torch.long), gamma, schedule, num_steps)
+            if not isinstance(out, torch.Tensor) or out.shape != (n, 1):
+                raise ValueError(f"your cfg_ddim_sampler, run again, did not return {n} samples")
+            return out.detach().double()
     result = grading.check_dropout_experiment(
         values["results"], trained=trained, seed=values["seed"], mixture=mixture, schedule=schedule, rates=rates,
-        gammas=gammas, n_nets=n_nets, n=n, num_steps=num_steps, make_net=make_net)
+        gammas=gammas, n_nets=n_nets, n=n, num_steps=num_steps, make_net=make_net, sample=sample)
     if result.status != "pass" or call is None:
         return result
+    if own:
+        trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"],
+                                                  picks=_a2_retrained(seed, rates, n_nets), mixture=mixture,
+                                                  schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net)
+        return trainings if trainings.status != "pass" else grading._report(
+            "dropout experiment", "pass", "every network's error and wrong-mode share repeat from your seed with your "
+            f"own cfg_ddim_sampler (the grader ran it again on every network), and {trainings.message}")
     # the tie: one network, one scale, sampled again with the student's sampler in the child
     i, p, g = seed % n_nets, rates[(seed // n_nets) % 2], gammas[(seed // (2 * n_nets)) % 2]
     net = make_net()
@@ -311,6 +359,9 @@ def _a2_retrained(seed: int, rates, n_nets: int) -> dict:
     return {p: sorted(draw.sample(range(n_nets), min(_A2_RETRAINED, n_nets))) for p in rates}
 
 
+# the value tasks whose check can regenerate the numbers with the student's own functions in the child (``own=True``):
+# when the only failures among the tasks they use are named mistakes, they earn half their points on those numbers
+_OWN_RERUN = {_guided_table, _dropout_experiment}
 _A2_NETS = 12  # networks per rate in cell a2-14
 _A2_RETRAINED = 3  # networks per rate that the grader trains again: each takes about 2 s on one core, with the
 # student's drop_condition called in the child at every step
@@ -725,7 +776,9 @@ def _size(node: ast.AST) -> int:
 
 class _Anonymise(ast.NodeTransformer):
     """Renames every variable, argument and function to v0, v1, ... in order of first use, and drops docstrings,
-    annotations and decorators: what is left is the statement's structure, its attributes and its constants."""
+    import statements, annotations and decorators: what is left is the statement's structure, its attributes and
+    its constants. Imports go because an answer cannot hold the package's (``from . import stats``: the notebook's
+    view of ``stats`` serves instead), and they go before the names are numbered."""
 
     def __init__(self):
         self.names: dict[str, str] = {}
@@ -739,15 +792,21 @@ class _Anonymise(ast.NodeTransformer):
     def visit_arg(self, node):
         return ast.copy_location(ast.arg(self._name(node.arg), None), node)
 
+    def visit_Import(self, node):
+        return None
+
+    visit_ImportFrom = visit_Import
+
     def visit_FunctionDef(self, node):
         # the annotation and decorators go before the names are numbered: a copy without them (a runnable one,
         # where `-> Tensor` would raise NameError) numbers its names as the package's function does
         node.returns, node.decorator_list = None, []
+        first = node.body[0] if node.body else None
+        if _docstring(first):
+            node.body = node.body[1:]
         self.generic_visit(node)
         node.name = self._name(node.name)
-        first = node.body[0] if node.body else None
-        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-            node.body = node.body[1:] or [ast.Pass()]
+        node.body = node.body or [ast.Pass()]
         return node
 
     def visit_AnnAssign(self, node):
@@ -755,10 +814,15 @@ class _Anonymise(ast.NodeTransformer):
         return ast.copy_location(ast.Assign([node.target], node.value or ast.Constant(None)), node)
 
 
+def _docstring(node) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
 def _fingerprints(tree: ast.AST) -> dict[str, ast.stmt]:
-    """Each whole function of at least ``_COPY_MINIMUM`` nodes, by the dump of its anonymised syntax tree. Single
-    statements are not compared: a loop or a call that the notebook prescribes (the value tasks' sampling runs),
-    or a textbook formula, matches the package's in honest work."""
+    """Each whole function of at least ``_COPY_MINIMUM`` nodes, by the dump of its anonymised syntax tree (its
+    docstring and import statements left out). Single statements are not compared on their own: a loop or a call
+    that the notebook prescribes (the value tasks' sampling runs), or a textbook formula, matches the package's in
+    honest work; :func:`_statements` compares a function's statements as a whole."""
     out = {}
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _size(node) >= _COPY_MINIMUM:
@@ -766,46 +830,120 @@ def _fingerprints(tree: ast.AST) -> dict[str, ast.stmt]:
     return out
 
 
+_STATEMENT_MINIMUM = 6  # syntax-tree nodes: a smaller statement (`return x`, `a, b = b, a`) is not counted
+_SHARE = 0.8  # the share of a function's statements found in one package function that flags it
+_STATEMENTS = 4  # ... out of at least this many counted statements
+
+
+def _statements(function: ast.AST) -> list[str]:
+    """The statements of ``function`` (nested blocks and functions included), each anonymised on its own (its names
+    numbered afresh), a compound statement by its header only (its body's statements are counted one by one), so that
+    an edit to one statement changes one entry; docstrings, imports and statements under ``_STATEMENT_MINIMUM``
+    nodes are left out."""
+    out = []
+    for node in ast.walk(function):
+        if (node is function or not isinstance(node, ast.stmt) or _docstring(node)
+                or isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.AsyncFunctionDef))):
+            continue
+        node = copy.copy(node)
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            if getattr(node, field, None):
+                setattr(node, field, [])
+        if _size(node) < _STATEMENT_MINIMUM:
+            continue
+        out.append(ast.dump(_Anonymise().visit(copy.deepcopy(node)), annotate_fields=False))
+    return out
+
+
 @functools.lru_cache(maxsize=1)
-def _package_fingerprints() -> dict[str, str]:
+def _package_code() -> tuple[dict[str, str], dict[str, set[str]], dict[str, int]]:
     """The fingerprints of the package's own functions (the self-checks' reference code included), each with its
-    name. The grader's own reference solutions (``_ref_*``) are left out: they are written as the chapters teach, so
-    an honest answer matches them statement for statement (the instructor's own answer to assignment 6 does)."""
+    name; and, for the statement-level match, each anonymised statement with the package functions that hold it,
+    and each function's number of distinct counted statements. The grader's own reference solutions (``_ref_*``)
+    are left out: they are written as the chapters teach, so an honest answer matches them statement for statement
+    (the instructor's own answer to assignment 6 does)."""
     root = pathlib.Path(__file__).parent
     prints: dict[str, str] = {}
+    holders: dict[str, set[str]] = {}
+    sizes: dict[str, int] = {}
     for path in sorted(root.rglob("*.py")):
         if path.stem == "grader" or path.stem.startswith("_"):
             continue
         module = ".".join(path.relative_to(root).with_suffix("").parts)
         for node in ast.walk(_parse(path.read_text())):
             if isinstance(node, ast.FunctionDef):
+                name = f"tutorial_pkg.{module}.{node.name}"
                 for fp in _fingerprints(node):  # the function and the functions nested in it
-                    prints.setdefault(fp, f"tutorial_pkg.{module}.{node.name}")
-    return prints
+                    prints.setdefault(fp, name)
+                statements = set(_statements(node))
+                sizes[name] = max(sizes.get(name, 0), len(statements))
+                for statement in statements:
+                    holders.setdefault(statement, set()).add(name)
+    return prints, holders, sizes
+
+
+def _package_fingerprints() -> dict[str, str]:
+    return _package_code()[0]
+
+
+def _mostly_in_one(statements: set[str], holders: dict[str, set[str]], sizes: dict[str, int]) -> Optional[str]:
+    """Which package function shares at least ``_STATEMENTS`` of ``statements`` (distinct anonymised statements)
+    and at least ``_SHARE`` of the statements of one side: of the answer's (a copy with a statement changed) or of
+    the package function's (a copy with a statement added); ``"k of its m statements as in NAME"``, or None."""
+    counts: dict[str, int] = {}
+    for statement in statements:
+        for name in holders.get(statement, ()):
+            counts[name] = counts.get(name, 0) + 1
+    best = None
+    for name, n in sorted(counts.items()):
+        share = max(n / len(statements), n / max(sizes[name], 1))
+        if n >= _STATEMENTS and share >= _SHARE and (best is None or n > best[1]):
+            best = (name, n)
+    return None if best is None else f"{best[1]} of its {len(statements)} statements as in {best[0]}"
 
 
 def copied(source: str, given: str = "") -> list[str]:
-    """Where an answer cell defines a function that repeats one of the package's whole, statement for statement,
-    names aside: ``line N: as in tutorial_pkg.module.function``; ``given`` is the template's cell, whose functions
-    (the code the notebook prescribes) are not counted. The grader reports these in the gradebook's ``copied`` column for the
-    instructor to read by eye; they cost no points, since a standard formula written out by a student can match
-    the package's (the NeRF placement of assignment 7, say)."""
+    """Where an answer cell defines a function that repeats one of the package's (the self-checks' reference code
+    included), variable names, docstrings, annotations, decorators and import statements aside: ``line N: as in
+    tutorial_pkg.module.function`` for a whole copy, statement for statement; ``line N: k of its m statements as in
+    tutorial_pkg.module.function`` where a function shares at least 4 statements with one package function, each
+    anonymised on its own, and these are at least 80 % of its own statements or of the package function's (a copy
+    with a statement added, dropped or changed). Statements under 6 syntax-tree nodes are not counted.
+    ``given`` is the template's cell, whose functions and statements (the code the notebook prescribes) are not
+    counted. A rewritten copy (statements reordered into others, split or merged, loops made vector operations) is
+    not found. The grader reports these in the gradebook's ``copied`` column for the instructor to read by eye; they
+    cost no points, since a standard formula written out by a student can match the package's (the NeRF placement
+    of assignment 7, say)."""
     if not isinstance(source, str):
         raise TypeError(f"source must be the text of a cell, got {type(source).__name__}")
     try:
         tree = _parse(source)
     except SyntaxError:
         return []
-    package = _package_fingerprints()
+    package, holders, sizes = _package_code()
     try:
-        prescribed = set(_fingerprints(_parse(given)))
+        given_tree = _parse(given)
     except SyntaxError:
-        prescribed = set()
+        given_tree = ast.Module([], [])
+    prescribed = set(_fingerprints(given_tree))
+    prescribed_statements = {s for node in ast.walk(given_tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                             for s in _statements(node)}
     found, spans = [], []
-    for fp, node in sorted(_fingerprints(tree).items(), key=lambda item: (item[1].lineno, -_size(item[1]))):
-        if fp in package and fp not in prescribed and not any(first <= node.lineno <= last for first, last in spans):
-            spans.append((node.lineno, node.end_lineno or node.lineno))
-            found.append(f"line {node.lineno}: as in {package[fp]}")
+    functions = [node for node in ast.walk(tree)
+                 if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and _size(node) >= _COPY_MINIMUM]
+    whole = _fingerprints(tree)
+    for node in sorted(functions, key=lambda node: (node.lineno, -_size(node))):
+        if any(first <= node.lineno <= last for first, last in spans):
+            continue
+        fp = next((fp for fp, n in whole.items() if n is node), None)
+        if fp is not None and fp in package and fp not in prescribed:
+            where = f"as in {package[fp]}"
+        else:
+            where = _mostly_in_one(set(_statements(node)) - prescribed_statements, holders, sizes)
+            if where is None:
+                continue
+        spans.append((node.lineno, node.end_lineno or node.lineno))
+        found.append(f"line {node.lineno}: {where}")
     return found
 
 
@@ -1424,6 +1562,55 @@ def _calls(source: str, template_cells: dict, status: dict) -> list[str]:
     return out
 
 
+def _added_cells(nb: dict, template_cells: dict) -> list[tuple[str, str, dict]]:
+    """The cells of a submission that its template does not have, each with its label for the feedback (``cell
+    3f2a (added after a6-09)``) and the template cell it follows (``""`` if none)."""
+    out, after = [], ""
+    for k, cell in enumerate(nb.get("cells", [])):
+        if not isinstance(cell, dict):
+            continue
+        cell_id = cell.get("id")
+        if cell_id in template_cells:
+            after = cell_id
+            continue
+        where = f"added after {after}" if after else "added before the first cell"
+        out.append((f"cell {cell_id or f'number {k + 1}'} ({where})", after, cell))
+    return out
+
+
+def _names_bound(source: str) -> set[str]:
+    """The names that a cell binds at its top level: functions, classes, assignments, imports."""
+    try:
+        tree = _parse(source)
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names |= {(a.asname or a.name).split(".")[0] for a in node.names}
+        else:
+            for target in ast.walk(node):
+                if isinstance(target, ast.Name) and isinstance(target.ctx, ast.Store):
+                    names.add(target.id)
+    return names
+
+
+_NAME_ERROR = re.compile(r"NameError: name '(\w+)' is not defined")
+
+
+def _added_name(message: str, added: list) -> str:
+    """For a message that reports a NameError on a name that a code cell the student added defines: the sentence
+    that says so; else ``""``."""
+    for name in _NAME_ERROR.findall(message):
+        for label, _, cell in added:
+            if cell.get("cell_type") == "code" and name in _names_bound(_text(cell)):
+                return (f". `{name}` is defined in {label}, a cell that the student added: only the answer cells are "
+                        f"graded, so a helper must be defined inside an answer cell")
+    return ""
+
+
 def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Optional[int] = None, timeout: float = 120.0,
                    label: Optional[str] = None) -> dict:
     """Grade one submitted notebook; return its gradebook row (``points`` per task) and its feedback text."""
@@ -1451,6 +1638,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     row["assignment"] = assignment
     submitted = {c.get("id"): c for c in nb["cells"]}
     template_cells = {c.get("id"): c for c in template["cells"]}
+    added = _added_cells(nb, template_cells)
     package = _package_names(template)
     status: dict[str, str] = {}  # answer cell id -> "run" | "todo" | "missing" | reason of a refusal
     sources: dict[str, str] = {}
@@ -1487,6 +1675,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     auto = written = auto_max = 0.0
     passed: dict[str, bool] = {}  # answer cell id -> whether all its tasks so far passed
     task_passed: dict[str, bool] = {}  # task name -> whether it passed
+    task_how: dict[str, str] = {}  # task name -> how its points were given ("pass", "half: a named mistake", ...)
     prefix = assignment.split("_")[0].upper()
     for task in tasks:
         key = f"{prefix} {task.name} ({task.points:g})"
@@ -1495,12 +1684,27 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             cell = submitted.get(task.cell)
             text = _text(cell).strip() if cell else ""
             answered = bool(text) and ANSWER_MARK not in text
-            row[key] = "" if answered else 0.0
+            # an answer written in markdown cells added after the answer cell (before the next template cell)
+            below = [(label, _text(c).strip()) for label, after, c in added
+                     if cell is not None and after == task.cell and c.get("cell_type") == "markdown" and _text(c).strip()]
+            row[key] = "" if answered or below else 0.0
             written += task.points
-            feedback += ["written answer, graded by hand" if answered else "no answer", "",
-                         _fenced(text or "(missing)"), "", "Rubric:", rubric.get(task.name, (
-                             f"not found: the rubrics stay with the instructor's solutions ({assignment}.md in "
-                             f"{rubric_folder}), which this copy of the course does not hold")), ""]
+            if answered or not below:
+                feedback += ["written answer, graded by hand" if answered else "no answer", "",
+                             _fenced(text or "(missing)"), ""]
+                if below:
+                    feedback += ["The student also added markdown cell(s) after the answer cell:", ""]
+                    for label, added_text in below:
+                        feedback += [f"From {label}:", "", _fenced(added_text), ""]
+            else:
+                feedback += [f"written answer, graded by hand: the answer cell {task.cell} holds no answer, "
+                             f"but the student added markdown "
+                             f"cell(s) after it; their text is taken as the answer:", ""]
+                for label, added_text in below:
+                    feedback += [f"From {label}:", "", _fenced(added_text), ""]
+            feedback += ["Rubric:", rubric.get(task.name, (
+                f"not found: the rubrics stay with the instructor's solutions ({assignment}.md in "
+                f"{rubric_folder}), which this copy of the course does not hold")), ""]
             continue
         auto_max += task.points
         state = status[task.cell]
@@ -1520,10 +1724,15 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         if task.cell in child.errors and task.kind == "values":
             row[key] = 0.0
             passed[task.cell] = False
-            feedback += [f"0 points: the answer cell raised {child.errors[task.cell]}", ""]
+            error = f"the answer cell raised {child.errors[task.cell]}"
+            feedback += [f"0 points: {error}{_added_name(error, added)}", ""]
             continue
         unmet = [t for t in task.uses if not task_passed.get(t, False)]
-        if task.kind == "values" and unmet:
+        # a used function with a named mistake (half of its task's points), where this task's check can regenerate
+        # the numbers with the student's own functions in the child: the task is graded on those, for half its points
+        own = bool(unmet) and task.kind == "values" and task.check in _OWN_RERUN and \
+            all(task_how.get(t) == "half: a named mistake" for t in unmet)
+        if task.kind == "values" and unmet and not own:
             # the numbers must come from the student's own functions: with one of them unfinished, refused or wrong,
             # numbers that pass could only have come from elsewhere
             row[key] = 0.0
@@ -1545,12 +1754,25 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                                         child.call(name, args, bound, grad=grad), seed)
                 else:
                     result = task.check(lambda *names, state_dict=None: child.get(names, state_dict), seed,
-                                        lambda name: (lambda *args, grad=False: child.call(name, args, grad=grad)))
+                                        lambda name: (lambda *args, grad=False: child.call(name, args, grad=grad)),
+                                        **({"own": True} if own else {}))
             except Exception as err:  # noqa: BLE001 - the submission's process failed to answer
                 from .grading import CheckResult
                 result = CheckResult(task.name, "fail", f"the submission: {err}")
         points, how = _points(task, result)
         message = result.message
+        if own:
+            named = " and ".join(f"`{_FUNCTION[t]}` (task '{t}')" for t in unmet) + \
+                (" have named mistakes" if len(unmet) > 1 else " has a named mistake")
+            if result.status == "pass":
+                points, how = task.points / 2, "half: numbers of your own functions, one with a named mistake"
+                message = (f"these numbers are what your own functions give (the grader made them again with them), "
+                           f"but {named}, so they are not the right numbers: half the points "
+                           f"({message})")
+            else:
+                points, how = 0.0, result.status
+                message = (f"{named}, and these numbers are not what your own functions give "
+                           f"either: a value task is graded only on numbers that your own functions make ({message})")
         if result.status != "pass" and task.cell in child.errors:
             message += f" (the answer cell raised {child.errors[task.cell]})"
         if bound and task.kind == "function":
@@ -1562,11 +1784,14 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                                 f"{_why(status[c])}" for c in unbound) + \
                 ": it depends on that cell and is graded once that cell runs"
             points, how = 0.0, "depends on a cell that did not run"
-        elif result.status != "pass" and failing and not bound:
+        elif result.status != "pass" and failing and not bound and not own:
             message = ("; ".join(f"this cell calls {_defines(template_cells[c])} of answer cell {c}, whose task did "
                                  f"not pass: fix that first" for c in failing) + f" (this task's check said: {message})")
-        passed[task.cell] = passed.get(task.cell, True) and result.status == "pass"
-        task_passed[task.name] = result.status == "pass"
+        if result.status != "pass":
+            message += _added_name(message, added)
+        passed[task.cell] = passed.get(task.cell, True) and result.status == "pass" and not own
+        task_passed[task.name] = result.status == "pass" and not own
+        task_how[task.name] = how
         auto += points
         row[key] = points
         feedback += [f"{_in_points(points)} ({how}): {message}", ""]
@@ -1601,13 +1826,16 @@ def _stored_output(cell, rerun: Optional[str] = None) -> list[str]:
     output is the student's to edit."""
     outputs = cell.get("outputs", []) if isinstance(cell, dict) else []
     text = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else str(o.get("text", ""))
-                   for o in outputs if isinstance(o, dict) and o.get("output_type") == "stream").strip()
+                   for o in outputs if isinstance(o, dict) and o.get("output_type") == "stream")
+    # blank lines and trailing spaces go; the first line's leading spaces stay (they align the tables printed)
+    text = text.lstrip("\n").rstrip()
+    rerun = None if rerun is None else rerun.lstrip("\n").rstrip()
     lines = []
     if text:
         lines += ["Printed by this cell in the submission (as stored):", "", _fenced(text), ""]
-    if rerun is not None and rerun.strip():
-        lines += ["Printed by this cell when the grader ran it:", "", _fenced(rerun.strip()), ""]
-        if rerun.strip() != text:
+    if rerun:
+        lines += ["Printed by this cell when the grader ran it:", "", _fenced(rerun), ""]
+        if rerun != text:
             lines += ["**The stored and the re-run outputs differ.** Differences in the last digits can come from "
                       "another machine's floating point; others mean that the stored output is not this code's: "
                       "read the written answer against the re-run numbers.", ""]

@@ -1975,12 +1975,13 @@ def _guided_table_reference(seed: int, *, scales=_A1_SETTING["scales"], n: int =
 
 def check_guided_table(table: dict, *, seed, scales=_A1_SETTING["scales"], n: int = _A1_SETTING["n"],
                        num_steps: int = _A1_SETTING["num_steps"], tau: float = _A1_SETTING["tau"],
-                       y: float = _A1_SETTING["y"]) -> CheckResult:
+                       y: float = _A1_SETTING["y"], reference: Optional[dict] = None) -> CheckResult:
     """Assignment 1, task 4: ``table[s]`` for each scale, a dict of the samples' ``mean``, ``std``, ``se_mean``
     (std / sqrt(n)), ``se_std`` (std / sqrt(2 (n - 1))) and the tilted target's ``target_mean``, ``target_std``.
 
     The samples are regenerated from ``seed`` with the package's sampler (:func:`_guided_table_reference`), so a
-    table that does not come from a run of the sampler at that seed fails; the std may divide by n or by n - 1."""
+    table that does not come from a run of the sampler at that seed fails; the std may divide by n or by n - 1.
+    ``reference`` (the grader's) replaces that regenerated table, in the same form: the student's own sampler's."""
     name = "guided samples table"
     if table is None:
         return _report(name, "not implemented", "not implemented yet: fill in table in the cell above")
@@ -1995,7 +1996,8 @@ def check_guided_table(table: dict, *, seed, scales=_A1_SETTING["scales"], n: in
         if None in numbers.values() or len(numbers) < len(_TABLE_KEYS):
             return _report(name, "fail", f"table[{s!r}] must be a dict of the numbers {', '.join(_TABLE_KEYS)}")
         rows[s] = numbers
-    want = _guided_table_reference(seed, scales=scales, n=n, num_steps=num_steps, tau=tau, y=y)
+    want = reference if reference is not None else \
+        _guided_table_reference(seed, scales=scales, n=n, num_steps=num_steps, tau=tau, y=y)
     near = lambda a, b, tol: abs(a - b) <= tol * abs(b) + 1e-9  # noqa: E731
     for s in scales:
         row, ref = rows[s], want[s]
@@ -2106,13 +2108,14 @@ def check_smc_estimates(estimates: dict, *, seed: int, particle_counts: dict, ti
 
 def check_dropout_experiment(results: dict, *, trained: dict, seed: int, mixture: GaussianMixture,
                              schedule: NoiseSchedule, rates, gammas, n_nets: int, n: int, num_steps: int,
-                             make_net: Callable) -> CheckResult:
+                             make_net: Callable, sample: Optional[Callable] = None) -> CheckResult:
     """Assignment 2's dropout experiment, repeated here from the student's ``seed``: for each rate ``p`` and each
     ``i < n_nets`` the network trained as ``train_net(p, seed + i)`` (its weights ``trained["p<1000 p>_seed<seed + i>"]``,
     loaded into ``make_net()``), ``x_T = randn(n, 1)`` from ``manual_seed(seed + i)`` in float64, class 1, and the
     package's DDIM sampler with CFG at each ``gamma`` against the same sampler on the exact ``mixture``.
     ``results[p][gamma]`` must hold ``"error"``, the mean of ``|x - x_exact|``, and ``"wrong"``, the share x < 0, one
-    per network in the order of ``i``. Typed-in numbers, or another seed's, do not pass."""
+    per network in the order of ``i``. Typed-in numbers, or another seed's, do not pass. ``sample(model, x_T, gamma)``
+    (the grader's: the student's own sampler) replaces the package's sampler, for the networks and the exact model."""
     name = "dropout experiment"
     if results is None:
         return _report(name, "not implemented", "not implemented yet: fill in results")
@@ -2122,11 +2125,13 @@ def check_dropout_experiment(results: dict, *, trained: dict, seed: int, mixture
         return _report(name, "fail", f"results must be a dict with one entry per rate of {sorted(rates)}")
     cond = torch.ones(n, dtype=torch.long)
 
-    def sample(model, x_T, gamma):
+    def package_sample(model, x_T, gamma):
         with torch.no_grad():
             return sampling.ddim_sample(guidance.cfg_model(model, gamma), (n, 1), schedule, num_steps=num_steps,
                                         x_T=x_T, cond=cond, dtype=torch.float64).double()
 
+    if sample is None:
+        sample = package_sample
     exact_model = mixture.eps_model(schedule)
     parsed = {}
     for p in rates:

@@ -413,8 +413,8 @@ def _renamed(fn, renames):
 def test_code_copied_from_the_package_is_flagged_for_the_instructor_names_aside():
     """An answer that copies a package function, or a self-check's reference code, with its variables renamed and its
     docstring cut, is named in the gradebook's ``copied`` column; the instructors' own answers to all seven
-    assignments, written as the chapters teach, are not (only whole functions are compared, and the code that the
-    template's cell prescribes is not counted)."""
+    assignments, written as the chapters teach, are not (the code that the template's cell prescribes is not
+    counted)."""
     from tutorial_pkg import smc
     copy = _renamed(smc._systematic, {"log_w": "logw", "u": "offsets", "cdf": "c", "K": "n"})
     assert copy != textwrap.dedent(inspect.getsource(smc._systematic))
@@ -438,6 +438,60 @@ def test_code_copied_from_the_package_is_flagged_for_the_instructor_names_aside(
         for cell in json.loads(path.read_text())["cells"]:
             if cell.get("id") in answers:
                 assert grader.copied("".join(cell["source"]), template[cell["id"]]) == [], (path.stem, cell["id"])
+
+
+_WINDOWS_EDITED = """def window_moments(mean_c, var_c, mean_u, var_u, gamma, windows, schedule):
+    ab = schedule.alpha_bars.double()
+    steps = sampling.ddim_timesteps(schedule.T, 50)
+
+    def eps(mean, var, t):
+        a = (1 - ab[t]).sqrt() / (ab[t] * var + 1 - ab[t])
+        return a, -a * ab[t].sqrt() * mean
+
+    rows = []
+    for lo, hi in windows:
+        M, V = torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+        pairs = list(zip(steps, steps[1:] + [-1]))
+        for t, t_prev in pairs:
+            g = gamma if lo <= t <= hi else 1.0
+            (a_c, c_c), (a_u, c_u) = eps(mean_c, var_c, t), eps(mean_u, var_u, t)
+            a, c = g * a_c + (1 - g) * a_u, g * c_c + (1 - g) * c_u
+            ab_prev = ab[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+            k = (1 - ab_prev).sqrt() - (ab_prev / ab[t]).sqrt() * (1 - ab[t]).sqrt()
+            A, B = (ab_prev / ab[t]).sqrt() + k * a, k * c
+            M, V = A * M + B, A ** 2 * V
+        rows.append(torch.stack([M, V]))
+    return torch.stack(rows)
+"""
+
+
+def test_a_copy_of_a_self_check_reference_is_flagged_whole_or_lightly_edited():
+    """The self-checks' references start with a relative import (``from . import stats``) that an answer cannot
+    hold: imports and docstrings are left out of the comparison, so a verbatim copy of ``_band_share_reference`` is
+    flagged as a whole copy. A copy with one statement added (band share), or with the scale callable written
+    inline (window recursion), is flagged by the statement-level match. An honest answer (the instructor's) is not
+    (see the test above)."""
+    source = textwrap.dedent(inspect.getsource(grading._band_share_reference))
+    body = source.split('"""')[2].replace("    from . import stats\n", "")
+    verbatim = "def band_share(core, band):" + body
+    assert "import" not in verbatim and "statistical_inefficiency" in verbatim
+    assert grader.copied(verbatim) == ["line 1: as in tutorial_pkg.grading._band_share_reference"]
+    edited = verbatim.replace("    n_band = band.sum().item()\n",
+                              "    n_band = band.sum().item()\n    n_all = len(z := band)\n")
+    edited = edited.replace("* len(z)) / n_band", "* n_all) / n_band")
+    assert edited.count("\n") == verbatim.count("\n") + 1
+    assert grader.copied(edited) == [
+        "line 1: 5 of its 7 statements as in tutorial_pkg.grading._band_share_reference"]
+    found = grader.copied(_WINDOWS_EDITED)
+    assert len(found) == 1 and found[0].startswith("line 1: ") and \
+        found[0].endswith("statements as in tutorial_pkg.grading._window_recursion"), found
+    # three statements of a reference are below the statement-level minimum: a textbook formula is anybody's
+    assert grader.copied(textwrap.dedent('''
+        def f(core, band):
+            core, band = core.double(), band.double()
+            n_band = band.sum().item()
+            return (band * core).sum().item() / n_band
+        ''')) == []
 
 
 def test_the_child_refuses_writes_outside_its_folder_processes_and_sockets(tmp_path):
@@ -511,3 +565,56 @@ def test_the_child_warms_up_training_only_where_a_cell_trains():
     assert grader._trains([("a2-14", "def train_net(p, seed):\n    ...", None)])
     assert grader._trains([("x", "opt = torch.optim.Adam(net.parameters())", ["cfg"])])
     assert not grader._trains([("a1-04", "def guided_eps(eps, grad, s, alpha_bar):\n    return eps", ["x"])])
+
+
+def _with_added_cell(template: dict, answers: dict, after: str, cell: dict) -> dict:
+    """``template`` with ``answers`` (cell id -> source) filled in and ``cell`` added after the cell ``after``."""
+    nb = json.loads(json.dumps(template))
+    for c in nb["cells"]:
+        if c.get("id") in answers:
+            c["source"] = answers[c["id"]]
+    k = next(i for i, c in enumerate(nb["cells"]) if c.get("id") == after)
+    nb["cells"].insert(k + 1, cell)
+    return nb
+
+
+def test_a_name_defined_in_an_added_cell_is_named_in_the_feedback(tmp_path):
+    """Only the answer cells are graded: a correct answer that calls a helper of a cell the student added raises
+    NameError, and the feedback says where that name was defined and what to do."""
+    helper = {"cell_type": "code", "id": "my-helper", "metadata": {}, "outputs": [], "execution_count": None,
+              "source": "def combine(c, u, g):\n    return g * c + (1 - g) * u\n"}
+    nb = _with_added_cell(TEMPLATE, {"a2-07": "def cfg(eps_cond, eps_uncond, gamma):\n"
+                                              "    return combine(eps_cond, eps_uncond, gamma)\n"}, "a2-06", helper)
+    (tmp_path / "s.ipynb").write_text(json.dumps(nb))
+    graded = grader.grade_notebook(tmp_path / "s.ipynb", seed=3)
+    assert grading_folders.column(graded["row"], "CFG combination (1)") == 0
+    assert ("NameError: name 'combine' is not defined. `combine` is defined in cell my-helper (added after a2-06), "
+            "a cell that the student added: only the answer cells are graded") in graded["feedback"]
+    # a NameError on a name that no added cell defines gets no such sentence
+    (tmp_path / "s.ipynb").write_text(json.dumps(_with_added_cell(TEMPLATE, {"a2-07": "def cfg(eps_cond, eps_uncond, gamma):\n"
+                                                                   "    return other(eps_cond)\n"}, "a2-06", helper)))
+    graded = grader.grade_notebook(tmp_path / "s.ipynb", seed=3)
+    assert "NameError: name 'other'" in graded["feedback"] and "a cell that the student added" not in graded["feedback"]
+
+
+def test_a_written_answer_in_an_added_markdown_cell_is_left_to_grade_with_its_text(tmp_path):
+    """A written answer put in markdown cells added after the answer cell, which still holds "*Your answer here.*":
+    the column is left blank (to grade, not 0) and the added cells' text is in the feedback under that task, with
+    where it came from. Added cells after another cell do not count for it."""
+    nb = json.loads((ROOT / "book" / "assignments" / "a3_energy_target.ipynb").read_text())
+    first = {"cell_type": "markdown", "id": "added-1", "metadata": {}, "source": "**Answer.** The error falls"}
+    second = {"cell_type": "markdown", "id": "added-2", "metadata": {}, "source": "and the distance grows."}
+    nb = _with_added_cell(_with_added_cell(nb, {}, "a3-11", second), {}, "a3-11", first)
+    (tmp_path / "s.ipynb").write_text(json.dumps(nb))
+    graded = grader.grade_notebook(tmp_path / "s.ipynb", seed=1)
+    assert grading_folders.column(graded["row"], "Think! error against distance (6)") == ""
+    section = graded["feedback"].split("## Think! error against distance")[1]
+    assert "the answer cell a3-11 holds no answer, but the student added markdown cell(s) after it" in section
+    assert section.index("From cell added-1 (added after a3-11)") < section.index("The error falls") < \
+        section.index("From cell added-2 (added after a3-11)") < section.index("and the distance grows.")
+    # a markdown cell added elsewhere is not taken as this answer
+    nb = _with_added_cell(json.loads((ROOT / "book" / "assignments" / "a3_energy_target.ipynb").read_text()), {},
+                          "a3-10", first)
+    (tmp_path / "s.ipynb").write_text(json.dumps(nb))
+    graded = grader.grade_notebook(tmp_path / "s.ipynb", seed=1)
+    assert grading_folders.column(graded["row"], "Think! error against distance (6)") == 0

@@ -82,6 +82,10 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
     assert flipped != right["a1-04"]
     # ... and the table pasted from the package's own sampler at seed 0: right numbers, not made by the student's sampler
     _submission(folder, "wrong", {**right, "a1-04": flipped, "a1-15": _stored_sampler(), "a1-16": _pasted_table()})
+    # a named slip only (the flipped sign): the table made by the student's own functions earns half its points, the
+    # right table pasted beside the same slip none
+    _submission(folder, "slip", {**right, "a1-04": flipped})
+    _submission(folder, "slip_pasted", {**right, "a1-04": flipped, "a1-16": _pasted_table()})
     _submission(folder, "todo", {})
     _submission(folder, "cheat", {"a1-15": CHEAT})
     _submission(folder, "typed", {**right, "a1-16": TYPED_TABLE})
@@ -99,6 +103,10 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
     assert points("wrong", "guided samples table (2)") == 0
     assert "must come from your `classifier_guided_eps`" in feedback["wrong"] and "`guided_ddim`" in feedback["wrong"]
     assert "your guided_ddim, run again at s = " in feedback["correct"]
+    assert points("slip", "guided eps (1)") == 0.5 and points("slip", "guided samples table (2)") == 1
+    assert "what your own functions give" in feedback["slip"] and "has a named mistake" in feedback["slip"]
+    assert points("slip_pasted", "guided samples table (2)") == 0
+    assert "not what your own functions give either" in feedback["slip_pasted"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     assert points("cheat", "guided DDIM sampler (5)") == 0 and "refused" in feedback["cheat"]
     assert points("typed", "guided samples table (2)") == 0 and points("typed", "auto_points") == 10
