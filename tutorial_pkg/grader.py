@@ -379,8 +379,8 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("Think! tilted target", "a1-19", 4, "written"),
     ],
     "a2_classifier_free_guidance": [
-        Task("condition dropout", "a2-04", 3, "function", _function("check_drop_condition")),
-        Task("CFG combination", "a2-07", 1, "function", _function("check_cfg")),
+        Task("condition dropout", "a2-04", 2, "function", _function("check_drop_condition")),
+        Task("CFG combination", "a2-07", 2, "function", _function("check_cfg")),
         Task("CFG DDIM sampler", "a2-10", 5, "function", _function("check_cfg_sampler"),
              allowed=("sampling.ddim_timesteps",)),
         Task("dropout experiment", "a2-15", 4, "values", _dropout_experiment,

@@ -29,5 +29,5 @@ def grade(folder: pathlib.Path, out: pathlib.Path, seed: int = 2026):
 
 
 def column(row: dict, task: str):
-    """A row's column ``task``: a task's column is named by its assignment, ``A2 CFG combination (1)``."""
+    """A row's column ``task``: a task's column is named by its assignment, ``A2 CFG combination (2)``."""
     return row[task] if task in row else row[f"{row['assignment'].split('_')[0].upper()} {task}"]

@@ -196,17 +196,17 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     # the dropout experiment (a2-15) is left open here: test_grader_a2.py grades it
     assert points("correct", "auto_points") == 9 and points("correct", "auto_max") == 13
     # the feedback counts its points in words: one point, not "1 points"
-    assert "## CFG combination (1 point)\n" in feedback["correct"] and "## condition dropout (3 points)" in feedback["correct"]
-    assert "\n1 point (" in feedback["correct"] and "\n0.5 points (" in feedback["wrong"] and "1 points" not in feedback["correct"]
+    assert "## CFG combination (2 points)\n" in feedback["correct"] and "## condition dropout (2 points)" in feedback["correct"]
+    assert "\n1 point (" in feedback["wrong"] and "\n2 points (" in feedback["correct"] and "1 points" not in feedback["wrong"]
     # wrong: the named off-by-one earns half, with its hint; the hard-coded sampler zero, since the inputs are new
     # the dropout cell of the wrong submission writes a file outside the child's folder, past the screen: the
     # child's audit hook refuses it, the cell raises, and its task scores zero
-    assert points("wrong", "CFG combination (1)") == 0.5 and points("wrong", "condition dropout (3)") == 0
-    assert points("wrong", "CFG DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 0.5
+    assert points("wrong", "CFG combination (2)") == 1 and points("wrong", "condition dropout (2)") == 0
+    assert points("wrong", "CFG DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 1
     assert "off by one" in feedback["wrong"] and "the values differ" in feedback["wrong"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     for k, cheat in enumerate(CHEATS):
-        assert points(f"cheat_{k}", "CFG combination (1)") == 0, cheat
+        assert points(f"cheat_{k}", "CFG combination (2)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
     assert points("cheat_sampler", "CFG DDIM sampler (5)") == 0 and "refused" in feedback["cheat_sampler"]
     assert grader.screen(f"import numpy as np\nnp.ones(3).dump({str(written)!r})\n", PACKAGE) is None
@@ -303,16 +303,16 @@ def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_pa
     assert grader.screen(FORMATTER_CHEAT, PACKAGE) is None
     _submission(folder, "formatter", {"a2-04": DROP, "a2-07": FORMATTER_CHEAT})
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
-    assert points("formatter", "CFG combination (1)") == 0 and points("formatter", "condition dropout (3)") == 3
+    assert points("formatter", "CFG combination (2)") == 0 and points("formatter", "condition dropout (2)") == 2
     assert "has no attribute 'f2py'" in feedback["formatter"], feedback["formatter"]
     for k, cheat in enumerate(PICKLE_CHEATS):
-        assert points(f"pickle_{k}", "CFG combination (1)") == 0, cheat
+        assert points(f"pickle_{k}", "CFG combination (2)") == 0, cheat
         # the answer's numpy shows no lib, so read_array is out of reach (were it reached: numpy parses the array's
         # header with ast.literal_eval first, which the child refuses, as it refuses the unpickling itself: the
         # lock-down's test below)
         assert "has no attribute 'lib'" in feedback[f"pickle_{k}"], cheat
-        assert points(f"pickle_{k}", "condition dropout (3)") == 3, cheat  # the honest tasks still score
-    assert points("handed", "CFG DDIM sampler (5)") == 0 and points("handed", "CFG combination (1)") == 0
+        assert points(f"pickle_{k}", "condition dropout (2)") == 2, cheat  # the honest tasks still score
+    assert points("handed", "CFG DDIM sampler (5)") == 0 and points("handed", "CFG combination (2)") == 0
     # the answer's torch shows no fx, so typing's get_type_hints is out of reach (were it reached, the child refuses
     # the compile that evaluates the string: the lock-down's test below)
     assert "has no attribute 'fx'" in feedback["handed"], feedback["handed"]
@@ -334,7 +334,7 @@ def test_an_honest_docstring_or_import_is_not_refused_and_dependants_say_why(tmp
     folder.mkdir()
     _submission(folder, "refused", {"a2-07": "import os\n" + CFG, "a2-10": SAMPLER})
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
-    assert points("refused", "CFG combination (1)") == 0 and "import os" in feedback["refused"]
+    assert points("refused", "CFG combination (2)") == 0 and "import os" in feedback["refused"]
     assert points("refused", "CFG DDIM sampler (5)") == 5
     assert "graded with the reference `cfg` in place of yours" in feedback["refused"]
     assert "fill in the TODO" not in feedback["refused"]
@@ -587,7 +587,7 @@ def test_a_name_defined_in_an_added_cell_is_named_in_the_feedback(tmp_path):
                                               "    return combine(eps_cond, eps_uncond, gamma)\n"}, "a2-06", helper)
     (tmp_path / "s.ipynb").write_text(json.dumps(nb))
     graded = grader.grade_notebook(tmp_path / "s.ipynb", seed=3)
-    assert grading_folders.column(graded["row"], "CFG combination (1)") == 0
+    assert grading_folders.column(graded["row"], "CFG combination (2)") == 0
     assert ("NameError: name 'combine' is not defined. `combine` is defined in cell my-helper (added after a2-06), "
             "a cell that the student added: only the answer cells are graded") in graded["feedback"]
     # a NameError on a name that no added cell defines gets no such sentence

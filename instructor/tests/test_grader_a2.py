@@ -78,5 +78,5 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
     # (sampled again in the child): typed in, they are not those, and score zero
     assert points("stored", "dropout experiment (4)") == 0 and "have named mistakes, and these numbers are not what " \
         "your own functions give either" in feedback["stored"]
-    assert points("stored", "CFG combination (1)") == 0.5 and points("stored", "condition dropout (3)") == 1.5
+    assert points("stored", "CFG combination (2)") == 1 and points("stored", "condition dropout (2)") == 1
     assert points("stored", "CFG DDIM sampler (5)") == 5 and "reference `cfg` in place of yours" in feedback["stored"]
