@@ -1105,7 +1105,37 @@ def check_mmps_eps(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
     expected = tweedie.mmps_model(eps_model, a[None], sigma_y, schedule)(x_t, t, y)
     if isinstance(out, Tensor):
         out = out.detach()
-    return _diagnose(name, out, expected, _mmps_suspects(eps_model, x_t, t, y, a, sigma_y, schedule), 1e-6)
+    result = _diagnose(name, out, expected, _mmps_suspects(eps_model, x_t, t, y, a, sigma_y, schedule), 1e-6)
+    if result.status == "fail" and result.message.startswith("the values differ"):
+        hint = _mmps_prefactor(out, eps_model, x_t, t, y, a, sigma_y, schedule)
+        if hint:
+            return _report(name, "fail", hint)
+    return result
+
+
+def _mmps_prefactor(out, eps_model, x_t, t, y, a, sigma_y, schedule) -> Optional[str]:
+    """The whole family of prefactor slips in Sigma_0|t: ``out`` is the MMPS step with C_t = sigma_y^2 + c a^T J a
+    for one c that is the same on every row (so it depends on the step's alpha_bar_t alone, not on x_t or y), but not
+    the right c = (1 - ab_t) / sqrt(ab_t). c is fitted row by row: eps - out = sqrt(1 - ab) (r / C_t) J^T a."""
+    from . import tweedie
+    if not isinstance(out, Tensor) or out.shape != x_t.shape or not out.dtype.is_floating_point:
+        return None
+    eps, x0, vjp = tweedie.tweedie_vjp(eps_model, x_t, t, None, schedule)
+    ab = schedule.value("alpha_bars", t)
+    Ja = vjp(a.expand_as(x0)).detach()
+    eps, x0 = eps.detach(), x0.detach()
+    aJa, r, d = Ja @ a, y - x0 @ a, eps - out.double()
+    k = (d * Ja).sum(-1) / (Ja * Ja).sum(-1)                   # sqrt(1 - ab) r / C_t, row by row
+    if not torch.isfinite(k).all() or (k == 0).any() or \
+            (d - k[:, None] * Ja).norm() > 1e-6 * (1 + d.norm()):  # not along J^T a: another mistake
+        return None
+    c = (math.sqrt(1 - ab) * r / k - sigma_y ** 2) / aJa
+    right = (1 - ab) / math.sqrt(ab)
+    if not torch.isfinite(c).all() or (c.max() - c.min()) > 1e-6 * c.abs().max() or abs(c.mean() - right) < 1e-6 * right:
+        return None
+    return (f"the prefactor of Sigma_0|t is off: your C_t is sigma_y^2 + c a^T J a with c = {c.mean().item():.4g} "
+            f"on every row, where (1 - ab_t) / sqrt(ab_t) = {right:.4g} at this step (ab_t = {ab:.4g}): check which "
+            "derivative eq. (tweedie-jacobian) takes (of x0_hat, not of eps, with respect to x_t)")
 
 
 def _mmps_exact_posterior(prior: GaussianMixture, a: Tensor, sigma_y: float, y: float) -> tuple[float, float]:
@@ -1281,6 +1311,12 @@ def check_interval_cfg(fn: Callable, *, seed: Optional[int] = None) -> CheckResu
             torch.where(inside, cfg(gamma), eps_u),
         "the interval includes both ends: t_low <= t <= t_high":
             torch.where(((t > t_low) & (t < t_high))[:, None], cfg(gamma), eps_c),
+        "the interval is closed at both ends, t_low <= t <= t_high: yours leaves out t_high (a half-open range)":
+            torch.where(((t >= t_low) & (t < t_high))[:, None], cfg(gamma), eps_c),
+        "the interval is closed at both ends, t_low <= t <= t_high: yours leaves out t_low":
+            torch.where(((t > t_low) & (t <= t_high))[:, None], cfg(gamma), eps_c),
+        "the roles are swapped: gamma weighs the conditional prediction, gamma * eps_cond + (1 - gamma) * eps_uncond":
+            torch.where(inside, gamma * eps_u + (1 - gamma) * eps_c, eps_c),
         "off by one: gamma is the weight of the conditional prediction, not Ho & Salimans' w":
             torch.where(inside, cfg(gamma + 1), eps_c),
         "the rule must depend on t: guide only the samples whose step lies in the interval": cfg(gamma),

@@ -162,15 +162,24 @@ def test_the_self_checks_pass_a_correct_answer_and_name_each_mistake():
         "sigma_y^2, not sigma_y": MMPS.replace("C = sigma_y ** 2", "C = sigma_y"),
         "the factor sqrt(1 - alpha_bar)": MMPS.replace("eps.detach() - (1 - ab).sqrt() * Ja", "eps.detach() - Ja"),
     }
+    for k, slip in enumerate(("(1 - ab) / ab", "1 / ab.sqrt()", "(1 - ab).sqrt() / ab.sqrt()", "ab.sqrt()")):
+        mmps_wrong[f"the prefactor of Sigma_0|t is off ({k})"] = MMPS.replace("(1 - ab) / ab.sqrt()", slip)
     for hint, source in mmps_wrong.items():
         result = grading.check_mmps_eps(_namespace(source)["mmps_eps"], seed=2)
-        assert result.status == "fail" and hint in result.message, (hint, result)
+        assert result.status == "fail" and hint.split(" (")[0] in result.message, (hint, result)
+    # a factor that depends on x_t (here on the row) is not a prefactor slip: the generic hint
+    result = grading.check_mmps_eps(_namespace(MMPS.replace("(1 - ab) / ab.sqrt()", "(1 - ab) / ab.sqrt() * (1 + x_t[:, :1] ** 2)"))["mmps_eps"], seed=2)
+    assert result.status == "fail" and result.message.startswith("the values differ"), result
     interval_wrong = {
         "outside the interval and not inside": INTERVAL.replace("(t >= t_low) & (t <= t_high)", "(t < t_low) | (t > t_high)"),
         "not 0 (the unconditional one)": INTERVAL.replace(", eps_cond)\n", ", eps_uncond)\n"),
         "includes both ends": INTERVAL.replace("(t >= t_low) & (t <= t_high)", "(t > t_low) & (t < t_high)"),
         "off by one": INTERVAL.replace("gamma * eps_cond + (1 - gamma)", "(1 + gamma) * eps_cond - gamma"),
         "must depend on t": INTERVAL.replace("torch.where(inside, ", "torch.where(torch.tensor(True), "),
+        "leaves out t_high": INTERVAL.replace("(t >= t_low) & (t <= t_high)", "(t >= t_low) & (t < t_high)"),
+        "leaves out t_low": INTERVAL.replace("(t >= t_low) & (t <= t_high)", "(t > t_low) & (t <= t_high)"),
+        "the roles are swapped": INTERVAL.replace("gamma * eps_cond + (1 - gamma) * eps_uncond",
+                                                  "gamma * eps_uncond + (1 - gamma) * eps_cond"),
     }
     for hint, source in interval_wrong.items():
         result = grading.check_interval_cfg(_namespace(source)["interval_cfg_eps"], seed=2)

@@ -126,8 +126,8 @@ def test_each_way_round_the_refusal_is_refused_before_it_runs():
 
 
 def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
-    """One call, four child processes (the correct, the unbiased, the slip and the wrong submission; the others are
-    refused or open and start none)."""
+    """One call, six child processes (the correct, the unbiased, the slip, the wrong and the two fabricated
+    submissions; the others are refused or open and start none)."""
     folder = tmp_path / "submissions"
     folder.mkdir()
     _submission(folder, "correct", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT, "a7-17": _gaps_cell()})
@@ -143,6 +143,11 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     # student's own reference, are not marked down again
     _submission(folder, "slip", {"a7-04": PLACE, "a7-09": BAND.replace("g = stats.statistical_inefficiency(z)", "g = 1.0"),
                                  "a7-14": REPORT, "a7-17": _gaps_cell()})
+    # a reference entry fabricated at the top of the answer cell, and the gaps and figure made from it: the grader
+    # takes the reference as cell a7-12 made it, and ties every core, so it scores zero at any hidden seed
+    for core in ("C5", "C7eq"):
+        _submission(folder, f"fabricated_{core}", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT,
+                                                   "a7-17": f"reference[{core!r}] = (0.60, 0.010)\n" + _gaps_cell()})
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a7-04": source})
@@ -153,7 +158,10 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     assert points("correct", "auto_points") == points("correct", "auto_max") == 12, feedback["correct"]
     assert points("unbiased", "auto_points") == 12, feedback["unbiased"]
     assert points("wrong", "core-state gaps (2)") == 0 and "must come from your `band_share`" in feedback["wrong"]
-    assert "your band_share, run again on" in feedback["correct"]
+    assert "your band_share, run again on each of the four cores" in feedback["correct"]
+    for core in ("C5", "C7eq"):
+        assert points(f"fabricated_{core}", "core-state gaps (2)") == 0, feedback[f"fabricated_{core}"]
+        assert f"gaps[{core!r}] is not" in feedback[f"fabricated_{core}"]
     assert points("slip", "band share (5)") == 2.5 and points("slip", "core-state gaps (2)") == 2, feedback["slip"]
     assert "your band_share, run again on" in feedback["slip"]
     assert float(rows["correct"]["written_max"]) == 6
