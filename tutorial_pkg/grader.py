@@ -388,7 +388,7 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("Think! what the dropout rate buys", "a2-18", 5, "written"),
     ],
     "a3_energy_target": [
-        Task("energy report", "a3-06", 3, "values", _energy_report,
+        Task("energy report", "a3-06", 2, "values", _energy_report,
              allowed=("sampling.ddim_sample", "guidance.cfg_model", "metrics.energy_error",
                       "metrics.sliced_wasserstein", "stats.t_quantile")),
         Task("paired difference", "a3-16", 2, "function", _function("check_paired_difference"),
