@@ -3,6 +3,7 @@
 Usage (``make grade SUBMISSIONS=folder``)::
 
     python -m tutorial_pkg.grader SUBMISSIONS [--out gradebook.csv] [--feedback FOLDER] [--jobs 2] [--seed N]
+                                 [--solutions FOLDER]
 
 ``SUBMISSIONS`` is a folder of submitted notebooks (``a2_classifier_free_guidance.ipynb`` files, one per student,
 either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ipynb``). For each submission:
@@ -49,11 +50,15 @@ the grader's reference (``_REFERENCES``) bound in its place, so that it is grade
 answers are graded by hand: the feedback file of each submission holds the student's text and the task's
 rubric (from ``instructor/rubrics/``, which stays with the solutions: ``--rubrics`` names another folder), and the
 gradebook a column for those points: blank for an answer to grade, 0 where none was written (the cell missing,
-empty, or still holding ``ANSWER_MARK``).
+empty, or still holding ``ANSWER_MARK``). For A2, A3 and A4 the feedback also shows, beside the written answer, the
+comparisons that it quotes as the grader computed them from the value task's re-run values (``NUMBERS_HEADING``),
+when that task passed.
 
 Writes the gradebook (CSV, one row per submission: each task's points, the automatic total and maximum, the
-written answers' maximum) and one feedback file per submission (each task's report and hint, the seed of the
-hidden inputs, so that a case can be replayed with ``--seed``).
+written answers' maximum, the ``copied`` package code and the ``identical`` answers: the same, whitespace aside, as
+another submission's in the folder or as the model answer of ``--solutions``) and one feedback file per
+submission (each task's report and hint, the seed of the hidden inputs, so that a case can be replayed with
+``--seed``).
 """
 
 from __future__ import annotations
@@ -84,6 +89,7 @@ __all__ = ["Task", "screen", "copied", "rubrics", "grade_notebook", "grade_folde
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "book" / "assignments"
 RUBRICS = ROOT / "instructor" / "rubrics"
+SOLUTIONS = ROOT / "instructor" / "solutions"  # the model answers, which identical answers are compared with
 TODO_MARK = "raise NotImplementedError  # TODO"
 ANSWER_MARK = "*Your answer here.*"
 
@@ -480,7 +486,8 @@ def _a3_numbers(report: dict, samples: dict, data, reference, floors: list) -> s
               "scale, and the largest pile's share"]
     for g, x in x_all.items():
         _, counts = torch.unique(x.reshape(-1, 2).round(decimals=3), dim=0, return_counts=True)
-        lines.append(f"gamma = {g:g}: {len(counts):5d} distinct, largest pile {counts.max().item() / counts.sum().item():.3f}")
+        lines.append(f"gamma = {g:g}: {len(counts):5d} distinct, largest pile "
+                     f"{counts.max().item() / counts.sum().item():.3f}")
     mb = data.system
     p_ref = metrics.basin_occupancy(mb.basin(reference), 3)
     shares = {"reference": (p_ref, (p_ref * (1 - p_ref) / len(reference)).sqrt())}
@@ -1804,6 +1811,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     status: dict[str, str] = {}  # answer cell id -> "run" | "todo" | "missing" | reason of a refusal
     sources: dict[str, str] = {}
     copies: list[str] = []  # statements that repeat the package's code: for the instructor's eye
+    answers: dict[str, str] = {}  # answer cell id -> the answer, for the identical answers of grade_folder
     for task in tasks:
         if task.kind == "written" or task.cell in status:
             continue
@@ -1820,6 +1828,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         status[task.cell] = "run" if reason is None else f"refused: {reason}"
         sources[task.cell] = text
         copies += [f"{task.cell} {where}" for where in copied(text, _text(template_cells[task.cell]))]
+        if len(_normalised(text)) - len(_normalised(_text(template_cells[task.cell]))) >= _IDENTICAL_CODE:
+            answers[task.cell] = text
 
     child = None
     if "run" in status.values():
@@ -1850,6 +1860,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             below = [(label, _text(c).strip()) for label, after, c in added
                      if cell is not None and after == task.cell and c.get("cell_type") == "markdown" and _text(c).strip()]
             row[key] = "" if answered or below else 0.0
+            if answered or below:
+                answers[task.cell] = "\n\n".join(([text] if answered else []) + [t for _, t in below])
             written += task.points
             if answered or not below:
                 feedback += ["written answer, graded by hand" if answered else "no answer", "",
@@ -1996,7 +2008,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                      "Compare them with the stored ones above: the written answers are graded on the student's own "
                      "numbers, which are these.", ""]
         feedback += [f"![cell {name.split('_')[0]}, re-run]({{figures}}/{name})" for name in redrawn] + [""]
-    return {"row": row, "feedback": "\n".join(feedback), "figures": {**images, **redrawn}}
+    return {"row": row, "feedback": "\n".join(feedback), "figures": {**images, **redrawn}, "answers": answers}
 
 
 def _stored_output(cell, rerun: Optional[str] = None) -> list[str]:
@@ -2051,9 +2063,66 @@ def _figures(nb: dict) -> dict[str, bytes]:
     return images
 
 
+def _normalised(text: str) -> str:
+    """``text`` with every run of whitespace made one space: answers that differ only in spacing compare equal."""
+    return " ".join(text.split())
+
+
+# an answer code cell is compared only when the student wrote at least this many characters beyond the template's
+# (whitespace normalised): two honest students often write the same short function, such as a one-line CFG combination
+_IDENTICAL_CODE = 200
+
+
+def _model_answers(assignment: str, solutions=SOLUTIONS) -> dict[str, str]:
+    """The instructor's answers of ``assignment``'s answer cells (its solution notebook, without the solution
+    markers), by cell id; empty where the solutions are not in this copy of the course."""
+    path = pathlib.Path(solutions) / f"{assignment}.ipynb"
+    if not path.is_file():
+        return {}
+    cells = {c.get("id"): c for c in _load(path)["cells"]}
+    model = {}
+    for task in ASSIGNMENTS.get(assignment, []):
+        cell = cells.get(task.cell)
+        if cell is None:
+            continue
+        text = _text(cell)
+        if cell.get("cell_type") == "markdown":
+            text = text.replace("<!-- BEGIN SOLUTION -->", "").replace("<!-- END SOLUTION -->", "")
+        else:
+            text = "\n".join(line for line in text.split("\n")
+                             if not re.match(r"^[ \t]*# (BEGIN|END) SOLUTION", line))
+        model[task.cell] = _normalised(text)
+    return model
+
+
+def _identical(graded: list[dict], solutions=SOLUTIONS) -> None:
+    """Fill each row's ``identical`` column: the answer cells whose answer (written, or code of at least
+    ``_IDENTICAL_CODE`` characters of the student's own) is the same, after whitespace normalisation, as another
+    submission's of the same assignment in the folder, or as the instructor's model answer."""
+    holders: dict[tuple[str, str, str], list[str]] = {}
+    for g in graded:
+        for cell, text in g.get("answers", {}).items():
+            holders.setdefault((g["row"].get("assignment", "?"), cell, _normalised(text)), []).append(
+                g["row"]["submission"])
+    models = {}
+    for g in graded:
+        assignment, found = g["row"].get("assignment", "?"), []
+        if assignment not in models:
+            models[assignment] = _model_answers(assignment, solutions) if assignment in ASSIGNMENTS else {}
+        for cell, text in sorted(g.get("answers", {}).items()):
+            text = _normalised(text)
+            others = [name for name in holders[assignment, cell, text] if name != g["row"]["submission"]]
+            same = (["the model answer"] if models[assignment].get(cell) == text else []) + others
+            if same:
+                found.append(f"{cell} same as " + ", ".join(same))
+        g["row"]["identical"] = "; ".join(found)
+
+
 def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Optional[int] = None,
-                 jobs: int = 2, timeout: float = 120.0) -> list[dict]:
-    """Grade every ``*.ipynb`` under ``folder``; write the gradebook CSV ``out`` and the feedback files."""
+                 jobs: int = 2, timeout: float = 120.0, solutions=SOLUTIONS) -> list[dict]:
+    """Grade every ``*.ipynb`` under ``folder``; write the gradebook CSV ``out`` and the feedback files. The
+    ``identical`` column names the answers that are the same as another submission's in ``folder`` or as the model
+    answer in ``solutions``."""
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise ValueError(f"folder must be a folder of submitted notebooks, got {str(folder)!r}, which is not a folder")
@@ -2064,10 +2133,12 @@ def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, rubric
         graded = list(pool.map(lambda p: grade_notebook(
             p, templates=templates, rubric_folder=rubric_folder, seed=seed, timeout=timeout,
             label=str(p.relative_to(folder).with_suffix(""))), paths))
+    _identical(graded, solutions)
     out = pathlib.Path(out) if out else folder.parent / f"{folder.name}_gradebook.csv"
     feedback = pathlib.Path(feedback) if feedback else out.with_suffix("")
     feedback.mkdir(parents=True, exist_ok=True)
-    fields = ["submission", "assignment", "file", "auto_points", "auto_max", "written_max", "copied", "hidden_seed"]
+    fields = ["submission", "assignment", "file", "auto_points", "auto_max", "written_max", "copied", "identical",
+              "hidden_seed"]
     for g in graded:
         fields += [k for k in g["row"] if k not in fields]
     with open(out, "w", newline="") as f:
@@ -2092,12 +2163,14 @@ def main(argv=None) -> int:
     parser.add_argument("--feedback", help="folder of the feedback files (default: the gradebook's name)")
     parser.add_argument("--templates", default=str(TEMPLATES), help="the student notebooks (book/assignments)")
     parser.add_argument("--rubrics", default=str(RUBRICS), help="the rubrics of the written tasks (instructor/rubrics)")
+    parser.add_argument("--solutions", default=str(SOLUTIONS),
+                        help="the instructor's solutions, whose model answers the identical column compares with")
     parser.add_argument("--seed", type=int, help="the hidden inputs' seed (default: fresh; printed in the feedback)")
     parser.add_argument("--jobs", type=int, default=2, help="submissions graded at once")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a cell or a call may take")
     args = parser.parse_args(argv)
     rows = grade_folder(args.submissions, out=args.out, feedback=args.feedback, templates=args.templates, rubric_folder=args.rubrics,
-                        seed=args.seed, jobs=args.jobs, timeout=args.timeout)
+                        seed=args.seed, jobs=args.jobs, timeout=args.timeout, solutions=args.solutions)
     for row in rows:
         print(f"{row['submission']:>30s} {row['assignment']:>28s} {row['auto_points']:5g} / {row['auto_max']:g}"
               f" (+ written, of {row['written_max']:g})")
