@@ -2064,7 +2064,10 @@ def _figures(nb: dict) -> dict[str, bytes]:
 
 
 def _normalised(text: str) -> str:
-    """``text`` with every run of whitespace made one space: answers that differ only in spacing compare equal."""
+    """``text`` without the solution markers and with every run of whitespace made one space: answers that differ
+    only in spacing compare equal, and so does a copy of the solution notebook that kept its markers."""
+    text = text.replace("<!-- BEGIN SOLUTION -->", "").replace("<!-- END SOLUTION -->", "")
+    text = "\n".join(line for line in text.split("\n") if not re.match(r"^[ \t]*# (BEGIN|END) SOLUTION", line))
     return " ".join(text.split())
 
 
@@ -2085,13 +2088,7 @@ def _model_answers(assignment: str, solutions=SOLUTIONS) -> dict[str, str]:
         cell = cells.get(task.cell)
         if cell is None:
             continue
-        text = _text(cell)
-        if cell.get("cell_type") == "markdown":
-            text = text.replace("<!-- BEGIN SOLUTION -->", "").replace("<!-- END SOLUTION -->", "")
-        else:
-            text = "\n".join(line for line in text.split("\n")
-                             if not re.match(r"^[ \t]*# (BEGIN|END) SOLUTION", line))
-        model[task.cell] = _normalised(text)
+        model[task.cell] = _normalised(_text(cell))
     return model
 
 
