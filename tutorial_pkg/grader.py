@@ -3,6 +3,7 @@
 Usage (``make grade SUBMISSIONS=folder``)::
 
     python -m tutorial_pkg.grader SUBMISSIONS [--out gradebook.csv] [--feedback FOLDER] [--jobs 2] [--seed N]
+                                 [--solutions FOLDER]
 
 ``SUBMISSIONS`` is a folder of submitted notebooks (``a2_classifier_free_guidance.ipynb`` files, one per student,
 either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ipynb``). For each submission:
@@ -49,11 +50,15 @@ the grader's reference (``_REFERENCES``) bound in its place, so that it is grade
 answers are graded by hand: the feedback file of each submission holds the student's text and the task's
 rubric (from ``instructor/rubrics/``, which stays with the solutions: ``--rubrics`` names another folder), and the
 gradebook a column for those points: blank for an answer to grade, 0 where none was written (the cell missing,
-empty, or still holding ``ANSWER_MARK``).
+empty, or still holding ``ANSWER_MARK``). For A2, A3 and A4 the feedback also shows, beside the written answer, the
+comparisons that it quotes as the grader computed them from the value task's re-run values (``NUMBERS_HEADING``),
+when that task passed.
 
 Writes the gradebook (CSV, one row per submission: each task's points, the automatic total and maximum, the
-written answers' maximum) and one feedback file per submission (each task's report and hint, the seed of the
-hidden inputs, so that a case can be replayed with ``--seed``).
+written answers' maximum, the ``copied`` package code and the ``identical`` answers: the same, whitespace aside, as
+another submission's in the folder or as the model answer of ``--solutions``) and one feedback file per
+submission (each task's report and hint, the seed of the hidden inputs, so that a case can be replayed with
+``--seed``).
 """
 
 from __future__ import annotations
@@ -77,13 +82,14 @@ import tempfile
 import threading
 import types
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Optional
+from typing import Callable, NamedTuple, Optional
 
 __all__ = ["Task", "screen", "copied", "rubrics", "grade_notebook", "grade_folder", "main"]
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "book" / "assignments"
 RUBRICS = ROOT / "instructor" / "rubrics"
+SOLUTIONS = ROOT / "instructor" / "solutions"  # the model answers, which identical answers are compared with
 TODO_MARK = "raise NotImplementedError  # TODO"
 ANSWER_MARK = "*Your answer here.*"
 
@@ -148,16 +154,23 @@ _CACHE: dict = {}
 
 def _energy_report(get, seed, call=None):
     """Assignment 3 (cell a3-02: 5 blocks of n = 300): every block of every scale regenerated here from the student's
-    seed; every block's error and distance and the intervals recomputed."""
-    from . import grading
+    seed; every block's error and distance and the intervals recomputed. When it passes, the comparisons that the
+    written answer quotes (:func:`_a3_numbers`) are computed from those blocks and samples."""
+    from . import grading, metrics
     torch, data, eps_model, schedule = _muller_brown()
     if "a3 reference" not in _CACHE:  # the notebook's reference (cell a3-04)
         _CACHE["a3 reference"] = data.conditional_reference(-40.0, 4000, delta=0.5,
                                                             generator=torch.Generator().manual_seed(7))
+    if "a3 floors" not in _CACHE:  # the noise floor of cell a3-04: 5 draws of 300 exact samples
+        _CACHE["a3 floors"] = [metrics.sliced_wasserstein(
+            data.conditional_reference(-40.0, 300, delta=0.5, generator=torch.Generator().manual_seed(100 + k)),
+            _CACHE["a3 reference"], generator=torch.Generator().manual_seed(1)) for k in range(5)]
     values = get("samples", "report", "seed")
-    return grading.check_energy_report(values["report"], values["samples"], data=data, eps_model=eps_model,
-                                       schedule=schedule, target=-40.0, reference=_CACHE["a3 reference"],
-                                       seed=values["seed"], n=300, blocks=5)
+    result = grading.check_energy_report(values["report"], values["samples"], data=data, eps_model=eps_model,
+                                         schedule=schedule, target=-40.0, reference=_CACHE["a3 reference"],
+                                         seed=values["seed"], n=300, blocks=5)
+    return _with_numbers(result, lambda: _a3_numbers(values["report"], values["samples"], data,
+                                                     _CACHE["a3 reference"], _CACHE["a3 floors"]))
 
 
 def _nll_up_to_a_constant(nll: Callable, seed: int) -> str:
@@ -206,7 +219,9 @@ def _guided_report(get, seed, call=None):
     student's own); then the student's regressor rebuilt here from its weights as the regenerated cell a4-07 trained
     them in the child (copied at the end of that cell, before any later answer cell runs: :data:`_SNAPSHOTS`); every
     block of the guided samples of each regressor (the student's and the shipped sigma(x_t, t) one) regenerated here
-    from the student's seed; the errors and the paired difference recomputed (cell a4-02: 5 blocks)."""
+    from the student's seed; the errors and the paired difference recomputed (cell a4-02: 5 blocks). When it passes,
+    the comparisons that the written answer quotes (:func:`_a4_numbers`) are computed from those blocks and the
+    unguided model's blocks on the same noise, sampled here."""
     from . import grading, nets
     if call is not None:
         wrong = _nll_up_to_a_constant(call("gaussian_nll"), seed)
@@ -224,9 +239,21 @@ def _guided_report(get, seed, call=None):
         from . import zoo
         with _quiet():
             _CACHE["a4 shipped"] = zoo.load("muller_brown_regressor", device="cpu", progress=False).model
-    return grading.check_guided_report(values["report"], values["samples"], data=data, eps_model=eps_model,
-                                       regressor=regressor.eval(), schedule=schedule, target=-60.0, scale=1.0,
-                                       seed=values["seed"], shipped=_CACHE["a4 shipped"], blocks=5)
+    result = grading.check_guided_report(values["report"], values["samples"], data=data, eps_model=eps_model,
+                                         regressor=regressor.eval(), schedule=schedule, target=-60.0, scale=1.0,
+                                         seed=values["seed"], shipped=_CACHE["a4 shipped"], blocks=5)
+
+    def numbers():  # cell a4-16: the conditional model without guidance, on the same noise as the blocks
+        from . import metrics, sampling
+        blocks, n = 5, 300
+        with torch.no_grad():
+            z = sampling.ddim_sample(eps_model, (blocks * n, 2), schedule, num_steps=50,
+                                     cond=torch.full((blocks * n,), -60.0), device="cpu",
+                                     generator=torch.Generator("cpu").manual_seed(values["seed"]))
+        none = [metrics.energy_error(data.system.energy(xb), -60.0).median
+                for xb in data.unstandardize(z.cpu().double()).reshape(blocks, n, 2)]
+        return _a4_numbers(values["report"], none)
+    return _with_numbers(result, numbers)
 
 
 def _guided_table(get, seed, call=None, own=False):
@@ -286,7 +313,8 @@ def _dropout_experiment(get, seed, call=None, own=False):
     each network's error and wrong-mode share recomputed. Then one network at one scale (chosen by the hidden seed)
     is sampled again in the child with the student's cfg_ddim_sampler, which must give its reported error, and
     ``_A2_RETRAINED`` networks of each rate (``_a2_retrained``) are trained again with the student's
-    drop_condition, which must give their stored weights."""
+    drop_condition, which must give their stored weights. When all of it passes, the table and the comparisons that
+    the written answer quotes (:func:`_a2_numbers`) are computed from those errors and shares."""
     import torch
     from . import analytic, grading, nets, schedules
     values = get("results", "seed", state_dict="trained")
@@ -345,9 +373,22 @@ def _dropout_experiment(get, seed, call=None, own=False):
                                               schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net)
     if trainings.status != "pass":
         return trainings
-    return grading._report("dropout experiment", "pass", "every network's error and wrong-mode share repeat from your "
-                           f"seed, your cfg_ddim_sampler, run again on network {i} at p = {p:g}, gamma = {g:g}, "
-                           f"gives its error, and {trainings.message}")
+    result = grading._report("dropout experiment", "pass", "every network's error and wrong-mode share repeat from "
+                             f"your seed, your cfg_ddim_sampler, run again on network {i} at p = {p:g}, gamma = {g:g}, "
+                             f"gives its error, and {trainings.message}")
+
+    def numbers():  # cell a2-16, with the exact sampler's shares of cell a2-15 sampled here
+        exact_wrong = {gamma: [] for gamma in gammas}
+        for k in range(n_nets):
+            noise = torch.randn(n, 1, generator=torch.Generator().manual_seed(values["seed"] + k), dtype=torch.float64)
+            for gamma in gammas:
+                with torch.no_grad():
+                    x = grading.sampling.ddim_sample(
+                        grading.guidance.cfg_model(mixture.eps_model(schedule), gamma), (n, 1), schedule,
+                        num_steps=num_steps, x_T=noise, cond=cond, dtype=torch.float64)
+                exact_wrong[gamma].append((x < 0).double().mean().item())
+        return _a2_numbers(values["results"], exact_wrong, rates, gammas, n_nets)
+    return _with_numbers(result, numbers)
 
 
 def _a2_retrained(seed: int, rates, n_nets: int) -> dict:
@@ -357,6 +398,125 @@ def _a2_retrained(seed: int, rates, n_nets: int) -> dict:
     1 - C(12 - k, m) / C(12, m): 1/4 for k = 1, m = 3."""
     draw = random.Random(seed)
     return {p: sorted(draw.sample(range(n_nets), min(_A2_RETRAINED, n_nets))) for p in rates}
+
+
+# -- the numbers that the written answers are graded on, computed here from the values that a value task re-ran -----
+# The comparisons that the written answers quote (A2's table and paired verdicts of cell a2-16, A3's paired
+# differences of cell a3-18 with the distinct counts of a3-07 and the basin shares of a3-09, A4's comparisons of
+# cell a4-16) are printed by cells that the grader does not take from a submission, so their stored outputs are the
+# student's to edit. When the value task passed, its numbers are those of the student's seed, and the grader
+# computes these comparisons itself from them, with the package's stats, and prints them beside the written answer.
+NUMBERS_HEADING = "Numbers the grader computed from your re-run values (grade the written statements on these)"
+# written task -> the value task whose re-run values its numbers come from
+_WRITTEN_NUMBERS = {"Think! what the dropout rate buys": "dropout experiment",
+                    "Think! error against distance": "energy report",
+                    "Think! calibration and guidance": "guided samples"}
+
+
+class _WithNumbers(NamedTuple):
+    """A value task's result with the text of the numbers that its written answer is graded on."""
+
+    result: object
+    numbers: str
+
+
+def _with_numbers(result, numbers: Callable[[], str]):
+    """``result`` with ``numbers()`` attached when it passed (a failure of ``numbers`` is said in their place)."""
+    if getattr(result, "status", None) != "pass":
+        return result
+    try:
+        text = numbers()
+    except Exception as err:  # noqa: BLE001 - the numbers are a courtesy to the marker: say why they are missing
+        text = f"(the grader could not compute them: {type(err).__name__}: {err})"
+    return _WithNumbers(result, text)
+
+
+def _floats(values) -> list[float]:
+    import torch
+    return [float(v) for v in torch.as_tensor(values, dtype=torch.float64).reshape(-1)]
+
+
+def _a2_numbers(results: dict, exact_wrong: dict, rates, gammas, n_nets: int) -> str:
+    """Cell a2-16's table of means and its paired comparisons, from the re-run networks' errors and shares."""
+    from . import stats
+    low, high = rates
+    results = {p: {g: {k: _floats(results[p][g][k]) for k in ("error", "wrong")} for g in gammas} for p in rates}
+    lines = [f"mean over {n_nets} networks ± SE   {'error':>15s} {'share at x < 0':>17s}"]
+    for g in gammas:
+        lines.append(f"exact sampler, gamma = {g:.0f}: {'':>15s} {str(stats.replicates(exact_wrong[g])):>17s}")
+        for p in rates:
+            row = results[p][g]
+            lines.append(f"p_uncond = {p:g}, gamma = {g:.0f}: {str(stats.replicates(row['error'])):>15s} "
+                         f"{str(stats.replicates(row['wrong'])):>17s}")
+    for g in gammas:  # the rates, on the same seeds
+        for key in ("error", "wrong"):
+            both = results[low][g][key] + results[high][g][key]
+            if min(both) == max(both):
+                lines.append(f"gamma = {g:.0f}, {key}: {both[0]:g} for every network at both rates (degenerate: no "
+                             "comparison)")
+                continue
+            lines.append(f"gamma = {g:.0f}, {key}: " + str(stats.paired(
+                results[low][g][key], results[high][g][key], names=(f"p = {low:g}", f"p = {high:g}"))))
+    for p in rates:  # the scales, on the same networks
+        for key in ("error", "wrong"):
+            lines.append(f"p_uncond = {p:g}, {key}: " + str(stats.paired(
+                results[p][gammas[1]][key], results[p][gammas[0]][key],
+                names=(f"gamma {gammas[1]:g}", f"gamma {gammas[0]:g}"))))
+    return "\n".join(lines)
+
+
+def _a3_numbers(report: dict, samples: dict, data, reference, floors: list) -> str:
+    """Cell a3-18's paired differences between scales and gamma = 1 against the noise floor (with the package's
+    stats, which print the verdicts), cell a3-07's distinct samples and largest pile, and cell a3-09's basin
+    shares, from the re-run blocks and samples."""
+    import torch
+    from . import metrics, stats
+    scales = sorted(report)
+    pairs = list(zip(scales[1:], scales[:-1])) + ([(scales[-1], 1.0)] if scales[-2] != 1.0 else [])
+    name = lambda g: f"gamma = {g:g}"  # noqa: E731
+    lines = []
+    for key in ("energy_error", "sliced_w1"):
+        blocks = {g: _floats(report[g][key]["blocks"]) for g in scales}
+        for a, b in pairs:
+            lines.append(f"{key:>12s}: {stats.paired(blocks[a], blocks[b], names=(name(a), name(b)))}")
+    lines.append(str(stats.unpaired(_floats(report[1.0]["sliced_w1"]["blocks"]), floors,
+                                    names=("sliced W1 at gamma = 1", "floor"))))
+    x_all = {g: torch.as_tensor(samples[g]).double() for g in scales}
+    lines += ["", f"distinct samples (rounded to 3 decimals) of the {x_all[scales[0]].reshape(-1, 2).shape[0]} per "
+              "scale, and the largest pile's share"]
+    for g, x in x_all.items():
+        _, counts = torch.unique(x.reshape(-1, 2).round(decimals=3), dim=0, return_counts=True)
+        lines.append(f"gamma = {g:g}: {len(counts):5d} distinct, largest pile "
+                     f"{counts.max().item() / counts.sum().item():.3f}")
+    mb = data.system
+    p_ref = metrics.basin_occupancy(mb.basin(reference), 3)
+    shares = {"reference": (p_ref, (p_ref * (1 - p_ref) / len(reference)).sqrt())}
+    for g, x in x_all.items():
+        per_block = torch.stack([metrics.basin_occupancy(mb.basin(b), 3) for b in x])
+        shares[name(g)] = (per_block.mean(0), per_block.std(0) / len(per_block) ** 0.5)
+    lines += ["", "basin shares ± standard error (over the blocks; binomial for the reference's independent draws)",
+              f"{'':>12s} " + " ".join(f"{'basin ' + str(k):>13s}" for k in range(3))]
+    for label, (s, se) in shares.items():
+        lines.append(f"{label:>12s} " + " ".join(f"{v:6.2f} ± {e:.3f}" for v, e in zip(s.tolist(), se.tolist())))
+    return "\n".join(lines)
+
+
+def _a4_numbers(report: dict, none: list) -> str:
+    """Cell a4-16's comparisons (both regressors against no guidance on the same noise, yours - shipped paired and
+    unpaired, the correlation of the two regressors' block errors), from the re-run blocks."""
+    import torch
+    from . import stats
+    yours, shipped = _floats(report["yours"]), _floats(report["shipped"])
+    blocks = len(yours)
+    lines = [f"{key:>11s}: median |E - E*| {stats.replicates(v)} over {blocks} blocks"
+             for key, v in (("yours", yours), ("shipped", shipped), ("no guidance", none))]
+    lines.append(str(stats.paired(yours, shipped, names=("yours", "shipped"))))
+    lines.append(str(stats.unpaired(yours, shipped, names=("yours", "shipped"))))
+    r = torch.corrcoef(torch.tensor([yours, shipped], dtype=torch.float64))[0, 1].item()
+    lines.append(f"correlation of the two regressors' block errors over the {blocks} blocks: {r:+.2f}")
+    for key, v in (("yours", yours), ("shipped", shipped)):
+        lines.append(str(stats.paired(v, none, names=(key, "no guidance"))))
+    return "\n".join(lines)
 
 
 # the value tasks whose check can regenerate the numbers with the student's own functions in the child (``own=True``):
@@ -1651,6 +1811,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     status: dict[str, str] = {}  # answer cell id -> "run" | "todo" | "missing" | reason of a refusal
     sources: dict[str, str] = {}
     copies: list[str] = []  # statements that repeat the package's code: for the instructor's eye
+    answers: dict[str, str] = {}  # answer cell id -> the answer, for the identical answers of grade_folder
     for task in tasks:
         if task.kind == "written" or task.cell in status:
             continue
@@ -1667,6 +1828,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         status[task.cell] = "run" if reason is None else f"refused: {reason}"
         sources[task.cell] = text
         copies += [f"{task.cell} {where}" for where in copied(text, _text(template_cells[task.cell]))]
+        if len(_normalised(text)) - len(_normalised(_text(template_cells[task.cell]))) >= _IDENTICAL_CODE:
+            answers[task.cell] = text
 
     child = None
     if "run" in status.values():
@@ -1684,6 +1847,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     passed: dict[str, bool] = {}  # answer cell id -> whether all its tasks so far passed
     task_passed: dict[str, bool] = {}  # task name -> whether it passed
     task_how: dict[str, str] = {}  # task name -> how its points were given ("pass", "half: a named mistake", ...)
+    numbers: dict[str, str] = {}  # value task name -> the numbers computed from its re-run values (when it passed)
     prefix = assignment.split("_")[0].upper()
     for task in tasks:
         key = f"{prefix} {task.name} ({task.points:g})"
@@ -1696,6 +1860,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             below = [(label, _text(c).strip()) for label, after, c in added
                      if cell is not None and after == task.cell and c.get("cell_type") == "markdown" and _text(c).strip()]
             row[key] = "" if answered or below else 0.0
+            if answered or below:
+                answers[task.cell] = "\n\n".join(([text] if answered else []) + [t for _, t in below])
             written += task.points
             if answered or not below:
                 feedback += ["written answer, graded by hand" if answered else "no answer", "",
@@ -1710,6 +1876,18 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                              f"cell(s) after it; their text is taken as the answer:", ""]
                 for label, added_text in below:
                     feedback += [f"From {label}:", "", _fenced(added_text), ""]
+            source = _WRITTEN_NUMBERS.get(task.name)
+            if source is not None:
+                feedback += [f"### {NUMBERS_HEADING}", ""]
+                if source in numbers:
+                    feedback += [f"Computed by the grader with `tutorial_pkg.stats` from the values of task '{source}' "
+                                 "as it re-ran them from the student's seed, not from the submission's stored outputs "
+                                 "(which are the student's to edit): where a written statement quotes another number "
+                                 "or verdict, these hold.", "", _fenced(numbers[source]), ""]
+                else:
+                    feedback += [f"No re-run numbers exist: the value task '{source}' did not pass in full, so the "
+                                 "grader has no numbers of the student's seed to compute them from. The written "
+                                 "statements cannot be checked against re-run numbers here.", ""]
             feedback += ["Rubric:", rubric.get(task.name, (
                 f"not found: the rubrics stay with the instructor's solutions ({assignment}.md in "
                 f"{rubric_folder}), which this copy of the course does not hold")), ""]
@@ -1767,6 +1945,9 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             except Exception as err:  # noqa: BLE001 - the submission's process failed to answer
                 from .grading import CheckResult
                 result = CheckResult(task.name, "fail", f"the submission: {err}")
+        computed = None
+        if isinstance(result, _WithNumbers):
+            result, computed = result.result, result.numbers
         points, how = _points(task, result)
         message = result.message
         if own:
@@ -1800,6 +1981,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         passed[task.cell] = passed.get(task.cell, True) and result.status == "pass" and not own
         task_passed[task.name] = result.status == "pass" and not own
         task_how[task.name] = how
+        if computed is not None and how == "pass" and not own:  # the student's seed's numbers, as re-run
+            numbers[task.name] = computed
         auto += points
         row[key] = points
         feedback += [f"{_in_points(points)} ({how}): {message}", ""]
@@ -1825,7 +2008,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                      "Compare them with the stored ones above: the written answers are graded on the student's own "
                      "numbers, which are these.", ""]
         feedback += [f"![cell {name.split('_')[0]}, re-run]({{figures}}/{name})" for name in redrawn] + [""]
-    return {"row": row, "feedback": "\n".join(feedback), "figures": {**images, **redrawn}}
+    return {"row": row, "feedback": "\n".join(feedback), "figures": {**images, **redrawn}, "answers": answers}
 
 
 def _stored_output(cell, rerun: Optional[str] = None) -> list[str]:
@@ -1880,9 +2063,63 @@ def _figures(nb: dict) -> dict[str, bytes]:
     return images
 
 
+def _normalised(text: str) -> str:
+    """``text`` without the solution markers and with every run of whitespace made one space: answers that differ
+    only in spacing compare equal, and so does a copy of the solution notebook that kept its markers."""
+    text = text.replace("<!-- BEGIN SOLUTION -->", "").replace("<!-- END SOLUTION -->", "")
+    text = "\n".join(line for line in text.split("\n") if not re.match(r"^[ \t]*# (BEGIN|END) SOLUTION", line))
+    return " ".join(text.split())
+
+
+# an answer code cell is compared only when the student wrote at least this many characters beyond the template's
+# (whitespace normalised): two honest students often write the same short function, such as a one-line CFG combination
+_IDENTICAL_CODE = 200
+
+
+def _model_answers(assignment: str, solutions=SOLUTIONS) -> dict[str, str]:
+    """The instructor's answers of ``assignment``'s answer cells (its solution notebook, without the solution
+    markers), by cell id; empty where the solutions are not in this copy of the course."""
+    path = pathlib.Path(solutions) / f"{assignment}.ipynb"
+    if not path.is_file():
+        return {}
+    cells = {c.get("id"): c for c in _load(path)["cells"]}
+    model = {}
+    for task in ASSIGNMENTS.get(assignment, []):
+        cell = cells.get(task.cell)
+        if cell is None:
+            continue
+        model[task.cell] = _normalised(_text(cell))
+    return model
+
+
+def _identical(graded: list[dict], solutions=SOLUTIONS) -> None:
+    """Fill each row's ``identical`` column: the answer cells whose answer (written, or code of at least
+    ``_IDENTICAL_CODE`` characters of the student's own) is the same, after whitespace normalisation, as another
+    submission's of the same assignment in the folder, or as the instructor's model answer."""
+    holders: dict[tuple[str, str, str], list[str]] = {}
+    for g in graded:
+        for cell, text in g.get("answers", {}).items():
+            holders.setdefault((g["row"].get("assignment", "?"), cell, _normalised(text)), []).append(
+                g["row"]["submission"])
+    models = {}
+    for g in graded:
+        assignment, found = g["row"].get("assignment", "?"), []
+        if assignment not in models:
+            models[assignment] = _model_answers(assignment, solutions) if assignment in ASSIGNMENTS else {}
+        for cell, text in sorted(g.get("answers", {}).items()):
+            text = _normalised(text)
+            others = [name for name in holders[assignment, cell, text] if name != g["row"]["submission"]]
+            same = (["the model answer"] if models[assignment].get(cell) == text else []) + others
+            if same:
+                found.append(f"{cell} same as " + ", ".join(same))
+        g["row"]["identical"] = "; ".join(found)
+
+
 def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Optional[int] = None,
-                 jobs: int = 2, timeout: float = 120.0) -> list[dict]:
-    """Grade every ``*.ipynb`` under ``folder``; write the gradebook CSV ``out`` and the feedback files."""
+                 jobs: int = 2, timeout: float = 120.0, solutions=SOLUTIONS) -> list[dict]:
+    """Grade every ``*.ipynb`` under ``folder``; write the gradebook CSV ``out`` and the feedback files. The
+    ``identical`` column names the answers that are the same as another submission's in ``folder`` or as the model
+    answer in ``solutions``."""
     folder = pathlib.Path(folder)
     if not folder.is_dir():
         raise ValueError(f"folder must be a folder of submitted notebooks, got {str(folder)!r}, which is not a folder")
@@ -1893,10 +2130,12 @@ def grade_folder(folder, *, out=None, feedback=None, templates=TEMPLATES, rubric
         graded = list(pool.map(lambda p: grade_notebook(
             p, templates=templates, rubric_folder=rubric_folder, seed=seed, timeout=timeout,
             label=str(p.relative_to(folder).with_suffix(""))), paths))
+    _identical(graded, solutions)
     out = pathlib.Path(out) if out else folder.parent / f"{folder.name}_gradebook.csv"
     feedback = pathlib.Path(feedback) if feedback else out.with_suffix("")
     feedback.mkdir(parents=True, exist_ok=True)
-    fields = ["submission", "assignment", "file", "auto_points", "auto_max", "written_max", "copied", "hidden_seed"]
+    fields = ["submission", "assignment", "file", "auto_points", "auto_max", "written_max", "copied", "identical",
+              "hidden_seed"]
     for g in graded:
         fields += [k for k in g["row"] if k not in fields]
     with open(out, "w", newline="") as f:
@@ -1921,12 +2160,14 @@ def main(argv=None) -> int:
     parser.add_argument("--feedback", help="folder of the feedback files (default: the gradebook's name)")
     parser.add_argument("--templates", default=str(TEMPLATES), help="the student notebooks (book/assignments)")
     parser.add_argument("--rubrics", default=str(RUBRICS), help="the rubrics of the written tasks (instructor/rubrics)")
+    parser.add_argument("--solutions", default=str(SOLUTIONS),
+                        help="the instructor's solutions, whose model answers the identical column compares with")
     parser.add_argument("--seed", type=int, help="the hidden inputs' seed (default: fresh; printed in the feedback)")
     parser.add_argument("--jobs", type=int, default=2, help="submissions graded at once")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a cell or a call may take")
     args = parser.parse_args(argv)
     rows = grade_folder(args.submissions, out=args.out, feedback=args.feedback, templates=args.templates, rubric_folder=args.rubrics,
-                        seed=args.seed, jobs=args.jobs, timeout=args.timeout)
+                        seed=args.seed, jobs=args.jobs, timeout=args.timeout, solutions=args.solutions)
     for row in rows:
         print(f"{row['submission']:>30s} {row['assignment']:>28s} {row['auto_points']:5g} / {row['auto_max']:g}"
               f" (+ written, of {row['written_max']:g})")

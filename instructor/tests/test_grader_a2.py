@@ -4,7 +4,9 @@ the exact mixture, and recomputes each network's error and wrong-mode share. The
 points; one whose error is a root-mean-square instead of the mean |x - x_exact| scores zero, and so do numbers
 typed in from a stored run with no network behind them, and so do numbers from a network that train_net did not
 make, when it is one of those that the grader trains again (a few of each rate, drawn from the hidden seed); one
-that is not among them passes, which is the limit of that check. A submission with the w/gamma off-by-one in its cfg and a
+that is not among them passes, which is the limit of that check. When the experiment passes, the feedback shows
+cell a2-16's comparisons as the grader computed them from the re-run networks, whatever the stored output of that
+cell says. A submission with the w/gamma off-by-one in its cfg and a
 right sampler (the reviewer's case) earns the sampler's marks, graded with the reference cfg in its place, and zero
 on the experiment, whose numbers must come from functions that pass."""
 
@@ -27,6 +29,28 @@ def _experiment() -> str:
     nb = json.loads((ROOT / "instructor" / "solutions" / f"{A2}.ipynb").read_text())
     source = "".join(next(c for c in nb["cells"] if c.get("id") == "a2-15")["source"])
     return "\n".join(line for line in source.split("\n") if "SOLUTION" not in line)
+
+
+FABRICATED = ("gamma = 1, error: p = 0.05 - p = 0.5 = -0.012 ± 0.003 (paired, 95 % interval [-0.018, -0.006]): "
+              "p = 0.05 lower\n")
+
+
+def _true_comparisons(experiment: str) -> list[str]:
+    """The gamma = 1 error comparison of the rates, and the gamma = 3 - gamma = 1 one at p = 0.05, that cell a2-16
+    prints, made here (in this process, not the grader's) by running cells a2-14 and the experiment ``experiment``
+    with the right functions."""
+    import torch
+    from tutorial_pkg import sampling, stats
+    nb = json.loads((ROOT / "instructor" / "solutions" / f"{A2}.ipynb").read_text())
+    setup = "".join(next(c for c in nb["cells"] if c.get("id") == "a2-14")["source"])
+    namespace = {"torch": torch, "sampling": sampling}
+    for source in (DROP, CFG, SAMPLER, setup, experiment):
+        exec(source, namespace)
+    results = namespace["results"]
+    return [f"gamma = 1, error: " + str(stats.paired(results[0.05][1.0]["error"], results[0.5][1.0]["error"],
+                                                     names=("p = 0.05", "p = 0.5"))),
+            f"p_uncond = 0.05, error: " + str(stats.paired(results[0.05][3.0]["error"], results[0.05][1.0]["error"],
+                                                           names=("gamma 3", "gamma 1")))]
 
 
 def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tmp_path, monkeypatch):
@@ -64,8 +88,23 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
     grading_folders.submission(TEMPLATE, folder, "stored", {
         "a2-04": DROP.replace("< p_uncond", "> p_uncond"), "a2-10": SAMPLER, "a2-15": stored,
         "a2-07": CFG.replace("gamma * eps_cond + (1 - gamma)", "(1 + gamma) * eps_cond - gamma")})
+    # the correct submission with its stored comparisons (cell a2-16, which the grader does not take from it) edited
+    # to fabricated, resolved intervals
+    nb = json.loads((folder / "correct.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if c.get("id") == "a2-16")
+    cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": [FABRICATED]}]
+    (folder / "correct.ipynb").write_text(json.dumps(nb))
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv", seed=SEED)
     assert points("correct", "dropout experiment (4)") == 4 and "run again on network" in feedback["correct"]
+    # the feedback shows the comparisons as the grader computed them from the re-run networks, beside the written
+    # answer: the true intervals and verdicts, which the fabricated ones are not
+    numbers = feedback["correct"].split(grader.NUMBERS_HEADING)[1].split("Rubric:")[0]
+    truth = _true_comparisons(correct)
+    for line in truth:
+        assert line in numbers, (line, numbers)
+    assert FABRICATED.strip() not in numbers and FABRICATED.strip() != truth[0]
+    for name in ("rms", "fabricated", "stored"):  # a value task that did not pass: no re-run numbers
+        assert "No re-run numbers exist" in feedback[name].split(grader.NUMBERS_HEADING)[1]
     assert points("correct", "auto_points") == points("correct", "auto_max") == 13
     assert f"network {retrained[0]} at p = 0.05" in feedback["correct"] and "are what train_net makes" in feedback["correct"]
     assert points("fabricated", "dropout experiment (4)") == 0 and \
