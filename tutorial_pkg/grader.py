@@ -584,6 +584,33 @@ _SNAPSHOTS = {"a4-07": "\n__regressor_as_trained__ = None if regressor is None e
                        "{k: v.detach().clone() for k, v in regressor.state_dict().items()}\n",
               # A7's reference, as the student's band_share made it, before the answer cell a7-17 can change it
               "a7-12": "\n__reference_as_made__ = __import__('copy').deepcopy(reference)\n"}
+# the regenerated cells that fix the seed of an assignment's value task: the seed as they set it, which an answer
+# cell may not change (a value task's numbers must come from that seed, not from one chosen for its verdicts)
+_SEED_CELLS = {"a1_classifier_guidance": "a1-14", "a2_classifier_free_guidance": "a2-14", "a3_energy_target": "a3-02",
+               "a4_calibrated_regressor": "a4-02"}
+_SNAPSHOTS.update({cell: "\n__seed_as_set__ = seed\n" for cell in _SEED_CELLS.values()})
+
+
+class SeedChanged(Exception):
+    """An answer cell changed the ``seed`` that a regenerated cell of the notebook sets."""
+
+
+def _seed_guarded(get: Callable, name: str) -> Callable:
+    """``get`` for a value task of assignment ``name``: where a regenerated cell sets the seed (:data:`_SEED_CELLS`),
+    ``seed`` must still be that value when the grader reads it."""
+    if name not in _SEED_CELLS:
+        return get
+
+    def guarded(*names, state_dict=None):
+        if "seed" not in names:
+            return get(*names, state_dict=state_dict)
+        values = get(*names, "__seed_as_set__", state_dict=state_dict)
+        as_set = values.pop("__seed_as_set__")
+        if values["seed"] != as_set:
+            raise SeedChanged(f"an answer cell set seed = {values['seed']!r}, but cell {_SEED_CELLS[name]} sets "
+                              f"seed = {as_set!r}: the numbers must come from the notebook's seed")
+        return values
+    return guarded
 
 # -- assignment 5: guidance through x0_hat (MMPS) and the guidance interval
 def _mmps_report(get, seed, call=None):
@@ -1939,7 +1966,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                     result = task.check(lambda *args, name=_FUNCTION[task.name], grad=False:
                                         child.call(name, args, bound, grad=grad), seed)
                 else:
-                    result = task.check(lambda *names, state_dict=None: child.get(names, state_dict), seed,
+                    result = task.check(_seed_guarded(lambda *names, state_dict=None: child.get(names, state_dict),
+                                                      assignment), seed,
                                         lambda name: (lambda *args, grad=False: child.call(name, args, grad=grad)),
                                         **({"own": True} if own else {}))
             except Exception as err:  # noqa: BLE001 - the submission's process failed to answer

@@ -141,3 +141,26 @@ def test_the_grader_scores_the_paired_difference_in_its_own_cell(tmp_path):
     assert "the package's stats is not accepted in this answer" in feedback["package"]
     assert "this task may use stats.t_quantile" in feedback["package"]
     assert points("todo", "paired difference (2)") == 0.0
+
+
+def test_an_answer_that_changes_the_notebooks_seed_scores_zero_on_its_report(tmp_path):
+    """Assignment 3's setup cell fixes the seed of every scale's run; an answer cell that sets another seed (to shop
+    for the verdicts it wants to claim) gets no points for its report, whose numbers are right for that other seed,
+    and the feedback says why. The same report from the notebook's seed earns its points."""
+    import json
+    import pathlib
+
+    import grading_folders  # instructor/tests/grading_folders.py
+
+    root = pathlib.Path(__file__).resolve().parents[2]
+    template = json.loads((root / "book" / "assignments" / "a3_energy_target.ipynb").read_text())
+    solution = json.loads((root / "instructor" / "solutions" / "a3_energy_target.ipynb").read_text())
+    report = next("".join(c["source"]) for c in solution["cells"] if c.get("id") == "a3-06")
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for name, source in {"notebooks_seed": report, "own_seed": "seed = 7\n" + report}.items():
+        grading_folders.submission(template, folder, name, {"a3-06": source})
+    rows, feedback, points = grading_folders.grade(folder, tmp_path / "book.csv", seed=5)
+    assert points("notebooks_seed", "energy report (2)") == 2.0
+    assert points("own_seed", "energy report (2)") == 0.0
+    assert "an answer cell set seed = 7, but cell a3-02 sets seed = 0" in feedback["own_seed"]
