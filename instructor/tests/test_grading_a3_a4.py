@@ -164,3 +164,31 @@ def test_an_answer_that_changes_the_notebooks_seed_scores_zero_on_its_report(tmp
     assert points("notebooks_seed", "energy report (2)") == 2.0
     assert points("own_seed", "energy report (2)") == 0.0
     assert "an answer cell set seed = 7, but cell a3-02 sets seed = 0" in feedback["own_seed"]
+
+
+def test_std_and_se_accepts_forms_that_agree_with_the_delta_method_to_first_order():
+    """The delta method is first order: the standard deviation with n inside m4 - s^4, or n - 1 under the square root,
+    changes the standard error by a term of order 1/n, and passes; the normal-theory value does not."""
+    import math
+
+    from tutorial_pkg import grading
+
+    def moments(v):
+        return v.std().item(), v.std(correction=0).item(), len(v), (v - v.mean()).pow(4).mean().item()
+
+    def with_n_inside(v):
+        s, s0, n, m4 = moments(v)
+        return s, math.sqrt(max(m4 - s0 ** 4, 0.0) / n) / (2 * s)
+
+    def with_n_minus_1(v):
+        s, _, n, m4 = moments(v)
+        return s, math.sqrt(max(m4 - s ** 4, 0.0) / (n - 1)) / (2 * s)
+
+    def normal_theory(v):
+        s, _, n, _ = moments(v)
+        return s, s / math.sqrt(2 * n)
+
+    for seed in range(4):
+        assert grading.check_std_and_se(with_n_inside, seed=seed).status == "pass"
+        assert grading.check_std_and_se(with_n_minus_1, seed=seed).status == "pass"
+        assert grading.check_std_and_se(normal_theory, seed=seed).status == "fail"
