@@ -587,8 +587,10 @@ _SNAPSHOTS = {"a4-07": "\n__regressor_as_trained__ = None if regressor is None e
 # the regenerated cells that fix the seed of an assignment's value task: the seed as they set it, which an answer
 # cell may not change (a value task's numbers must come from that seed, not from one chosen for its verdicts)
 _SEED_CELLS = {"a1_classifier_guidance": "a1-14", "a2_classifier_free_guidance": "a2-14", "a3_energy_target": "a3-02",
-               "a4_calibrated_regressor": "a4-02"}
-_SNAPSHOTS.update({cell: "\n__seed_as_set__ = seed\n" for cell in _SEED_CELLS.values()})
+               "a4_calibrated_regressor": "a4-02", "a5_guidance_through_x0": "a5-07",
+               "a6_sampling_the_guided_target": "a6-13", "a7_alanine_dipeptide": "a7-12"}
+for _cell in _SEED_CELLS.values():
+    _SNAPSHOTS[_cell] = _SNAPSHOTS.get(_cell, "") + "\n__seed_as_set__ = seed\n"
 
 
 class SeedChanged(Exception):

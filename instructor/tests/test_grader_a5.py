@@ -35,7 +35,7 @@ EXACT = """def exact_posterior(m, S, a, sigma_y, y):
 # the notebook's own numbers typed in: right for its prior only
 EXACT_STORED = "def exact_posterior(m, S, a, sigma_y, y):\n    return 1.1853260869565216, 0.08449728260869564\n"
 DPS = MMPS.replace("C = sigma_y ** 2 + ((1 - ab) / ab.sqrt()) * (Ja @ a)[:, None]", "C = sigma_y ** 2")
-REPORT = """seed = 3
+REPORT = """seed = 0
 model = lambda x_t, t, y: mmps_eps(eps_prior, x_t, t, y, a, sigma_y, schedule)
 samples = sampling.ddim_sample(model, (n, 2), schedule, num_steps=50, cond=torch.full((n,), y_obs, dtype=f64),
                                dtype=f64, generator=torch.Generator().manual_seed(seed))
@@ -130,7 +130,7 @@ def _stored_report() -> str:
               a=torch.tensor([1.5, -0.7], dtype=torch.float64), sigma_y=0.3, y_obs=1.2, n=2000,
               schedule=schedules.linear_schedule(1000), f64=torch.float64, sampling=grading.sampling)
     exec(REPORT, ns)
-    return (f"seed = 3\nreport = {ns['report']!r}\n"
+    return (f"seed = 0\nreport = {ns['report']!r}\n"
             f"samples = torch.tensor({ns['samples'].tolist()!r}, dtype=f64)\n")
 
 
@@ -235,10 +235,10 @@ def test_the_report_check_regenerates_the_samples_and_names_each_mistake():
               y_obs=1.2, n=200, schedule=schedule, f64=torch.float64, sampling=grading.sampling)
     exec(REPORT, ns)
     report, samples = ns["report"], ns["samples"]
-    assert grading.check_mmps_report(report, samples, seed=3, **setting).passed
+    assert grading.check_mmps_report(report, samples, seed=0, **setting).passed
     s_u = (setting["a"] @ prior.covs[0] @ setting["a"]).item()
     exact_sd = {**report, "z_mean": (report["mean"] - report["exact_mean"]) / (report["exact_var"] / 200) ** 0.5}
-    assert grading.check_mmps_report(exact_sd, samples, seed=3, **setting).passed   # the exact sd: accepted too
+    assert grading.check_mmps_report(exact_sd, samples, seed=0, **setting).passed   # the exact sd: accepted too
     wrong = {"is not what": {**report, "exact_var": s_u},
              "standard error sd / sqrt(n), not by the sd": {
                  **report, "z_mean": (report["mean"] - report["exact_mean"]) / report["var"] ** 0.5},
@@ -246,19 +246,19 @@ def test_the_report_check_regenerates_the_samples_and_names_each_mistake():
              "nor are 1 more": {**report, "z_mean": (report["mean"] - report["exact_mean"]) / report["var"] ** 0.5,
                                 "z_var": 0.0}}
     for hint, bad in wrong.items():
-        result = grading.check_mmps_report(bad, samples, seed=3, **setting)
+        result = grading.check_mmps_report(bad, samples, seed=0, **setting)
         assert result.status == "fail" and hint in result.message, (hint, result)
     # the biased variance (divide by n), carried into both statistics: one named slip, and the hint names n - 1
     u = samples @ setting["a"]
     var_n = u.var(unbiased=False).item()
     biased = {**report, "var": var_n, "z_mean": (report["mean"] - report["exact_mean"]) / (var_n / 200) ** 0.5,
               "z_var": (var_n / report["exact_var"] - 1) / (2 / 199) ** 0.5}
-    result = grading.check_mmps_report(biased, samples, seed=3, **setting)
+    result = grading.check_mmps_report(biased, samples, seed=0, **setting)
     assert result.status == "fail" and "n - 1" in result.message and not result.message.startswith(grader._GENERIC)
-    result = grading.check_mmps_report({**biased, "exact_var": s_u}, samples, seed=3, **setting)  # and another slip
+    result = grading.check_mmps_report({**biased, "exact_var": s_u}, samples, seed=0, **setting)  # and another slip
     assert result.status == "fail" and "n - 1" in result.message and result.message.startswith(grader._GENERIC)
     assert "the samples are not" in grading.check_mmps_report(report, samples, seed=4, **setting).message
-    assert grading.check_mmps_report(None, None, seed=3, **setting).status == "not implemented"
+    assert grading.check_mmps_report(None, None, seed=0, **setting).status == "not implemented"
 
 
 def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):

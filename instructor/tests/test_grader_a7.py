@@ -52,7 +52,7 @@ def band_share(core, band):
     return p, se
 """
 REPORT = """n, num_steps = 64, 10
-seed = 3
+seed = 0
 f = sampling.ddim_sample(eps_model, (n, features.dim), schedule, num_steps=num_steps,
                          cond=torch.full((n,), E_target, device=device), device=device,
                          generator=torch.Generator(device).manual_seed(seed))
