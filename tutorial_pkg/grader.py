@@ -50,7 +50,8 @@ the grader's reference (``_REFERENCES``) bound in its place, so that it is grade
 answers are graded by hand: the feedback file of each submission holds the student's text and the task's
 rubric (from ``instructor/rubrics/``, which stays with the solutions: ``--rubrics`` names another folder), and the
 gradebook a column for those points: blank for an answer to grade, 0 where none was written (the cell missing,
-empty, or still holding ``ANSWER_MARK``). For A2, A3 and A4 the feedback also shows, beside the written answer, the
+or empty once ``ANSWER_MARK`` is taken out, and no markdown cell with text added next to it, above or below: such
+cells are shown under the task). For A2, A3 and A4 the feedback also shows, beside the written answer, the
 comparisons that it quotes as the grader computed them from the value task's re-run values (``NUMBERS_HEADING``),
 when that task passed.
 
@@ -1773,6 +1774,33 @@ def _added_cells(nb: dict, template_cells: dict) -> list[tuple[str, str, dict]]:
     return out
 
 
+def _without_placeholder(text: str) -> str:
+    """A written answer's text with the template's placeholder taken out (and stripped): empty when the student
+    wrote nothing of their own."""
+    return text.replace(ANSWER_MARK, "").strip()
+
+
+def _markdown_near(nb: dict, template_cells: dict, cell_id: str) -> list[tuple[str, str]]:
+    """The non-empty markdown cells that the student added next to the template cell ``cell_id``: between the
+    template cell before it and it (``added above``), and between it and the next template cell (``added below``),
+    each as (label for the feedback, text), in the notebook's order."""
+    cells = [c for c in nb.get("cells", []) if isinstance(c, dict)]
+    at = next((k for k, c in enumerate(cells) if c.get("id") == cell_id), None)
+    if at is None:
+        return []
+    out = []
+    for step, where in ((-1, "above"), (1, "below")):
+        k, found = at + step, []
+        while 0 <= k < len(cells) and cells[k].get("id") not in template_cells:
+            c = cells[k]
+            text = _text(c).strip() if c.get("cell_type") == "markdown" else ""
+            if _without_placeholder(text):
+                found.append((f"cell {c.get('id') or f'number {k + 1}'} (added {where} {cell_id})", text))
+            k += step
+        out += found[::-1] if step < 0 else found
+    return out
+
+
 def _names_bound(source: str) -> set[str]:
     """The names that a cell binds at its top level: functions, classes, assignments, imports."""
     try:
@@ -1882,27 +1910,28 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         if task.kind == "written":
             cell = submitted.get(task.cell)
             text = _text(cell).strip() if cell else ""
-            answered = bool(text) and ANSWER_MARK not in text
-            # an answer written in markdown cells added after the answer cell (before the next template cell)
-            below = [(label, _text(c).strip()) for label, after, c in added
-                     if cell is not None and after == task.cell and c.get("cell_type") == "markdown" and _text(c).strip()]
-            row[key] = "" if answered or below else 0.0
-            if answered or below:
-                answers[task.cell] = "\n\n".join(([text] if answered else []) + [t for _, t in below])
+            # the placeholder may stay, with the answer typed above or below it in the same cell
+            own = _without_placeholder(text)
+            answered = bool(own)
+            # markdown cells the student added next to the answer cell: above it (after the template cell before
+            # it) or below it (before the next template cell); their text is shown under this task
+            near = _markdown_near(nb, template_cells, task.cell) if cell is not None else []
+            row[key] = "" if answered or near else 0.0
+            if answered or near:
+                answers[task.cell] = "\n\n".join(([own] if answered else []) + [t for _, t in near])
             written += task.points
-            if answered or not below:
-                feedback += ["written answer, graded by hand" if answered else "no answer", "",
-                             _fenced(text or "(missing)"), ""]
-                if below:
-                    feedback += ["The student also added markdown cell(s) after the answer cell:", ""]
-                    for label, added_text in below:
-                        feedback += [f"From {label}:", "", _fenced(added_text), ""]
-            else:
+            if answered:
+                feedback += ["written answer, graded by hand", "", _fenced(text), ""]
+                if near:
+                    feedback += ["The student also added markdown cell(s) next to the answer cell:", ""]
+            elif near:
                 feedback += [f"written answer, graded by hand: the answer cell {task.cell} holds no answer, "
-                             f"but the student added markdown "
-                             f"cell(s) after it; their text is taken as the answer:", ""]
-                for label, added_text in below:
-                    feedback += [f"From {label}:", "", _fenced(added_text), ""]
+                             f"but the student added markdown cell(s) next to it; their text is taken as the "
+                             f"answer:", ""]
+            else:
+                feedback += ["no answer", "", _fenced(text or "(missing)"), ""]
+            for label, added_text in near:
+                feedback += [f"From {label}:", "", _fenced(added_text), ""]
             source = _WRITTEN_NUMBERS.get(task.name)
             if source is not None:
                 feedback += [f"### {NUMBERS_HEADING}", ""]
