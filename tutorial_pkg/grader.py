@@ -57,7 +57,8 @@ when that task passed.
 
 Writes the gradebook (CSV, one row per submission: each task's points, the automatic total and maximum, the
 written answers' maximum, the ``copied`` package code and the ``identical`` answers: the same, whitespace aside, as
-another submission's in the folder or as the model answer of ``--solutions``) and one feedback file per
+another submission's in the folder or as the model answer of ``--solutions``, and written answers similar to them
+by 5-word shingles, with the similarity) and one feedback file per
 submission (each task's report and hint, the seed of the hidden inputs, so that a case can be replayed with
 ``--seed``).
 """
@@ -2149,26 +2150,65 @@ def _model_answers(assignment: str, solutions=SOLUTIONS) -> dict[str, str]:
     return model
 
 
+# written answers are also compared fuzzily: on the sets of 5-word shingles of their words (lower-cased, markup and
+# the placeholder taken out), by Jaccard similarity, and flagged at _SIMILAR or above. Measured on honest answers
+# written independently to the same tasks (A1, A2, A4, A6 and A7, 2 to 4 per task, 9 to 960 words): at most 0.14
+# between two of them or against the model answer; the model answer with one letter changed scores 1.00, with three
+# words changed 0.96, and a model answer of an earlier version of the course (partly rewritten) 0.46 to 0.61.
+_SHINGLE = 5
+_SIMILAR = 0.3
+
+
+def _shingles(text: str) -> set:
+    """The 5-word shingles of a written answer: lower-cased, without the placeholder, the solution markers and
+    markdown or LaTeX markup, with numbers kept as words."""
+    text = text.replace(ANSWER_MARK, "").replace("<!-- BEGIN SOLUTION -->", "").replace("<!-- END SOLUTION -->", "")
+    words = re.findall(r"[a-z0-9]+(?:[.,][0-9]+)*", text.lower())
+    return {tuple(words[k:k + _SHINGLE]) for k in range(len(words) - _SHINGLE + 1)}
+
+
+def _similarity(a: set, b: set) -> float:
+    """Jaccard similarity of two shingle sets (0 when either is empty: answers shorter than a shingle are compared
+    only exactly)."""
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
 def _identical(graded: list[dict], solutions=SOLUTIONS) -> None:
     """Fill each row's ``identical`` column: the answer cells whose answer (written, or code of at least
     ``_IDENTICAL_CODE`` characters of the student's own) is the same, after whitespace normalisation, as another
-    submission's of the same assignment in the folder, or as the instructor's model answer."""
+    submission's of the same assignment in the folder, or as the instructor's model answer (``a3-16 same as the
+    model answer, bob``); and the written answers that are not the same but similar, at ``_SIMILAR`` or above in
+    :func:`_similarity` (``a3-11 0.97 like the model answer, 0.88 like bob``)."""
+    written = {t.cell for tasks in ASSIGNMENTS.values() for t in tasks if t.kind == "written"}
     holders: dict[tuple[str, str, str], list[str]] = {}
+    shingles: dict[tuple[str, str], dict[str, set]] = {}  # (assignment, written cell) -> submission -> shingles
     for g in graded:
+        assignment = g["row"].get("assignment", "?")
         for cell, text in g.get("answers", {}).items():
-            holders.setdefault((g["row"].get("assignment", "?"), cell, _normalised(text)), []).append(
-                g["row"]["submission"])
-    models = {}
+            holders.setdefault((assignment, cell, _normalised(text)), []).append(g["row"]["submission"])
+            if cell in written:
+                shingles.setdefault((assignment, cell), {})[g["row"]["submission"]] = _shingles(text)
+    models, model_shingles = {}, {}
     for g in graded:
-        assignment, found = g["row"].get("assignment", "?"), []
+        assignment, found, me = g["row"].get("assignment", "?"), [], g["row"]["submission"]
         if assignment not in models:
             models[assignment] = _model_answers(assignment, solutions) if assignment in ASSIGNMENTS else {}
+            model_shingles[assignment] = {c: _shingles(t) for c, t in models[assignment].items() if c in written}
         for cell, text in sorted(g.get("answers", {}).items()):
             text = _normalised(text)
-            others = [name for name in holders[assignment, cell, text] if name != g["row"]["submission"]]
+            others = [name for name in holders[assignment, cell, text] if name != me]
             same = (["the model answer"] if models[assignment].get(cell) == text else []) + others
             if same:
                 found.append(f"{cell} same as " + ", ".join(same))
+            if cell not in written:
+                continue
+            mine = shingles[assignment, cell][me]
+            like = [(_similarity(mine, model_shingles[assignment].get(cell, set())), "the model answer")]
+            like += [(_similarity(mine, theirs), name) for name, theirs in shingles[assignment, cell].items()
+                     if name != me]
+            like = [f"{r:.2f} like {name}" for r, name in like if r >= _SIMILAR and name not in same]
+            if like:
+                found.append(f"{cell} " + ", ".join(like))
         g["row"]["identical"] = "; ".join(found)
 
 
