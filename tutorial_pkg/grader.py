@@ -171,8 +171,29 @@ def _energy_report(get, seed, call=None):
     result = grading.check_energy_report(values["report"], values["samples"], data=data, eps_model=eps_model,
                                          schedule=schedule, target=-40.0, reference=_CACHE["a3 reference"],
                                          seed=values["seed"], n=300, blocks=5)
-    return _with_numbers(result, lambda: _a3_numbers(values["report"], values["samples"], data,
-                                                     _CACHE["a3 reference"], _CACHE["a3 floors"]))
+    # a named mistake (1.96 for t, ...) is named only after every block of every scale was regenerated from the
+    # seed: the samples are the seed's, and the numbers are computed from them, not from the student's report
+    confirmed = result.status == "fail" and not result.message.startswith(_GENERIC)
+
+    def numbers():
+        report = values["report"] if result.status == "pass" else _a3_blocks(values["samples"], data,
+                                                                               _CACHE["a3 reference"])
+        return _a3_numbers(report, values["samples"], data, _CACHE["a3 reference"], _CACHE["a3 floors"])
+    return _with_numbers(result, numbers, confirmed)
+
+
+def _a3_blocks(samples: dict, data, reference) -> dict:
+    """Assignment 3's per-block energy errors and distances (cell a3-06's report, blocks only), recomputed from the
+    samples as the check does."""
+    import torch
+    from . import metrics
+    out = {}
+    for g, x in samples.items():
+        x = torch.as_tensor(x).double()
+        out[g] = {"energy_error": {"blocks": [metrics.energy_error(data.system.energy(b), -40.0).median for b in x]},
+                  "sliced_w1": {"blocks": [metrics.sliced_wasserstein(b, reference, generator=torch.Generator()
+                                                                      .manual_seed(1)) for b in x]}}
+    return out
 
 
 def _nll_up_to_a_constant(nll: Callable, seed: int) -> str:
@@ -346,38 +367,41 @@ def _dropout_experiment(get, seed, call=None, own=False):
         trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"],
                                                   picks=_a2_retrained(seed, rates, n_nets), mixture=mixture,
                                                   schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net)
-        return trainings if trainings.status != "pass" else grading._report(
+        if trainings.status != "pass":
+            return trainings
+        result = grading._report(
             "dropout experiment", "pass", "every network's error and wrong-mode share repeat from your seed with your "
             f"own cfg_ddim_sampler (the grader ran it again on every network), and {trainings.message}")
-    # the tie: one network, one scale, sampled again with the student's sampler in the child
-    i, p, g = seed % n_nets, rates[(seed // n_nets) % 2], gammas[(seed // (2 * n_nets)) % 2]
-    net = make_net()
-    net.load_state_dict(trained[f"p{round(p * 1000)}_seed{values['seed'] + i}"])
-    x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(values["seed"] + i), dtype=torch.float64)
     cond = torch.ones(n, dtype=torch.long)
-    with torch.no_grad():
-        exact = grading.sampling.ddim_sample(grading.guidance.cfg_model(mixture.eps_model(schedule), g), (n, 1), schedule,
-                                             num_steps=num_steps, x_T=x_T, cond=cond, dtype=torch.float64).double()
-    out, failed = grading._call("dropout experiment", call("cfg_ddim_sampler"), net.eval(), x_T, cond, g, schedule,
-                                num_steps, refused=dict(grading._CFG_REFUSED))
-    if failed:
-        return grading._tie_failed("dropout experiment", f"your cfg_ddim_sampler, run again: {failed.message}")
-    error = (out.detach().double() - exact).abs().mean().item() if isinstance(out, torch.Tensor) and \
-        out.shape == exact.shape else float("nan")
-    if not abs(float(torch.as_tensor(values["results"][p][g]["error"], dtype=torch.float64).reshape(-1)[i]) - error) <= 1e-4 + 1e-3 * error:
-        return grading._tie_failed("dropout experiment", f"results[{p}][{g}]['error'][{i}] is not what your "
-                                   "cfg_ddim_sampler gives on that network (the grader ran it again): the results "
-                                   "must come from a run of your sampler")
-    # the networks: _A2_RETRAINED of each rate (drawn from the hidden seed, for each rate on its own) trained again,
-    # with the student's dropout
-    trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"],
-                                              picks=_a2_retrained(seed, rates, n_nets), mixture=mixture,
-                                              schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net)
-    if trainings.status != "pass":
-        return trainings
-    result = grading._report("dropout experiment", "pass", "every network's error and wrong-mode share repeat from "
-                             f"your seed, your cfg_ddim_sampler, run again on network {i} at p = {p:g}, gamma = {g:g}, "
-                             f"gives its error, and {trainings.message}")
+    if not own:
+        # the tie: one network, one scale, sampled again with the student's sampler in the child
+        i, p, g = seed % n_nets, rates[(seed // n_nets) % 2], gammas[(seed // (2 * n_nets)) % 2]
+        net = make_net()
+        net.load_state_dict(trained[f"p{round(p * 1000)}_seed{values['seed'] + i}"])
+        x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(values["seed"] + i), dtype=torch.float64)
+        with torch.no_grad():
+            exact = grading.sampling.ddim_sample(grading.guidance.cfg_model(mixture.eps_model(schedule), g), (n, 1), schedule,
+                                                 num_steps=num_steps, x_T=x_T, cond=cond, dtype=torch.float64).double()
+        out, failed = grading._call("dropout experiment", call("cfg_ddim_sampler"), net.eval(), x_T, cond, g, schedule,
+                                    num_steps, refused=dict(grading._CFG_REFUSED))
+        if failed:
+            return grading._tie_failed("dropout experiment", f"your cfg_ddim_sampler, run again: {failed.message}")
+        error = (out.detach().double() - exact).abs().mean().item() if isinstance(out, torch.Tensor) and \
+            out.shape == exact.shape else float("nan")
+        if not abs(float(torch.as_tensor(values["results"][p][g]["error"], dtype=torch.float64).reshape(-1)[i]) - error) <= 1e-4 + 1e-3 * error:
+            return grading._tie_failed("dropout experiment", f"results[{p}][{g}]['error'][{i}] is not what your "
+                                       "cfg_ddim_sampler gives on that network (the grader ran it again): the results "
+                                       "must come from a run of your sampler")
+        # the networks: _A2_RETRAINED of each rate (drawn from the hidden seed, for each rate on its own) trained again,
+        # with the student's dropout
+        trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"],
+                                                  picks=_a2_retrained(seed, rates, n_nets), mixture=mixture,
+                                                  schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net)
+        if trainings.status != "pass":
+            return trainings
+        result = grading._report("dropout experiment", "pass", "every network's error and wrong-mode share repeat from "
+                                 f"your seed, your cfg_ddim_sampler, run again on network {i} at p = {p:g}, gamma = {g:g}, "
+                                 f"gives its error, and {trainings.message}")
 
     def numbers():  # cell a2-16, with the exact sampler's shares of cell a2-15 sampled here
         exact_wrong = {gamma: [] for gamma in gammas}
@@ -408,7 +432,8 @@ def _a2_retrained(seed: int, rates, n_nets: int) -> dict:
 # cell a4-16) are printed by cells that the grader does not take from a submission, so their stored outputs are the
 # student's to edit. When the value task passed, its numbers are those of the student's seed, and the grader
 # computes these comparisons itself from them, with the package's stats, and prints them beside the written answer.
-NUMBERS_HEADING = "Numbers the grader computed from your re-run values (grade the written statements on these)"
+NUMBERS_HEADING = ("Numbers the grader computed from your samples, re-run from your seed (grade the written statements "
+                   "on these)")
 # written task -> the value task whose re-run values its numbers come from
 _WRITTEN_NUMBERS = {"Think! what the dropout rate buys": "dropout experiment",
                     "Think! error against distance": "energy report",
@@ -422,9 +447,11 @@ class _WithNumbers(NamedTuple):
     numbers: str
 
 
-def _with_numbers(result, numbers: Callable[[], str]):
-    """``result`` with ``numbers()`` attached when it passed (a failure of ``numbers`` is said in their place)."""
-    if getattr(result, "status", None) != "pass":
+def _with_numbers(result, numbers: Callable[[], str], confirmed: bool = False):
+    """``result`` with ``numbers()`` attached when it passed, or when the check ``confirmed`` that the samples (or
+    networks) repeat from the student's seed although the student's intervals or functions are wrong (a failure of
+    ``numbers`` is said in their place)."""
+    if getattr(result, "status", None) != "pass" and not confirmed:
         return result
     try:
         text = numbers()
@@ -1937,13 +1964,15 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             if source is not None:
                 feedback += [f"### {NUMBERS_HEADING}", ""]
                 if source in numbers:
-                    feedback += [f"Computed by the grader with `tutorial_pkg.stats` from the values of task '{source}' "
-                                 "as it re-ran them from the student's seed, not from the submission's stored outputs "
+                    feedback += [f"The grader's numbers from the student's samples: computed with `tutorial_pkg.stats` "
+                                 f"from the values of task '{source}' as it re-ran them from the student's seed, not "
+                                 "from the submission's stored outputs "
                                  "(which are the student's to edit): where a written statement quotes another number "
                                  "or verdict, these hold.", "", _fenced(numbers[source]), ""]
                 else:
-                    feedback += [f"No re-run numbers exist: the value task '{source}' did not pass in full, so the "
-                                 "grader has no numbers of the student's seed to compute them from. The written "
+                    feedback += [f"No re-run numbers exist: the value task '{source}' did not pass, and its samples "
+                                 "were not confirmed to repeat from the student's seed, so the grader has no numbers "
+                                 "of the student's seed to compute them from. The written "
                                  "statements cannot be checked against re-run numbers here.", ""]
             feedback += ["Rubric:", rubric.get(task.name, (
                 f"not found: the rubrics stay with the instructor's solutions ({assignment}.md in "
@@ -2039,13 +2068,17 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         passed[task.cell] = passed.get(task.cell, True) and result.status == "pass" and not own
         task_passed[task.name] = result.status == "pass" and not own
         task_how[task.name] = how
-        if computed is not None and how == "pass" and not own:  # the student's seed's numbers, as re-run
-            numbers[task.name] = computed
+        if computed is not None:  # the seed's samples confirmed, even where the intervals or functions are wrong
+            numbers[task.name] = computed if how == "pass" else (
+                f"(the value task '{task.name}' did not pass in full ({how}), but its samples repeat from the "
+                "student's seed: these are the grader's numbers from those samples, not the student's report)\n\n"
+                + computed)
         auto += points
         row[key] = points
         feedback += [f"{_in_points(points)} ({how}): {message}", ""]
         if task.kind == "values":
-            feedback += _stored_output(submitted.get(task.cell), child.printed.get(task.cell))
+            feedback += _stored_output(submitted.get(task.cell), child.printed.get(task.cell),
+                                       template_cells.get(task.cell))
     redrawn = {}
     if child is not None:
         child.close()
@@ -2069,26 +2102,34 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     return {"row": row, "feedback": "\n".join(feedback), "figures": {**images, **redrawn}, "answers": answers}
 
 
-def _stored_output(cell, rerun: Optional[str] = None) -> list[str]:
+def _stored_output(cell, rerun: Optional[str] = None, template_cell=None) -> list[str]:
     """The text that a value task's answer cell printed in the student's own run, for the feedback, and what it
     printed when the grader ran it (``rerun``): the rubrics grade the written answers on these numbers, and a stored
     output is the student's to edit."""
-    outputs = cell.get("outputs", []) if isinstance(cell, dict) else []
-    text = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else str(o.get("text", ""))
-                   for o in outputs if isinstance(o, dict) and o.get("output_type") == "stream")
-    # blank lines and trailing spaces go; the first line's leading spaces stay (they align the tables printed)
-    text = text.lstrip("\n").rstrip()
+    text = _printed(cell)
+    if text and text == _printed(template_cell):  # the template's own output ("fill in ... first"): none stored
+        text = ""
     rerun = None if rerun is None else rerun.lstrip("\n").rstrip()
-    lines = []
+    lines = [] if text else ["No stored output: the submission holds no output of this cell's own (none, or the "
+                             "template's).", ""]
     if text:
         lines += ["Printed by this cell in the submission (as stored):", "", _fenced(text), ""]
     if rerun:
         lines += ["Printed by this cell when the grader ran it:", "", _fenced(rerun), ""]
-        if rerun != text:
+        if text and rerun != text:
             lines += ["**The stored and the re-run outputs differ.** Differences in the last digits can come from "
                       "another machine's floating point; others mean that the stored output is not this code's: "
                       "read the written answer against the re-run numbers.", ""]
     return lines
+
+
+def _printed(cell) -> str:
+    """What a code cell printed, as stored, without blank lines around it and trailing spaces (the first line's
+    leading spaces stay: they align the tables printed)."""
+    outputs = cell.get("outputs", []) if isinstance(cell, dict) else []
+    text = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else str(o.get("text", ""))
+                   for o in outputs if isinstance(o, dict) and o.get("output_type") == "stream")
+    return text.lstrip("\n").rstrip()
 
 
 def _fenced(text: str) -> str:

@@ -84,3 +84,27 @@ def test_a_lightly_edited_copy_of_a_written_answer_is_flagged_with_its_similarit
     assert grader._SIMILAR <= similarity < 1 and rows["frank"].startswith(f"a3-11 {similarity:.2f} like the model")
     assert rows["gina"] == rows["hal"] == ""
     assert grader._similarity(grader._shingles(honest), grader._shingles(other)) < grader._SIMILAR / 2
+
+
+def test_the_numbers_are_shown_when_the_samples_repeat_although_the_intervals_use_1_96(tmp_path):
+    """A named slip in the report (1.96 for t) costs half of its task, but the blocks were regenerated from the
+    seed: the written answer still gets the grader's numbers from those samples, labelled as such."""
+    nb = json.loads((ROOT / "instructor" / "solutions" / f"{A3}.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if c.get("id") == "a3-06")
+    source = "".join(cell["source"])
+    assert "stats.t_quantile(blocks - 1)" in source
+    cell["source"] = source.replace("stats.t_quantile(blocks - 1)", "1.96")
+    (tmp_path / "slip.ipynb").write_text(json.dumps(nb))
+    graded = grader.grade_notebook(tmp_path / "slip.ipynb", seed=778)
+    assert grading_folders.column(graded["row"], "energy report (2)") == 1
+    section = graded["feedback"].split(grader.NUMBERS_HEADING)[1].split("Rubric:")[0]
+    assert "did not pass in full (half: a named mistake), but its samples repeat from the student's seed" in section
+    assert "energy_error: gamma = 3 - gamma = 2" in section and "No re-run numbers" not in section
+
+
+def test_a_template_output_is_no_stored_output():
+    template = {"cell_type": "code", "outputs": [{"output_type": "stream", "text": "fill in the report above first\n"}]}
+    lines = grader._stored_output(json.loads(json.dumps(template)), "1.0 [0.9, 1.1]", template)
+    assert lines[0].startswith("No stored output") and not any("differ" in line for line in lines)
+    mine = {"cell_type": "code", "outputs": [{"output_type": "stream", "text": "2.0 [1.9, 2.1]\n"}]}
+    assert any("differ" in line for line in grader._stored_output(mine, "1.0 [0.9, 1.1]", template))
