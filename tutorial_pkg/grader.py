@@ -53,7 +53,7 @@ gradebook a column for those points: blank for an answer to grade, 0 where none 
 or empty once ``ANSWER_MARK`` is taken out, and no markdown cell with text added next to it, above or below: such
 cells are shown under the task). For A2, A3 and A4 the feedback also shows, beside the written answer, the
 comparisons that it quotes as the grader computed them from the value task's re-run values (``NUMBERS_HEADING``),
-when that task passed.
+whenever the samples repeat from the student's seed (also after a named slip in the student's intervals).
 
 Writes the gradebook (CSV, one row per submission: each task's points, the automatic total and maximum, the
 written answers' maximum, the ``copied`` package code and the ``identical`` answers: the same, whitespace aside, as
