@@ -50,13 +50,15 @@ the grader's reference (``_REFERENCES``) bound in its place, so that it is grade
 answers are graded by hand: the feedback file of each submission holds the student's text and the task's
 rubric (from ``instructor/rubrics/``, which stays with the solutions: ``--rubrics`` names another folder), and the
 gradebook a column for those points: blank for an answer to grade, 0 where none was written (the cell missing,
-empty, or still holding ``ANSWER_MARK``). For A2, A3 and A4 the feedback also shows, beside the written answer, the
+or empty once ``ANSWER_MARK`` is taken out, and no markdown cell with text added next to it, above or below: such
+cells are shown under the task). For A2, A3 and A4 the feedback also shows, beside the written answer, the
 comparisons that it quotes as the grader computed them from the value task's re-run values (``NUMBERS_HEADING``),
-when that task passed.
+whenever the samples repeat from the student's seed (also after a named slip in the student's intervals).
 
 Writes the gradebook (CSV, one row per submission: each task's points, the automatic total and maximum, the
 written answers' maximum, the ``copied`` package code and the ``identical`` answers: the same, whitespace aside, as
-another submission's in the folder or as the model answer of ``--solutions``) and one feedback file per
+another submission's in the folder or as the model answer of ``--solutions``, and written answers similar to them
+by 5-word shingles, with the similarity) and one feedback file per
 submission (each task's report and hint, the seed of the hidden inputs, so that a case can be replayed with
 ``--seed``).
 """
@@ -169,8 +171,29 @@ def _energy_report(get, seed, call=None):
     result = grading.check_energy_report(values["report"], values["samples"], data=data, eps_model=eps_model,
                                          schedule=schedule, target=-40.0, reference=_CACHE["a3 reference"],
                                          seed=values["seed"], n=300, blocks=5)
-    return _with_numbers(result, lambda: _a3_numbers(values["report"], values["samples"], data,
-                                                     _CACHE["a3 reference"], _CACHE["a3 floors"]))
+    # a named mistake (1.96 for t, ...) is named only after every block of every scale was regenerated from the
+    # seed: the samples are the seed's, and the numbers are computed from them, not from the student's report
+    confirmed = result.status == "fail" and not result.message.startswith(_GENERIC)
+
+    def numbers():
+        report = values["report"] if result.status == "pass" else _a3_blocks(values["samples"], data,
+                                                                               _CACHE["a3 reference"])
+        return _a3_numbers(report, values["samples"], data, _CACHE["a3 reference"], _CACHE["a3 floors"])
+    return _with_numbers(result, numbers, confirmed)
+
+
+def _a3_blocks(samples: dict, data, reference) -> dict:
+    """Assignment 3's per-block energy errors and distances (cell a3-06's report, blocks only), recomputed from the
+    samples as the check does."""
+    import torch
+    from . import metrics
+    out = {}
+    for g, x in samples.items():
+        x = torch.as_tensor(x).double()
+        out[g] = {"energy_error": {"blocks": [metrics.energy_error(data.system.energy(b), -40.0).median for b in x]},
+                  "sliced_w1": {"blocks": [metrics.sliced_wasserstein(b, reference, generator=torch.Generator()
+                                                                      .manual_seed(1)) for b in x]}}
+    return out
 
 
 def _nll_up_to_a_constant(nll: Callable, seed: int) -> str:
@@ -344,38 +367,41 @@ def _dropout_experiment(get, seed, call=None, own=False):
         trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"],
                                                   picks=_a2_retrained(seed, rates, n_nets), mixture=mixture,
                                                   schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net)
-        return trainings if trainings.status != "pass" else grading._report(
+        if trainings.status != "pass":
+            return trainings
+        result = grading._report(
             "dropout experiment", "pass", "every network's error and wrong-mode share repeat from your seed with your "
             f"own cfg_ddim_sampler (the grader ran it again on every network), and {trainings.message}")
-    # the tie: one network, one scale, sampled again with the student's sampler in the child
-    i, p, g = seed % n_nets, rates[(seed // n_nets) % 2], gammas[(seed // (2 * n_nets)) % 2]
-    net = make_net()
-    net.load_state_dict(trained[f"p{round(p * 1000)}_seed{values['seed'] + i}"])
-    x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(values["seed"] + i), dtype=torch.float64)
     cond = torch.ones(n, dtype=torch.long)
-    with torch.no_grad():
-        exact = grading.sampling.ddim_sample(grading.guidance.cfg_model(mixture.eps_model(schedule), g), (n, 1), schedule,
-                                             num_steps=num_steps, x_T=x_T, cond=cond, dtype=torch.float64).double()
-    out, failed = grading._call("dropout experiment", call("cfg_ddim_sampler"), net.eval(), x_T, cond, g, schedule,
-                                num_steps, refused=dict(grading._CFG_REFUSED))
-    if failed:
-        return grading._tie_failed("dropout experiment", f"your cfg_ddim_sampler, run again: {failed.message}")
-    error = (out.detach().double() - exact).abs().mean().item() if isinstance(out, torch.Tensor) and \
-        out.shape == exact.shape else float("nan")
-    if not abs(float(torch.as_tensor(values["results"][p][g]["error"], dtype=torch.float64).reshape(-1)[i]) - error) <= 1e-4 + 1e-3 * error:
-        return grading._tie_failed("dropout experiment", f"results[{p}][{g}]['error'][{i}] is not what your "
-                                   "cfg_ddim_sampler gives on that network (the grader ran it again): the results "
-                                   "must come from a run of your sampler")
-    # the networks: _A2_RETRAINED of each rate (drawn from the hidden seed, for each rate on its own) trained again,
-    # with the student's dropout
-    trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"],
-                                              picks=_a2_retrained(seed, rates, n_nets), mixture=mixture,
-                                              schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net)
-    if trainings.status != "pass":
-        return trainings
-    result = grading._report("dropout experiment", "pass", "every network's error and wrong-mode share repeat from "
-                             f"your seed, your cfg_ddim_sampler, run again on network {i} at p = {p:g}, gamma = {g:g}, "
-                             f"gives its error, and {trainings.message}")
+    if not own:
+        # the tie: one network, one scale, sampled again with the student's sampler in the child
+        i, p, g = seed % n_nets, rates[(seed // n_nets) % 2], gammas[(seed // (2 * n_nets)) % 2]
+        net = make_net()
+        net.load_state_dict(trained[f"p{round(p * 1000)}_seed{values['seed'] + i}"])
+        x_T = torch.randn(n, 1, generator=torch.Generator().manual_seed(values["seed"] + i), dtype=torch.float64)
+        with torch.no_grad():
+            exact = grading.sampling.ddim_sample(grading.guidance.cfg_model(mixture.eps_model(schedule), g), (n, 1), schedule,
+                                                 num_steps=num_steps, x_T=x_T, cond=cond, dtype=torch.float64).double()
+        out, failed = grading._call("dropout experiment", call("cfg_ddim_sampler"), net.eval(), x_T, cond, g, schedule,
+                                    num_steps, refused=dict(grading._CFG_REFUSED))
+        if failed:
+            return grading._tie_failed("dropout experiment", f"your cfg_ddim_sampler, run again: {failed.message}")
+        error = (out.detach().double() - exact).abs().mean().item() if isinstance(out, torch.Tensor) and \
+            out.shape == exact.shape else float("nan")
+        if not abs(float(torch.as_tensor(values["results"][p][g]["error"], dtype=torch.float64).reshape(-1)[i]) - error) <= 1e-4 + 1e-3 * error:
+            return grading._tie_failed("dropout experiment", f"results[{p}][{g}]['error'][{i}] is not what your "
+                                       "cfg_ddim_sampler gives on that network (the grader ran it again): the results "
+                                       "must come from a run of your sampler")
+        # the networks: _A2_RETRAINED of each rate (drawn from the hidden seed, for each rate on its own) trained again,
+        # with the student's dropout
+        trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"],
+                                                  picks=_a2_retrained(seed, rates, n_nets), mixture=mixture,
+                                                  schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net)
+        if trainings.status != "pass":
+            return trainings
+        result = grading._report("dropout experiment", "pass", "every network's error and wrong-mode share repeat from "
+                                 f"your seed, your cfg_ddim_sampler, run again on network {i} at p = {p:g}, gamma = {g:g}, "
+                                 f"gives its error, and {trainings.message}")
 
     def numbers():  # cell a2-16, with the exact sampler's shares of cell a2-15 sampled here
         exact_wrong = {gamma: [] for gamma in gammas}
@@ -406,7 +432,8 @@ def _a2_retrained(seed: int, rates, n_nets: int) -> dict:
 # cell a4-16) are printed by cells that the grader does not take from a submission, so their stored outputs are the
 # student's to edit. When the value task passed, its numbers are those of the student's seed, and the grader
 # computes these comparisons itself from them, with the package's stats, and prints them beside the written answer.
-NUMBERS_HEADING = "Numbers the grader computed from your re-run values (grade the written statements on these)"
+NUMBERS_HEADING = ("Numbers the grader computed from your samples, re-run from your seed (grade the written statements "
+                   "on these)")
 # written task -> the value task whose re-run values its numbers come from
 _WRITTEN_NUMBERS = {"Think! what the dropout rate buys": "dropout experiment",
                     "Think! error against distance": "energy report",
@@ -420,9 +447,11 @@ class _WithNumbers(NamedTuple):
     numbers: str
 
 
-def _with_numbers(result, numbers: Callable[[], str]):
-    """``result`` with ``numbers()`` attached when it passed (a failure of ``numbers`` is said in their place)."""
-    if getattr(result, "status", None) != "pass":
+def _with_numbers(result, numbers: Callable[[], str], confirmed: bool = False):
+    """``result`` with ``numbers()`` attached when it passed, or when the check ``confirmed`` that the samples (or
+    networks) repeat from the student's seed although the student's intervals or functions are wrong (a failure of
+    ``numbers`` is said in their place)."""
+    if getattr(result, "status", None) != "pass" and not confirmed:
         return result
     try:
         text = numbers()
@@ -1775,6 +1804,33 @@ def _added_cells(nb: dict, template_cells: dict) -> list[tuple[str, str, dict]]:
     return out
 
 
+def _without_placeholder(text: str) -> str:
+    """A written answer's text with the template's placeholder taken out (and stripped): empty when the student
+    wrote nothing of their own."""
+    return text.replace(ANSWER_MARK, "").strip()
+
+
+def _markdown_near(nb: dict, template_cells: dict, cell_id: str) -> list[tuple[str, str]]:
+    """The non-empty markdown cells that the student added next to the template cell ``cell_id``: between the
+    template cell before it and it (``added above``), and between it and the next template cell (``added below``),
+    each as (label for the feedback, text), in the notebook's order."""
+    cells = [c for c in nb.get("cells", []) if isinstance(c, dict)]
+    at = next((k for k, c in enumerate(cells) if c.get("id") == cell_id), None)
+    if at is None:
+        return []
+    out = []
+    for step, where in ((-1, "above"), (1, "below")):
+        k, found = at + step, []
+        while 0 <= k < len(cells) and cells[k].get("id") not in template_cells:
+            c = cells[k]
+            text = _text(c).strip() if c.get("cell_type") == "markdown" else ""
+            if _without_placeholder(text):
+                found.append((f"cell {c.get('id') or f'number {k + 1}'} (added {where} {cell_id})", text))
+            k += step
+        out += found[::-1] if step < 0 else found
+    return out
+
+
 def _names_bound(source: str) -> set[str]:
     """The names that a cell binds at its top level: functions, classes, assignments, imports."""
     try:
@@ -1884,38 +1940,41 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         if task.kind == "written":
             cell = submitted.get(task.cell)
             text = _text(cell).strip() if cell else ""
-            answered = bool(text) and ANSWER_MARK not in text
-            # an answer written in markdown cells added after the answer cell (before the next template cell)
-            below = [(label, _text(c).strip()) for label, after, c in added
-                     if cell is not None and after == task.cell and c.get("cell_type") == "markdown" and _text(c).strip()]
-            row[key] = "" if answered or below else 0.0
-            if answered or below:
-                answers[task.cell] = "\n\n".join(([text] if answered else []) + [t for _, t in below])
+            # the placeholder may stay, with the answer typed above or below it in the same cell
+            own = _without_placeholder(text)
+            answered = bool(own)
+            # markdown cells the student added next to the answer cell: above it (after the template cell before
+            # it) or below it (before the next template cell); their text is shown under this task
+            near = _markdown_near(nb, template_cells, task.cell) if cell is not None else []
+            row[key] = "" if answered or near else 0.0
+            if answered or near:
+                answers[task.cell] = "\n\n".join(([own] if answered else []) + [t for _, t in near])
             written += task.points
-            if answered or not below:
-                feedback += ["written answer, graded by hand" if answered else "no answer", "",
-                             _fenced(text or "(missing)"), ""]
-                if below:
-                    feedback += ["The student also added markdown cell(s) after the answer cell:", ""]
-                    for label, added_text in below:
-                        feedback += [f"From {label}:", "", _fenced(added_text), ""]
-            else:
+            if answered:
+                feedback += ["written answer, graded by hand", "", _fenced(text), ""]
+                if near:
+                    feedback += ["The student also added markdown cell(s) next to the answer cell:", ""]
+            elif near:
                 feedback += [f"written answer, graded by hand: the answer cell {task.cell} holds no answer, "
-                             f"but the student added markdown "
-                             f"cell(s) after it; their text is taken as the answer:", ""]
-                for label, added_text in below:
-                    feedback += [f"From {label}:", "", _fenced(added_text), ""]
+                             f"but the student added markdown cell(s) next to it; their text is taken as the "
+                             f"answer:", ""]
+            else:
+                feedback += ["no answer", "", _fenced(text or "(missing)"), ""]
+            for label, added_text in near:
+                feedback += [f"From {label}:", "", _fenced(added_text), ""]
             source = _WRITTEN_NUMBERS.get(task.name)
             if source is not None:
                 feedback += [f"### {NUMBERS_HEADING}", ""]
                 if source in numbers:
-                    feedback += [f"Computed by the grader with `tutorial_pkg.stats` from the values of task '{source}' "
-                                 "as it re-ran them from the student's seed, not from the submission's stored outputs "
+                    feedback += [f"The grader's numbers from the student's samples: computed with `tutorial_pkg.stats` "
+                                 f"from the values of task '{source}' as it re-ran them from the student's seed, not "
+                                 "from the submission's stored outputs "
                                  "(which are the student's to edit): where a written statement quotes another number "
                                  "or verdict, these hold.", "", _fenced(numbers[source]), ""]
                 else:
-                    feedback += [f"No re-run numbers exist: the value task '{source}' did not pass in full, so the "
-                                 "grader has no numbers of the student's seed to compute them from. The written "
+                    feedback += [f"No re-run numbers exist: the value task '{source}' did not pass, and its samples "
+                                 "were not confirmed to repeat from the student's seed, so the grader has no numbers "
+                                 "of the student's seed to compute them from. The written "
                                  "statements cannot be checked against re-run numbers here.", ""]
             feedback += ["Rubric:", rubric.get(task.name, (
                 f"not found: the rubrics stay with the instructor's solutions ({assignment}.md in "
@@ -2011,13 +2070,17 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         passed[task.cell] = passed.get(task.cell, True) and result.status == "pass" and not own
         task_passed[task.name] = result.status == "pass" and not own
         task_how[task.name] = how
-        if computed is not None and how == "pass" and not own:  # the student's seed's numbers, as re-run
-            numbers[task.name] = computed
+        if computed is not None:  # the seed's samples confirmed, even where the intervals or functions are wrong
+            numbers[task.name] = computed if how == "pass" else (
+                f"(the value task '{task.name}' did not pass in full ({how}), but its samples repeat from the "
+                "student's seed: these are the grader's numbers from those samples, not the student's report)\n\n"
+                + computed)
         auto += points
         row[key] = points
         feedback += [f"{_in_points(points)} ({how}): {message}", ""]
         if task.kind == "values":
-            feedback += _stored_output(submitted.get(task.cell), child.printed.get(task.cell))
+            feedback += _stored_output(submitted.get(task.cell), child.printed.get(task.cell),
+                                       template_cells.get(task.cell))
     redrawn = {}
     if child is not None:
         child.close()
@@ -2041,26 +2104,34 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     return {"row": row, "feedback": "\n".join(feedback), "figures": {**images, **redrawn}, "answers": answers}
 
 
-def _stored_output(cell, rerun: Optional[str] = None) -> list[str]:
+def _stored_output(cell, rerun: Optional[str] = None, template_cell=None) -> list[str]:
     """The text that a value task's answer cell printed in the student's own run, for the feedback, and what it
     printed when the grader ran it (``rerun``): the rubrics grade the written answers on these numbers, and a stored
     output is the student's to edit."""
-    outputs = cell.get("outputs", []) if isinstance(cell, dict) else []
-    text = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else str(o.get("text", ""))
-                   for o in outputs if isinstance(o, dict) and o.get("output_type") == "stream")
-    # blank lines and trailing spaces go; the first line's leading spaces stay (they align the tables printed)
-    text = text.lstrip("\n").rstrip()
+    text = _printed(cell)
+    if text and text == _printed(template_cell):  # the template's own output ("fill in ... first"): none stored
+        text = ""
     rerun = None if rerun is None else rerun.lstrip("\n").rstrip()
-    lines = []
+    lines = [] if text else ["No stored output: the submission holds no output of this cell's own (none, or the "
+                             "template's).", ""]
     if text:
         lines += ["Printed by this cell in the submission (as stored):", "", _fenced(text), ""]
     if rerun:
         lines += ["Printed by this cell when the grader ran it:", "", _fenced(rerun), ""]
-        if rerun != text:
+        if text and rerun != text:
             lines += ["**The stored and the re-run outputs differ.** Differences in the last digits can come from "
                       "another machine's floating point; others mean that the stored output is not this code's: "
                       "read the written answer against the re-run numbers.", ""]
     return lines
+
+
+def _printed(cell) -> str:
+    """What a code cell printed, as stored, without blank lines around it and trailing spaces (the first line's
+    leading spaces stay: they align the tables printed)."""
+    outputs = cell.get("outputs", []) if isinstance(cell, dict) else []
+    text = "".join("".join(o["text"]) if isinstance(o.get("text"), list) else str(o.get("text", ""))
+                   for o in outputs if isinstance(o, dict) and o.get("output_type") == "stream")
+    return text.lstrip("\n").rstrip()
 
 
 def _fenced(text: str) -> str:
@@ -2122,26 +2193,65 @@ def _model_answers(assignment: str, solutions=SOLUTIONS) -> dict[str, str]:
     return model
 
 
+# written answers are also compared fuzzily: on the sets of 5-word shingles of their words (lower-cased, markup and
+# the placeholder taken out), by Jaccard similarity, and flagged at _SIMILAR or above. Measured on honest answers
+# written independently to the same tasks (A1, A2, A4, A6 and A7, 2 to 4 per task, 9 to 960 words): at most 0.14
+# between two of them or against the model answer; the model answer with one letter changed scores 1.00, with three
+# words changed 0.96, and a model answer of an earlier version of the course (partly rewritten) 0.46 to 0.61.
+_SHINGLE = 5
+_SIMILAR = 0.3
+
+
+def _shingles(text: str) -> set:
+    """The 5-word shingles of a written answer: lower-cased, without the placeholder, the solution markers and
+    markdown or LaTeX markup, with numbers kept as words."""
+    text = text.replace(ANSWER_MARK, "").replace("<!-- BEGIN SOLUTION -->", "").replace("<!-- END SOLUTION -->", "")
+    words = re.findall(r"[a-z0-9]+(?:[.,][0-9]+)*", text.lower())
+    return {tuple(words[k:k + _SHINGLE]) for k in range(len(words) - _SHINGLE + 1)}
+
+
+def _similarity(a: set, b: set) -> float:
+    """Jaccard similarity of two shingle sets (0 when either is empty: answers shorter than a shingle are compared
+    only exactly)."""
+    return len(a & b) / len(a | b) if a and b else 0.0
+
+
 def _identical(graded: list[dict], solutions=SOLUTIONS) -> None:
     """Fill each row's ``identical`` column: the answer cells whose answer (written, or code of at least
     ``_IDENTICAL_CODE`` characters of the student's own) is the same, after whitespace normalisation, as another
-    submission's of the same assignment in the folder, or as the instructor's model answer."""
+    submission's of the same assignment in the folder, or as the instructor's model answer (``a3-16 same as the
+    model answer, bob``); and the written answers that are not the same but similar, at ``_SIMILAR`` or above in
+    :func:`_similarity` (``a3-11 0.97 like the model answer, 0.88 like bob``)."""
+    written = {t.cell for tasks in ASSIGNMENTS.values() for t in tasks if t.kind == "written"}
     holders: dict[tuple[str, str, str], list[str]] = {}
+    shingles: dict[tuple[str, str], dict[str, set]] = {}  # (assignment, written cell) -> submission -> shingles
     for g in graded:
+        assignment = g["row"].get("assignment", "?")
         for cell, text in g.get("answers", {}).items():
-            holders.setdefault((g["row"].get("assignment", "?"), cell, _normalised(text)), []).append(
-                g["row"]["submission"])
-    models = {}
+            holders.setdefault((assignment, cell, _normalised(text)), []).append(g["row"]["submission"])
+            if cell in written:
+                shingles.setdefault((assignment, cell), {})[g["row"]["submission"]] = _shingles(text)
+    models, model_shingles = {}, {}
     for g in graded:
-        assignment, found = g["row"].get("assignment", "?"), []
+        assignment, found, me = g["row"].get("assignment", "?"), [], g["row"]["submission"]
         if assignment not in models:
             models[assignment] = _model_answers(assignment, solutions) if assignment in ASSIGNMENTS else {}
+            model_shingles[assignment] = {c: _shingles(t) for c, t in models[assignment].items() if c in written}
         for cell, text in sorted(g.get("answers", {}).items()):
             text = _normalised(text)
-            others = [name for name in holders[assignment, cell, text] if name != g["row"]["submission"]]
+            others = [name for name in holders[assignment, cell, text] if name != me]
             same = (["the model answer"] if models[assignment].get(cell) == text else []) + others
             if same:
                 found.append(f"{cell} same as " + ", ".join(same))
+            if cell not in written:
+                continue
+            mine = shingles[assignment, cell][me]
+            like = [(_similarity(mine, model_shingles[assignment].get(cell, set())), "the model answer")]
+            like += [(_similarity(mine, theirs), name) for name, theirs in shingles[assignment, cell].items()
+                     if name != me]
+            like = [f"{r:.2f} like {name}" for r, name in like if r >= _SIMILAR and name not in same]
+            if like:
+                found.append(f"{cell} " + ", ".join(like))
         g["row"]["identical"] = "; ".join(found)
 
 

@@ -609,12 +609,42 @@ def test_a_written_answer_in_an_added_markdown_cell_is_left_to_grade_with_its_te
     graded = grader.grade_notebook(tmp_path / "s.ipynb", seed=1)
     assert grading_folders.column(graded["row"], "Think! error against distance (6)") == ""
     section = graded["feedback"].split("## Think! error against distance")[1]
-    assert "the answer cell a3-11 holds no answer, but the student added markdown cell(s) after it" in section
-    assert section.index("From cell added-1 (added after a3-11)") < section.index("The error falls") < \
-        section.index("From cell added-2 (added after a3-11)") < section.index("and the distance grows.")
+    assert "the answer cell a3-11 holds no answer, but the student added markdown cell(s) next to it" in section
+    assert section.index("From cell added-1 (added below a3-11)") < section.index("The error falls") < \
+        section.index("From cell added-2 (added below a3-11)") < section.index("and the distance grows.")
     # a markdown cell added elsewhere is not taken as this answer
     nb = _with_added_cell(json.loads((ROOT / "book" / "assignments" / "a3_energy_target.ipynb").read_text()), {},
                           "a3-10", first)
     (tmp_path / "s.ipynb").write_text(json.dumps(nb))
     graded = grader.grade_notebook(tmp_path / "s.ipynb", seed=1)
     assert grading_folders.column(graded["row"], "Think! error against distance (6)") == 0
+
+
+def test_a_written_answer_beside_the_placeholder_or_in_a_cell_added_above_is_left_to_grade(tmp_path):
+    """Two ordinary layouts of an honest answer: the placeholder kept with the answer typed below it in the same cell,
+    and the answer in a markdown cell inserted above the answer cell (which still holds the placeholder). Both are
+    left blank to grade, never 0, and the text is in the feedback under that task."""
+    base = json.loads((ROOT / "book" / "assignments" / "a3_energy_target.ipynb").read_text())
+    task = "Think! error against distance (6)"
+    kept = _with_added_cell(base, {"a3-11": grader.ANSWER_MARK + "\n\nMy error falls from 1 to 3."}, "a3-11",
+                            {"cell_type": "code", "id": "scratch", "metadata": {}, "outputs": [],
+                             "execution_count": None, "source": "x = 1"})
+    (tmp_path / "kept.ipynb").write_text(json.dumps(kept))
+    graded = grader.grade_notebook(tmp_path / "kept.ipynb", seed=1)
+    section = graded["feedback"].split("## Think! error against distance")[1]
+    assert grading_folders.column(graded["row"], task) == ""
+    assert section.startswith(" (6 points)\nwritten answer, graded by hand\n") and "My error falls" in section
+    assert graded["answers"]["a3-11"] == "My error falls from 1 to 3."
+    previous = base["cells"][[c.get("id") for c in base["cells"]].index("a3-11") - 1]["id"]
+    above = _with_added_cell(base, {}, previous, {"cell_type": "markdown", "id": "mine", "metadata": {},
+                                                  "source": "My answer: the distance grows."})
+    (tmp_path / "above.ipynb").write_text(json.dumps(above))
+    graded = grader.grade_notebook(tmp_path / "above.ipynb", seed=1)
+    section = graded["feedback"].split("## Think! error against distance")[1]
+    assert grading_folders.column(graded["row"], task) == ""
+    assert "From cell mine (added above a3-11)" in section and "My answer: the distance grows." in section
+    # an added markdown cell that holds only the placeholder, or nothing, is no answer
+    empty = _with_added_cell(base, {}, previous, {"cell_type": "markdown", "id": "mine", "metadata": {},
+                                                  "source": grader.ANSWER_MARK})
+    (tmp_path / "empty.ipynb").write_text(json.dumps(empty))
+    assert grading_folders.column(grader.grade_notebook(tmp_path / "empty.ipynb", seed=1)["row"], task) == 0

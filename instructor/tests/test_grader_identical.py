@@ -36,10 +36,12 @@ def test_identical_answers_are_flagged_across_the_folder_and_against_the_model_a
     grading_folders.submission(TEMPLATE, folder, "dave", {"a3-11": shared + " Mine differs here."})
     grading_folders.submission(TEMPLATE, folder, "erin", {})  # nothing written: nothing to compare
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
-    assert rows["alice"]["identical"] == "a3-11 same as bob; a3-16 same as the model answer, bob"
-    assert rows["bob"]["identical"] == "a3-11 same as alice; a3-16 same as the model answer, alice"
+    # dave's answer is alice's with a sentence added: not the same, but similar
+    assert rows["alice"]["identical"] == "a3-11 same as bob; a3-11 0.81 like dave; a3-16 same as the model answer, bob"
+    assert rows["bob"]["identical"] == "a3-11 same as alice; a3-11 0.81 like dave; a3-16 same as the model answer, alice"
     assert rows["carol"]["identical"] == "a3-11 same as the model answer"
-    assert rows["dave"]["identical"] == rows["erin"]["identical"] == ""
+    assert rows["dave"]["identical"] == "a3-11 0.81 like alice, 0.81 like bob"
+    assert rows["erin"]["identical"] == ""
     assert points("alice", "paired difference (2)") == 2  # flagged, not marked down
     # the energy report did not run: the written answer has no re-run numbers to be graded on, and says so
     for name in ("alice", "erin"):
@@ -60,3 +62,49 @@ def test_written_answers_are_compared_at_any_length_and_a_one_line_function_is_n
                                               "return gamma * eps_cond + (1 - gamma) * eps_uncond")
     assert cfg != "".join(template["source"])
     assert len(grader._normalised(cfg)) - len(grader._normalised("".join(template["source"]))) < grader._IDENTICAL_CODE
+
+
+def test_a_lightly_edited_copy_of_a_written_answer_is_flagged_with_its_similarity_and_honest_answers_are_not():
+    """A copy of the model answer with a letter or a few words changed, or of a classmate's, is flagged with its
+    similarity; two honest answers to the same task, which share phrases such as "the error falls", are not."""
+    model = _model("a3-11")
+    one_letter = model.replace("My table", "my table", 1)
+    assert one_letter != model
+    words = model.replace("we ", "I ").replace("our ", "my ").replace("the noise floor", "the floor of noise")
+    honest = ("Guidance at gamma = 3 gives the smallest energy error in my table, about a third of the unguided one, "
+              "but the sliced distance to the reference keeps growing with gamma: fidelity is bought with diversity.")
+    other = ("My error falls from gamma = 1 to 2 and then flattens, while the distance rises at every scale; the "
+             "paired intervals separate 1 from 2 but not 3 from 5, so I cannot rank the two largest scales.")
+    graded = [{"row": {"submission": name, "assignment": A3}, "answers": {"a3-11": text}}
+              for name, text in (("eve", one_letter), ("frank", words), ("gina", honest), ("hal", other))]
+    grader._identical(graded)
+    rows = {g["row"]["submission"]: g["row"]["identical"] for g in graded}
+    assert rows["eve"].startswith("a3-11 1.00 like the model answer, ") and " like frank" in rows["eve"]
+    similarity = float(rows["frank"].split()[1])
+    assert grader._SIMILAR <= similarity < 1 and rows["frank"].startswith(f"a3-11 {similarity:.2f} like the model")
+    assert rows["gina"] == rows["hal"] == ""
+    assert grader._similarity(grader._shingles(honest), grader._shingles(other)) < grader._SIMILAR / 2
+
+
+def test_the_numbers_are_shown_when_the_samples_repeat_although_the_intervals_use_1_96(tmp_path):
+    """A named slip in the report (1.96 for t) costs half of its task, but the blocks were regenerated from the
+    seed: the written answer still gets the grader's numbers from those samples, labelled as such."""
+    nb = json.loads((ROOT / "instructor" / "solutions" / f"{A3}.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if c.get("id") == "a3-06")
+    source = "".join(cell["source"])
+    assert "stats.t_quantile(blocks - 1)" in source
+    cell["source"] = source.replace("stats.t_quantile(blocks - 1)", "1.96")
+    (tmp_path / "slip.ipynb").write_text(json.dumps(nb))
+    graded = grader.grade_notebook(tmp_path / "slip.ipynb", seed=778)
+    assert grading_folders.column(graded["row"], "energy report (2)") == 1
+    section = graded["feedback"].split(grader.NUMBERS_HEADING)[1].split("Rubric:")[0]
+    assert "did not pass in full (half: a named mistake), but its samples repeat from the student's seed" in section
+    assert "energy_error: gamma = 3 - gamma = 2" in section and "No re-run numbers" not in section
+
+
+def test_a_template_output_is_no_stored_output():
+    template = {"cell_type": "code", "outputs": [{"output_type": "stream", "text": "fill in the report above first\n"}]}
+    lines = grader._stored_output(json.loads(json.dumps(template)), "1.0 [0.9, 1.1]", template)
+    assert lines[0].startswith("No stored output") and not any("differ" in line for line in lines)
+    mine = {"cell_type": "code", "outputs": [{"output_type": "stream", "text": "2.0 [1.9, 2.1]\n"}]}
+    assert any("differ" in line for line in grader._stored_output(mine, "1.0 [0.9, 1.1]", template))
