@@ -235,6 +235,30 @@ def _gaussian_nll(remote, seed):
     return grading.check_gaussian_nll(remote, seed=seed, remote=True)
 
 
+def _a4_regressor_as_the_notebook_trains_it() -> dict:
+    """The weights that cell a4-07 trains with a right gaussian_nll (the reference, whose gradients every passing
+    answer shares), from its fixed seeds, on one thread as in the child: about ten seconds, once per grading run."""
+    import math
+    import torch
+    from . import nets, training
+    _, data, _, schedule = _muller_brown()
+    nll = lambda f, log_sigma, E: 0.5 * ((E - f) / log_sigma.exp()) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)  # noqa
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            regressor = nets.NoiseAwareRegressor(2, hidden=64, depth=2, spread="x_t",
+                                                 energy_shift=data.E_train.mean().item(),
+                                                 energy_scale=data.E_train.std().item())
+            model = training.train_predictor(regressor, data.standardize(data.x_train).float(), data.E_train.float(),
+                                             schedule, steps=2000, batch_size=256, lr=2e-3, ema_decay=0.995, seed=0,
+                                             progress=False, loss=nll).model
+    finally:
+        torch.set_num_threads(threads)
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def _guided_report(get, seed, call=None):
     """Assignment 4: the student's gaussian_nll checked first (:func:`_nll_up_to_a_constant`: one that is right up
     to its constant in values, with the right gradients, which loses half of the 'Gaussian NLL' task, trains the same
@@ -258,6 +282,16 @@ def _guided_report(get, seed, call=None):
     regressor = nets.NoiseAwareRegressor(2, hidden=64, depth=2, spread="x_t", energy_shift=data.E_train.mean().item(),
                                          energy_scale=data.E_train.std().item())
     regressor.load_state_dict(values["__regressor_as_trained__"])
+    if "a4 regressor" not in _CACHE:
+        _CACHE["a4 regressor"] = _a4_regressor_as_the_notebook_trains_it()
+    reference = _CACHE["a4 regressor"]
+    trained = values["__regressor_as_trained__"]
+    if set(trained) != set(reference) or any(not torch.allclose(torch.as_tensor(trained[k]).double(), v.double(),
+                                                                rtol=0, atol=1e-5) for k, v in reference.items()):
+        return grading.CheckResult("guided samples", "fail", (
+            "the submission: the regressor that cell a4-07 trained in your run is not the one that the notebook's "
+            "training makes (the grader trained it again, from the same seeds, with the reference negative "
+            "log-likelihood): an answer cell must not change how the notebook trains it"))
     if "a4 shipped" not in _CACHE:
         from . import zoo
         with _quiet():
@@ -959,6 +993,11 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
             # a class pattern reads attributes by the names in its keywords (case object(__self__=x)), which are no
             # Attribute nodes: no task needs a match statement, so none is accepted
             return f"line {line}: a match statement is not accepted in an answer"
+        if isinstance(node, ast.Attribute) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            # setting or deleting an attribute (torch.optim.AdamW.step = ...) could change the classes and modules
+            # that the notebook's own cells and the grader's run use; no task needs it
+            return (f"line {line}: setting or deleting an attribute ({ast.unparse(node)}) is not accepted in an "
+                    "answer: it could change torch's, numpy's or the package's classes for the cells that follow")
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] not in _IMPORTS or set(alias.name.split(".")) & _ATTRIBUTES:

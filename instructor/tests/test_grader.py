@@ -86,26 +86,24 @@ CHEATS = {
 PICKLE_LOADER = r'''
 import numpy as np
 
-class Buffer:
-    def __init__(self, data):
-        self.data, self.pos = data, 0
+class Buffer(dict):  # its state in its items: an answer may not set an attribute
     def read(self, n=-1):
-        n = len(self.data) - self.pos if n is None or n < 0 else n
-        out = self.data[self.pos:self.pos + n]
-        self.pos += len(out)
+        n = len(self["data"]) - self["pos"] if n is None or n < 0 else n
+        out = self["data"][self["pos"]:self["pos"] + n]
+        self["pos"] += len(out)
         return out
     def readline(self):
-        end = self.data.index(b"\n", self.pos) + 1 if b"\n" in self.data[self.pos:] else len(self.data)
-        out = self.data[self.pos:end]
-        self.pos = end
-        return out
+        data, pos = self["data"], self["pos"]
+        end = data.index(b"\n", pos) + 1 if b"\n" in data[pos:] else len(data)
+        self["pos"] = end
+        return data[pos:end]
 
 def fetch(module, name):
     header = "{'descr': '|O', 'fortran_order': False, 'shape': (), }"
     header = header + " " * (63 - (10 + len(header)) % 64) + "\n"
     payload = ("c" + "tut" + "orial_pkg." + module + "\n" + name + "\n.").encode()
     head = bytes([0x93]) + "NUMPY".encode() + bytes([1, 0, len(header) % 256, len(header) // 256]) + header.encode()
-    return np.lib.format.read_array(Buffer(head + payload), allow_pickle=True)
+    return np.lib.format.read_array(Buffer(data=head + payload, pos=0), allow_pickle=True)
 '''
 PICKLE_CHEATS = {
     "pickle through numpy's read_array": PICKLE_LOADER + "\ndef cfg(eps_cond, eps_uncond, gamma):\n"

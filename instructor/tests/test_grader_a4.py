@@ -64,3 +64,34 @@ def test_the_gaussian_nll_task_compares_values_and_gradients(fn, points):
     assert grader._points(task, result)[0] == points, result
     if fn is no_gradient:
         assert "not the right gradient" in result.message
+
+
+def test_the_guided_samples_need_the_regressor_that_the_notebook_trains(tmp_path):
+    """The regressor that cell a4-07 trained in the submission's run is checked against the grader's own training of
+    it, from the same seeds: a right submission passes, and weights that differ (an answer that changed how the
+    notebook trains) score nothing, whatever the report; the screen refuses an answer that sets an attribute, such
+    as torch.optim.AdamW.step, outright."""
+    import json
+    import pathlib
+
+    import grading_folders  # instructor/tests/grading_folders.py
+    from tutorial_pkg import grader
+
+    assert "setting or deleting an attribute" in grader.screen(
+        "import torch\ntorch.optim.AdamW.step = lambda *args: None\n", set())
+    root = pathlib.Path(__file__).resolve().parents[2]
+    template = json.loads((root / "book" / "assignments" / "a4_calibrated_regressor.ipynb").read_text())
+    solution = {c["id"]: "".join(c["source"]) for c in json.loads(
+        (root / "instructor" / "solutions" / "a4_calibrated_regressor.ipynb").read_text())["cells"]}
+    answers = {cid: solution[cid] for cid in ("a4-04", "a4-09", "a4-14", "a4-21")}
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    grading_folders.submission(template, folder, "right", answers)
+    rows, feedback, points = grading_folders.grade(folder, tmp_path / "book.csv", seed=3)
+    assert points("right", "guided samples (2)") == 2.0
+    # the same check on weights nudged after training: refused before any sample is looked at
+    reference = grader._CACHE["a4 regressor"]
+    nudged = {k: v + 1e-3 for k, v in reference.items()}
+    result = grader._guided_report(lambda *names, state_dict=None: {"samples": None, "report": None, "seed": 0,
+                                                                    "__regressor_as_trained__": nudged}, 3)
+    assert result.status == "fail" and "not the one that the notebook's training makes" in result.message
