@@ -698,7 +698,7 @@ def _mmps_report(get, seed, call=None):
 ASSIGNMENTS["a5_guidance_through_x0"] = [
     Task("MMPS eps", "a5-04", 6, "function", _function("check_mmps_eps")),
     Task("exact posterior", "a5-26", 2, "function", _function("check_exact_posterior")),
-    Task("MMPS samples and report", "a5-08", 1, "values", _mmps_report, allowed=("sampling.ddim_sample",),
+    Task("MMPS samples and report", "a5-08", 2, "values", _mmps_report, allowed=("sampling.ddim_sample",),
          uses=("MMPS eps", "exact posterior")),
     Task("Think! MMPS against the exact posterior", "a5-13", 3, "written"),
     Task("interval rule", "a5-16", 2, "function", _function("check_interval_cfg")),

@@ -1218,7 +1218,7 @@ def check_mmps_report(report: dict, samples: Tensor, *, prior: GaussianMixture, 
     ``report`` holds the exact posterior mean and variance of a^T x_0 given y (``exact_mean``, ``exact_var``), the
     samples' mean and variance of a^T x (``mean``, ``var``, the unbiased variance), and the statistics
     ``z_mean = (mean - exact_mean) / (sd / sqrt(n))`` (sd the samples' standard deviation, or the exact posterior's:
-    both are accepted) and ``z_var = (var / exact_var - 1) / sqrt(2 / (n - 1))``."""
+    both are accepted) and ``z_var = (var / exact_var - 1) / sqrt(2 / (n - 1))`` (or with ``n`` in place of ``n - 1``)."""
     from . import _checks, tweedie
     name = "MMPS samples and report"
     if not isinstance(prior, GaussianMixture) or prior.K != 1:
@@ -1264,10 +1264,18 @@ def check_mmps_report(report: dict, samples: Tensor, *, prior: GaussianMixture, 
                        (mean - exact_mean) / math.sqrt(var),
                    "divide the difference of the means by the standard error sd / sqrt(n), not by the exact sd":
                        (mean - exact_mean) / math.sqrt(exact_var)},
-        "z_var": {"z_var compares var / exact_var with 1 in units of its standard error sqrt(2 / (n - 1))":
-                      var / exact_var - 1},
+        "z_var": {"z_var compares var / exact_var with 1 in units of its standard error, not in raw units":
+                      var / exact_var - 1,
+                  "z_var's standard error is too small by a factor near sqrt(2): recheck the variance of a Gaussian "
+                  "sample variance (of a chi-square variable), not that of a sample mean":
+                      (var / exact_var - 1) / math.sqrt(1 / (n - 1)),
+                  "z_var's standard error is that of the sample variance itself, not of the ratio var / exact_var: "
+                  "divide it by exact_var": (var / exact_var - 1) / (exact_var * math.sqrt(2 / (n - 1)))},
     }
-    accepted = {"z_mean": (mean - exact_mean) / math.sqrt(exact_var / n)}   # the exact posterior's sd: also right
+    # also right: the exact posterior's sd in z_mean, and n in place of n - 1 in z_var's standard error (a difference
+    # of 1 / (2 n) in it)
+    accepted = {"z_mean": (mean - exact_mean) / math.sqrt(exact_var / n),
+                "z_var": (var / exact_var - 1) / math.sqrt(2 / n)}
     near = lambda value, want: abs(value - want) <= 1e-6 * max(1.0, abs(want))
     wrong = []
     for key in _MMPS_KEYS:

@@ -245,9 +245,16 @@ def test_the_report_check_regenerates_the_samples_and_names_each_mistake():
              "not by the exact sd": {**report, "z_mean": (report["mean"] - report["exact_mean"]) / report["exact_var"] ** 0.5},
              "nor are 1 more": {**report, "z_mean": (report["mean"] - report["exact_mean"]) / report["var"] ** 0.5,
                                 "z_var": 0.0}}
+    z = report["var"] / report["exact_var"] - 1
+    wrong.update({"too small by a factor near sqrt(2)": {**report, "z_var": z / (1 / 199) ** 0.5},   # sd^2 / sqrt(n)
+                  "divide it by exact_var": {**report, "z_var": z / (report["exact_var"] * (2 / 199) ** 0.5)},
+                  "not in raw units": {**report, "z_var": z}})
     for hint, bad in wrong.items():
         result = grading.check_mmps_report(bad, samples, seed=0, **setting)
         assert result.status == "fail" and hint in result.message, (hint, result)
+        assert result.message.startswith(grader._GENERIC) == (hint in ("is not what", "nor are 1 more")), hint
+    # n in place of n - 1 in z_var's standard error: accepted
+    assert grading.check_mmps_report({**report, "z_var": z / (2 / 200) ** 0.5}, samples, seed=0, **setting).passed
     # the biased variance (divide by n), carried into both statistics: one named slip, and the hint names n - 1
     u = samples @ setting["a"]
     var_n = u.var(unbiased=False).item()
@@ -278,14 +285,14 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 16
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 17
     assert float(rows["correct"]["written_max"]) == 7
     # the written answers' columns are named after what they grade, as their rubrics' sections are (left unanswered
     # in these submissions: zero)
     for task in ("Think! MMPS against the exact posterior (3)", "Think! guidance by window (4)"):
         assert points("correct", task) == 0
     assert points("wrong", "MMPS eps (6)") == 3 and "that is DPS" in feedback["wrong"]
-    assert points("wrong", "exact posterior (2)") == 0 and points("wrong", "MMPS samples and report (1)") == 0
+    assert points("wrong", "exact posterior (2)") == 0 and points("wrong", "MMPS samples and report (2)") == 0
     # the pasted samples are right for their seed, but MMPS eps failed: they cannot be the student's own
     assert "must come from your `mmps_eps`" in feedback["wrong"]
     assert "run again on 16 of the samples" in feedback["correct"]
