@@ -1827,6 +1827,31 @@ def _calls(source: str, template_cells: dict, status: dict) -> list[str]:
     return out
 
 
+def _assigned(cell) -> set[str]:
+    """The names that a template's answer cell assigns at its top level (``samples, report = None, None``)."""
+    try:
+        tree = _parse(_text(cell))
+    except SyntaxError:
+        return set()
+    targets = [t for node in tree.body if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign))
+               for t in (node.targets if isinstance(node, ast.Assign) else [node.target])]
+    return {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+
+
+def _reads(source: str, template_cells: dict, status: dict) -> dict[str, list[str]]:
+    """The answer cells (ids in ``status``) whose variables ``source`` reads, with the names it reads of each."""
+    try:
+        used = {n.id for n in ast.walk(_parse(source)) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+    except SyntaxError:
+        return {}
+    out = {}
+    for cell_id in status:
+        names = sorted(_assigned(template_cells[cell_id]) & used) if cell_id in template_cells else []
+        if names:
+            out[cell_id] = names
+    return out
+
+
 def _added_cells(nb: dict, template_cells: dict) -> list[tuple[str, str, dict]]:
     """The cells of a submission that its template does not have, each with its label for the feedback (``cell
     3f2a (added after a6-09)``) and the template cell it follows (``""`` if none)."""
@@ -2059,6 +2084,9 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         # the earlier task already cost
         bound = [n for c in failing + blocked for n in _defined(template_cells[c]) if n in _REFERENCES]
         unbound = [c for c in blocked if not any(n in _REFERENCES for n in _defined(template_cells[c]))]
+        # the variables that this cell reads from an answer cell that was refused or left unfinished
+        unread = {c: names for c, names in _reads(sources.get(task.cell, ""), template_cells, status).items()
+                  if c != task.cell and status[c] != "run" and c not in unbound}
         log = io.StringIO()
         with _LOCK, contextlib.redirect_stdout(log):
             try:
@@ -2099,6 +2127,12 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             # the template's stub ran in place of a refused or unfinished function: say so, not "fill in the TODO"
             message = "; ".join(f"this cell calls {_defines(template_cells[c])} of answer cell {c}, which "
                                 f"{_why(status[c])}" for c in unbound) + \
+                ": it depends on that cell and is graded once that cell runs"
+            points, how = 0.0, "depends on a cell that did not run"
+        elif result.status != "pass" and unread and points == 0:
+            # the template's stub values (None) stood in for a refused or unfinished cell's variables: say so
+            message = "; ".join(f"this cell reads " + ", ".join(f"`{n}`" for n in names) + f" of answer cell {c}, "
+                                f"which {_why(status[c])}" for c, names in unread.items()) + \
                 ": it depends on that cell and is graded once that cell runs"
             points, how = 0.0, "depends on a cell that did not run"
         elif result.status != "pass" and failing and not bound and not own:
