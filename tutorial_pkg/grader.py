@@ -800,7 +800,7 @@ ASSIGNMENTS["a7_alanine_dipeptide"] = [
     Task("band share", "a7-09", 5, "function", _function("check_band_share"),
          allowed=("stats.statistical_inefficiency",)),
     Task("core-state report", "a7-14", 1, "values", _core_report, allowed=("sampling.ddim_sample",)),
-    Task("core-state gaps", "a7-17", 2, "values", _core_gaps, allowed=("stats.t_quantile",)),  # its
+    Task("core-state gaps", "a7-17", 3, "values", _core_gaps, allowed=("stats.t_quantile",)),  # its
     # band share: in _core_gaps, which grades the arithmetic on the student's own reference (pass or a named half)
     Task("Think! what limits the comparison", "a7-19", 6, "written"),
 ]

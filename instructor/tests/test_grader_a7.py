@@ -126,8 +126,8 @@ def test_each_way_round_the_refusal_is_refused_before_it_runs():
 
 
 def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
-    """One call, six child processes (the correct, the unbiased, the slip, the wrong and the two fabricated
-    submissions; the others are refused or open and start none)."""
+    """One call, seven child processes (the correct, the unbiased, the slip, the wrong, the seed cheat and the two
+    fabricated submissions; the others are refused or open and start none)."""
     folder = tmp_path / "submissions"
     folder.mkdir()
     _submission(folder, "correct", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT, "a7-17": _gaps_cell()})
@@ -148,6 +148,10 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     for core in ("C5", "C7eq"):
         _submission(folder, f"fabricated_{core}", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT,
                                                    "a7-17": f"reference[{core!r}] = (0.60, 0.010)\n" + _gaps_cell()})
+    # another batch chosen by rebinding the seed and the grader's copy of it: the report cell is refused, and the
+    # gaps, which read its variables, say that they depend on that cell (not "fill in gaps")
+    _submission(folder, "seedcheat", {"a7-04": PLACE, "a7-09": BAND, "a7-17": _gaps_cell(),
+                                      "a7-14": REPORT.replace("seed = 0\n", "seed = 3\n__seed_as_set__ = 3\n")})
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a7-04": source})
@@ -155,20 +159,26 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)  # hidden inputs: not the seed 0 of the stored run
 
-    assert points("correct", "auto_points") == points("correct", "auto_max") == 12, feedback["correct"]
-    assert points("unbiased", "auto_points") == 12, feedback["unbiased"]
-    assert points("wrong", "core-state gaps (2)") == 0 and "must come from your `band_share`" in feedback["wrong"]
+    assert points("correct", "auto_points") == points("correct", "auto_max") == 13, feedback["correct"]
+    assert points("unbiased", "auto_points") == 13, feedback["unbiased"]
+    assert points("wrong", "core-state gaps (3)") == 0 and "must come from your `band_share`" in feedback["wrong"]
     assert "your band_share, run again on each of the four cores" in feedback["correct"]
     for core in ("C5", "C7eq"):
-        assert points(f"fabricated_{core}", "core-state gaps (2)") == 0, feedback[f"fabricated_{core}"]
+        assert points(f"fabricated_{core}", "core-state gaps (3)") == 0, feedback[f"fabricated_{core}"]
         assert f"gaps[{core!r}] is not" in feedback[f"fabricated_{core}"]
-    assert points("slip", "band share (5)") == 2.5 and points("slip", "core-state gaps (2)") == 2, feedback["slip"]
+    assert points("slip", "band share (5)") == 2.5 and points("slip", "core-state gaps (3)") == 3, feedback["slip"]
     assert "your band_share, run again on" in feedback["slip"]
     assert float(rows["correct"]["written_max"]) == 6
     assert points("wrong", "NeRF placement (4)") == 2 and "sign of the torsion" in feedback["wrong"]
     assert points("wrong", "band share (5)") == 0 and "the values differ" in feedback["wrong"]
     assert points("wrong", "core-state report (1)") == 0.5 and "square root" in feedback["wrong"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
+    assert points("seedcheat", "core-state report (1)") == points("seedcheat", "core-state gaps (3)") == 0
+    assert "__seed_as_set__ is not accepted" in feedback["seedcheat"], feedback["seedcheat"]
+    gaps_feedback = feedback["seedcheat"].split("## core-state gaps")[1].split("## ")[0]
+    assert "answer cell a7-14, which was refused" in gaps_feedback and "depends on that cell" in gaps_feedback, \
+        gaps_feedback
+    assert "not implemented yet" not in gaps_feedback
     for k, cheat in enumerate(CHEATS):
         assert points(f"cheat_{k}", "NeRF placement (4)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
@@ -325,20 +335,24 @@ def test_the_gaps_check_recomputes_them_from_the_report_and_the_reference():
     report = {c: {"share": p, "se": math.sqrt(p * (1 - p) / n)} for c, p in shares.items()}
     reference = dict(zip(BASINS, ((0.45, 0.024), (0.23, 0.019), (0.004, 0.002), (0.002, 0.0))))
 
-    def gaps(sign=1, both=True):
+    def gaps(sign=1, both=True, linear=False, welch=False):
         out = {}
         for c in BASINS:
             (p_ref, se_ref), p, se = reference[c], report[c]["share"], report[c]["se"]
             dof = max(p_ref * (1 - p_ref) / se_ref ** 2 - 1, 1.0) if se_ref > 0 else 1.0
-            se_gap = math.hypot(se, se_ref) if both else se
-            out[c] = (sign * (p - p_ref), se_gap, abs(p - p_ref) > stats.t_quantile(min(dof, n - 1)) * se_gap)
+            se_gap = (se + se_ref if linear else math.hypot(se, se_ref)) if both else se
+            parts = se ** 4 / (n - 1) + se_ref ** 4 / dof
+            dof_gap = (se ** 2 + se_ref ** 2) ** 2 / parts if welch and parts > 0 else min(dof, n - 1)
+            out[c] = (sign * (p - p_ref), se_gap, abs(p - p_ref) > stats.t_quantile(dof_gap) * se_gap)
         return out
 
     check = lambda g: grading.check_core_gaps(g, report=report, reference=reference, n=n)  # noqa: E731
     assert check(gaps()).passed
     assert any(resolved for _, _, resolved in gaps().values())       # a resolved gap is among them (C5)
     assert "batch minus reference" in check(gaps(sign=-1)).message
-    assert "counts both" in check(gaps(both=False)).message
+    assert "error of its own" in check(gaps(both=False)).message
+    assert "added as numbers" in check(gaps(linear=True)).message          # not in quadrature: a named slip
+    assert check(gaps(welch=True)).passed                                  # Welch-Satterthwaite's dof: accepted
     wrong = gaps()
     wrong["C5"] = (wrong["C5"][0], wrong["C5"][1], not wrong["C5"][2])
     assert "the values differ" in check(wrong).message
