@@ -375,12 +375,12 @@ def _dropout_experiment(get, seed, call=None, own=False):
     import torch
     from . import analytic, grading, nets, schedules
     values = get("results", "seed", state_dict="trained")
-    trained: dict = {}  # the ModuleDict's state dict, "p50_seed0.embed.0.weight", split into one per network
+    trained: dict = {}  # the ModuleDict's state dict, "p20_seed0.embed.0.weight", split into one per network
     for key, tensor in values["trained"].items():
         net, _, parameter = key.partition(".")
         trained.setdefault(net, {})[parameter] = tensor
     mixture = analytic.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[[0.36]], [[0.36]]])
-    schedule, rates, gammas, n_nets, n, num_steps = schedules.linear_schedule(1000), (0.05, 0.5), (1.0, 3.0), \
+    schedule, rates, gammas, n_nets, n, num_steps = schedules.linear_schedule(1000), (0.02, 0.5), (1.0, 3.0), \
         _A2_NETS, 500, 25
     make_net = lambda: nets.MLPEpsModel(1, hidden=32, depth=1, cond="label", num_classes=2, null="learned")  # noqa
     sample = None
@@ -453,9 +453,9 @@ def _dropout_experiment(get, seed, call=None, own=False):
 
 def _a2_retrained(seed: int, rates, n_nets: int) -> dict:
     """The networks of assignment 2 that the grader trains again: ``_A2_RETRAINED`` distinct indices of the
-    ``n_nets`` for each rate, drawn from the hidden ``seed`` independently for each rate. With m of 12 retrained per
+    ``n_nets`` for each rate, drawn from the hidden ``seed`` independently for each rate. With m of 16 retrained per
     rate, k networks trained otherwise and stored under one rate's keys are caught with probability
-    1 - C(12 - k, m) / C(12, m): 1/4 for k = 1, m = 3."""
+    1 - C(16 - k, m) / C(16, m): 1/4 for k = 1, m = 4."""
     draw = random.Random(seed)
     return {p: sorted(draw.sample(range(n_nets), min(_A2_RETRAINED, n_nets))) for p in rates}
 
@@ -585,8 +585,8 @@ def _a4_numbers(report: dict, none: list) -> str:
 # the value tasks whose check can regenerate the numbers with the student's own functions in the child (``own=True``):
 # when the only failures among the tasks they use are named mistakes, they earn half their points on those numbers
 _OWN_RERUN = {_guided_table, _dropout_experiment}
-_A2_NETS = 12  # networks per rate in cell a2-14
-_A2_RETRAINED = 3  # networks per rate that the grader trains again: each takes about 2 s on one core, with the
+_A2_NETS = 16  # networks per rate in cell a2-14
+_A2_RETRAINED = 4  # networks per rate that the grader trains again: each takes about 2 s on one core, with the
 # student's drop_condition called in the child at every step
 
 
