@@ -44,7 +44,8 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
    printed in the submission, as stored.
 
 Points: a task that passes earns its points; a failure that the self-check names (a flipped sign, the w/gamma
-off-by-one, ...) earns half, with its hint; any other failure, a refusal or an open TODO earns zero. A function that
+off-by-one, ...) earns half, with its hint (assignment 1's guided eps with the sign flipped, which reverses guidance,
+none: ``_NO_HALF``); any other failure, a refusal or an open TODO earns zero. A function that
 calls an earlier answer function whose task failed, or whose cell was refused or left unfinished, is checked with
 the grader's reference (``_REFERENCES``) bound in its place, so that it is graded on its own logic. Written
 answers are graded by hand: the feedback file of each submission holds the student's text and the task's
@@ -1766,9 +1767,17 @@ _GENERIC = ("the values differ", "the share differs", "your function raised", "e
 _LOCK = threading.Lock()  # the self-checks swap package code objects while they call: one at a time
 
 
+# named mistakes that earn no half marks: they reverse what the task is for. Assignment 1's guided eps with the
+# gradient's sign flipped guides away from y (the table's samples at s = 4 land near -70 instead of 1.6), so it scores
+# zero, and the table made with it scores zero too (its half marks need every used task at half marks)
+_NO_HALF = {"guided eps": ("check the sign",)}
+
+
 def _points(task: Task, result) -> tuple[float, str]:
     if result.status == "pass":
         return task.points, "pass"
+    if result.status == "fail" and result.message.startswith(_NO_HALF.get(task.name, ())):
+        return 0.0, "a named mistake that reverses guidance: no half marks"
     if result.status == "fail" and not result.message.startswith(_GENERIC):
         return task.points / 2, "half: a named mistake"
     return 0.0, result.status
