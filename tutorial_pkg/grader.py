@@ -44,7 +44,8 @@ either as ``STUDENT.ipynb`` / ``STUDENT_a2_....ipynb`` or as ``STUDENT/a2_....ip
    printed in the submission, as stored.
 
 Points: a task that passes earns its points; a failure that the self-check names (a flipped sign, the w/gamma
-off-by-one, ...) earns half, with its hint; any other failure, a refusal or an open TODO earns zero. A function that
+off-by-one, ...) earns half, with its hint (assignment 1's guided eps with the sign flipped, which reverses guidance,
+none: ``_NO_HALF``); any other failure, a refusal or an open TODO earns zero. A function that
 calls an earlier answer function whose task failed, or whose cell was refused or left unfinished, is checked with
 the grader's reference (``_REFERENCES``) bound in its place, so that it is graded on its own logic. Written
 answers are graded by hand: the feedback file of each submission holds the student's text and the task's
@@ -375,12 +376,12 @@ def _dropout_experiment(get, seed, call=None, own=False):
     import torch
     from . import analytic, grading, nets, schedules
     values = get("results", "seed", state_dict="trained")
-    trained: dict = {}  # the ModuleDict's state dict, "p50_seed0.embed.0.weight", split into one per network
+    trained: dict = {}  # the ModuleDict's state dict, "p20_seed0.embed.0.weight", split into one per network
     for key, tensor in values["trained"].items():
         net, _, parameter = key.partition(".")
         trained.setdefault(net, {})[parameter] = tensor
     mixture = analytic.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[[0.36]], [[0.36]]])
-    schedule, rates, gammas, n_nets, n, num_steps = schedules.linear_schedule(1000), (0.05, 0.5), (1.0, 3.0), \
+    schedule, rates, gammas, n_nets, n, num_steps = schedules.linear_schedule(1000), (0.02, 0.5), (1.0, 3.0), \
         _A2_NETS, 500, 25
     make_net = lambda: nets.MLPEpsModel(1, hidden=32, depth=1, cond="label", num_classes=2, null="learned")  # noqa
     sample = None
@@ -453,9 +454,9 @@ def _dropout_experiment(get, seed, call=None, own=False):
 
 def _a2_retrained(seed: int, rates, n_nets: int) -> dict:
     """The networks of assignment 2 that the grader trains again: ``_A2_RETRAINED`` distinct indices of the
-    ``n_nets`` for each rate, drawn from the hidden ``seed`` independently for each rate. With m of 12 retrained per
+    ``n_nets`` for each rate, drawn from the hidden ``seed`` independently for each rate. With m of 16 retrained per
     rate, k networks trained otherwise and stored under one rate's keys are caught with probability
-    1 - C(12 - k, m) / C(12, m): 1/4 for k = 1, m = 3."""
+    1 - C(16 - k, m) / C(16, m): 1/4 for k = 1, m = 4."""
     draw = random.Random(seed)
     return {p: sorted(draw.sample(range(n_nets), min(_A2_RETRAINED, n_nets))) for p in rates}
 
@@ -585,8 +586,8 @@ def _a4_numbers(report: dict, none: list) -> str:
 # the value tasks whose check can regenerate the numbers with the student's own functions in the child (``own=True``):
 # when the only failures among the tasks they use are named mistakes, they earn half their points on those numbers
 _OWN_RERUN = {_guided_table, _dropout_experiment}
-_A2_NETS = 12  # networks per rate in cell a2-14
-_A2_RETRAINED = 3  # networks per rate that the grader trains again: each takes about 2 s on one core, with the
+_A2_NETS = 16  # networks per rate in cell a2-14
+_A2_RETRAINED = 4  # networks per rate that the grader trains again: each takes about 2 s on one core, with the
 # student's drop_condition called in the child at every step
 
 
@@ -1766,9 +1767,17 @@ _GENERIC = ("the values differ", "the share differs", "your function raised", "e
 _LOCK = threading.Lock()  # the self-checks swap package code objects while they call: one at a time
 
 
+# named mistakes that earn no half marks: they reverse what the task is for. Assignment 1's guided eps with the
+# gradient's sign flipped guides away from y (the table's samples at s = 4 land near -70 instead of 1.6), so it scores
+# zero, and the table made with it scores zero too (its half marks need every used task at half marks)
+_NO_HALF = {"guided eps": ("check the sign",)}
+
+
 def _points(task: Task, result) -> tuple[float, str]:
     if result.status == "pass":
         return task.points, "pass"
+    if result.status == "fail" and result.message.startswith(_NO_HALF.get(task.name, ())):
+        return 0.0, "a named mistake that reverses guidance: no half marks"
     if result.status == "fail" and not result.message.startswith(_GENERIC):
         return task.points / 2, "half: a named mistake"
     return 0.0, result.status

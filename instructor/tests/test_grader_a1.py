@@ -76,16 +76,21 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
     folder.mkdir()
     right = _solutions()
     _submission(folder, "correct", right)
-    # wrong (one submission, so that the test starts one process fewer): the guided eps with a flipped sign (half
-    # marks, with the hint), and a sampler hard-coded from a stored run (zero, since the hidden inputs are new)
+    # wrong (one submission, so that the test starts one process fewer): the guided eps with a flipped sign (zero: a
+    # named mistake that reverses guidance earns no half marks, but the hint names it), and a sampler hard-coded from a
+    # stored run (zero, since the hidden inputs are new)
     flipped = right["a1-04"].replace("eps - scale", "eps + scale")
     assert flipped != right["a1-04"]
     # ... and the table pasted from the package's own sampler at seed 0: right numbers, not made by the student's sampler
     _submission(folder, "wrong", {**right, "a1-04": flipped, "a1-15": _stored_sampler(), "a1-16": _pasted_table()})
-    # a named slip only (the flipped sign): the table made by the student's own functions earns half its points, the
-    # right table pasted beside the same slip none
-    _submission(folder, "slip", {**right, "a1-04": flipped})
-    _submission(folder, "slip_pasted", {**right, "a1-04": flipped, "a1-16": _pasted_table()})
+    # a named slip only (the factor 1 - alpha_bar without its square root): the table made by the student's own
+    # functions earns half its points, the right table pasted beside the same slip none
+    slip = right["a1-04"].replace("torch.sqrt(1 - alpha_bar_t)", "(1 - alpha_bar_t)")
+    assert slip != right["a1-04"]
+    _submission(folder, "slip", {**right, "a1-04": slip})
+    _submission(folder, "slip_pasted", {**right, "a1-04": slip, "a1-16": _pasted_table()})
+    # the flipped sign alone: no half marks for the guided eps, nor for the table that the student's functions make
+    _submission(folder, "sign", {**right, "a1-04": flipped})
     _submission(folder, "todo", {})
     _submission(folder, "cheat", {"a1-15": CHEAT})
     _submission(folder, "typed", {**right, "a1-16": TYPED_TABLE})
@@ -98,12 +103,16 @@ def test_a_folder_of_submissions_of_assignment_1_is_graded(tmp_path):
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 12
     assert float(rows["correct"]["written_max"]) == 4
-    assert points("wrong", "guided eps (1)") == 0.5 and "check the sign" in feedback["wrong"]
-    assert points("wrong", "guided DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 4.5
+    assert points("wrong", "guided eps (1)") == 0 and "check the sign" in feedback["wrong"]
+    assert "reverses guidance: no half marks" in feedback["wrong"]
+    assert points("wrong", "guided DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 4
     assert points("wrong", "guided samples table (2)") == 0
     assert "must come from your `classifier_guided_eps`" in feedback["wrong"] and "`guided_ddim`" in feedback["wrong"]
     assert "your guided_ddim, run again at s = " in feedback["correct"]
     assert points("slip", "guided eps (1)") == 0.5 and points("slip", "guided samples table (2)") == 1
+    assert points("sign", "guided eps (1)") == 0 and points("sign", "guided samples table (2)") == 0
+    assert points("sign", "guided DDIM sampler (5)") == 5 and points("sign", "auto_points") == 9
+    assert "check the sign" in feedback["sign"] and "must come from your `classifier_guided_eps`" in feedback["sign"]
     assert "what your own functions give" in feedback["slip"] and "has a named mistake" in feedback["slip"]
     assert points("slip_pasted", "guided samples table (2)") == 0
     assert "not what your own functions give either" in feedback["slip_pasted"]

@@ -31,12 +31,12 @@ def _experiment() -> str:
     return "\n".join(line for line in source.split("\n") if "SOLUTION" not in line)
 
 
-FABRICATED = ("gamma = 1, error: p = 0.05 - p = 0.5 = -0.012 ± 0.003 (paired, 95 % interval [-0.018, -0.006]): "
-              "p = 0.05 lower\n")
+FABRICATED = ("gamma = 1, error: p = 0.02 - p = 0.5 = -0.012 ± 0.003 (paired, 95 % interval [-0.018, -0.006]): "
+              "p = 0.02 lower\n")
 
 
 def _true_comparisons(experiment: str) -> list[str]:
-    """The gamma = 1 error comparison of the rates, and the gamma = 3 - gamma = 1 one at p = 0.05, that cell a2-16
+    """The gamma = 1 error comparison of the rates, and the gamma = 3 - gamma = 1 one at p = 0.02, that cell a2-16
     prints, made here (in this process, not the grader's) by running cells a2-14 and the experiment ``experiment``
     with the right functions."""
     import torch
@@ -47,9 +47,9 @@ def _true_comparisons(experiment: str) -> list[str]:
     for source in (DROP, CFG, SAMPLER, setup, experiment):
         exec(source, namespace)
     results = namespace["results"]
-    return [f"gamma = 1, error: " + str(stats.paired(results[0.05][1.0]["error"], results[0.5][1.0]["error"],
-                                                     names=("p = 0.05", "p = 0.5"))),
-            f"p_uncond = 0.05, error: " + str(stats.paired(results[0.05][3.0]["error"], results[0.05][1.0]["error"],
+    return [f"gamma = 1, error: " + str(stats.paired(results[0.02][1.0]["error"], results[0.5][1.0]["error"],
+                                                     names=("p = 0.02", "p = 0.5"))),
+            f"p_uncond = 0.02, error: " + str(stats.paired(results[0.02][3.0]["error"], results[0.02][1.0]["error"],
                                                            names=("gamma 3", "gamma 1")))]
 
 
@@ -67,15 +67,15 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
     assert rms != correct
     stored = ("results = {p: {g: {'error': [0.05] * n_nets, 'wrong': [0.03 if g == 1.0 else 0.0] * n_nets} "
               "for g in gammas} for p in rates}\nexact_wrong = {g: [0.03] * n_nets for g in gammas}\n")
-    # a manufactured network: network j of p = 0.05 trained for 60 steps instead of 400, stored under its key, and
+    # a manufactured network: network j of p = 0.02 trained for 60 steps instead of 400, stored under its key, and
     # the experiment run on it; caught when the grader trains network j of that rate again, and not otherwise
-    retrained = grader._a2_retrained(SEED, (0.05, 0.5), 3)[0.05]
+    retrained = grader._a2_retrained(SEED, (0.02, 0.5), 3)[0.02]
     assert len(retrained) == 1
 
     def fabricated(j: int) -> str:
         source = ("n_nets = 3\n"
                   "def fabricate(p, s):\n"
-                  f"    return train_net(p, s, steps=60) if (p, s) == (0.05, seed + {j}) else train_net(p, s)\n"
+                  f"    return train_net(p, s, steps=60) if (p, s) == (0.02, seed + {j}) else train_net(p, s)\n"
                   + _experiment().replace("train_net(p, seed + i)", "fabricate(p, seed + i)"))
         assert "fabricate(p, seed + i)" in source
         return source
@@ -106,10 +106,10 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
     for name in ("rms", "fabricated", "stored"):  # a value task that did not pass: no re-run numbers
         assert "No re-run numbers exist" in feedback[name].split(grader.NUMBERS_HEADING)[1]
     assert points("correct", "auto_points") == points("correct", "auto_max") == 13
-    assert f"network {retrained[0]} at p = 0.05" in feedback["correct"] and "are what train_net makes" in feedback["correct"]
+    assert f"network {retrained[0]} at p = 0.02" in feedback["correct"] and "are what train_net makes" in feedback["correct"]
     assert points("fabricated", "dropout experiment (4)") == 0 and \
-        f"is not what train_net(0.05, {retrained[0]})" in feedback["fabricated"]
-    # the limit: a network trained otherwise that the grader does not train again is not found (with 3 of 12
+        f"is not what train_net(0.02, {retrained[0]})" in feedback["fabricated"]
+    # the limit: a network trained otherwise that the grader does not train again is not found (with 4 of 16
     # trained again per rate, one such network is found with probability 1/4)
     assert points("unchecked", "dropout experiment (4)") == 4
     assert points("rms", "dropout experiment (4)") == 0 and "mean |x - x_exact|" in feedback["rms"]
