@@ -816,7 +816,7 @@ ROWS = [
     ("grader.main", "folder", lambda: grader.main(["no such folder"])),
     # -- assignment 7: the student's functions and report (a "fail"), the notebook's own arguments (an error)
     *[(f"grading.{name}", FAILS, lambda name=name, bad=bad: getattr(grading, name)(bad))
-      for name in ("check_nerf_place", "check_band_share")
+      for name in ("check_nerf_place", "check_band_share", "check_gap_verdict")
       for bad in ("not a function", None, not_a_function, lambda *args: torch.full((2, 2), NAN))],
     ("grading.check_core_report", FAILS, lambda: core_report({}, "samples")),
     ("grading.check_core_report", FAILS, lambda: core_report({}, full((4, 22, 3), NAN))),

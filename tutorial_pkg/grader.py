@@ -751,6 +751,15 @@ def _core_gaps(get, seed, call=None):
             return grading.CheckResult(name, "depends on the band share", "these numbers must come from your `band_share` (task 'band "
                                        "share'), which earned no points: the gaps are graded on a reference made by "
                                        "your own function once that function is right or makes one named mistake")
+    own_slip = None  # the named slip of the student's gap_verdict, which its own task marks down: not paid twice
+    if call is not None:  # the gaps come from the student's gap_verdict: it passes, or it makes one named mistake
+        with _quiet():
+            verdict = grading.check_gap_verdict(call("gap_verdict"), seed=seed)
+        if verdict.status != "pass":
+            if verdict.status != "fail" or verdict.message.startswith(_GENERIC):
+                return grading.CheckResult(name, "depends on the gap verdict", "these numbers must come from your "
+                                           "`gap_verdict` (task 'gap verdict'), which earned no points")
+            own_slip = verdict.message
     values = get("gaps", "seed", "report", "__reference_as_made__")
     values["reference"] = values.pop("__reference_as_made__")
     if not isinstance(values["seed"], int) or isinstance(values["seed"], bool):
@@ -773,16 +782,27 @@ def _core_gaps(get, seed, call=None):
             return grading.CheckResult(name, "fail", f"reference[{core!r}] must be the pair (share, se) that your "
                                                      f"band_share gives, with 0 <= share <= 1 and se > 0")
         reference[core] = tuple(pair)
-    result = grading.check_core_gaps(values["gaps"], report=report, reference=reference, n=64)
-    if result.status != "pass" or call is None:
-        return result
-    # the tie: the student's band_share, run again in the child on each core (milliseconds each)
+    if own_slip is None:
+        result = grading.check_core_gaps(values["gaps"], report=report, reference=reference, n=64)
+        if result.status != "pass" or call is None:
+            return result
+    # the ties: the student's gap_verdict on each core's numbers, which must give that core's entry of gaps, and
+    # their band_share run again on each core (milliseconds each), which must give their reference
     for k, core in enumerate(BASINS):
+        result = grading._tie_gap_verdict(call("gap_verdict"), values["gaps"], report=report, reference=reference,
+                                          n=64, name_of_core=core)
+        if result.status != "pass":
+            return result
         result = grading._tie_band_share(call("band_share"), values["reference"], core=_CACHE["ala labels"] == k,
                                          band=_CACHE["ala band"], name_of_core=core)
         if result.status != "pass":
             return result
-    return grading._report(name, "pass", "your band_share, run again on each of the four cores, gives your reference")
+    tied = ("your gap_verdict, run again on each core's numbers, gives your gaps, and your band_share, run again on "
+            "each of the four cores, gives your reference")
+    if own_slip is not None:
+        tied += (" (graded on your own gap_verdict, whose slip its own task marks down: "
+                 f"{own_slip.split(' [inputs of seed')[0]})")
+    return grading._report(name, "pass", tied + "\n" + grading._gap_table(report, reference, n=64))
 
 
 def _core_report(get, seed, call=None):
@@ -801,11 +821,13 @@ ASSIGNMENTS["a7_alanine_dipeptide"] = [
     Task("band share", "a7-09", 5, "function", _function("check_band_share"),
          allowed=("stats.statistical_inefficiency",)),
     Task("core-state report", "a7-14", 1, "values", _core_report, allowed=("sampling.ddim_sample",)),
-    Task("core-state gaps", "a7-17", 3, "values", _core_gaps, allowed=("stats.t_quantile",)),  # its
-    # band share: in _core_gaps, which grades the arithmetic on the student's own reference (pass or a named half)
+    Task("gap verdict", "a7-23", 2, "function", _function("check_gap_verdict"), allowed=("stats.t_quantile",)),
+    Task("core-state gaps", "a7-17", 1, "values", _core_gaps, allowed=("stats.t_quantile",)),  # its band share
+    # and gap verdict: in _core_gaps, which grades the gaps on the student's own reference and gap_verdict (each
+    # passing or making one named mistake, which its own task marks down)
     Task("Think! what limits the comparison", "a7-19", 6, "written"),
 ]
-_FUNCTION.update({"NeRF placement": "place", "band share": "band_share"})
+_FUNCTION.update({"NeRF placement": "place", "band share": "band_share", "gap verdict": "gap_verdict"})
 _SKIP |= {"a7-07"}  # a7-12 builds the reference that a7-17's gaps need
 
 # -- assignment 6: sampling the guided target (chapter 10) ------------------------------------------------------

@@ -40,7 +40,7 @@ __all__ = ["CheckResult", "check_classifier_guided_eps", "check_shifted_mean", "
            "check_cfg", "check_drop_condition", "check_cfg_sampler", "check_energy_report", "check_gaussian_nll",
            "check_z_scores", "check_coverage", "check_guided_report", "check_mmps_eps", "check_exact_posterior", "check_mmps_report",
            "check_interval_cfg", "check_window_moments",
-           "check_nerf_place", "check_band_share", "check_core_report", "check_core_gaps",
+           "check_nerf_place", "check_band_share", "check_core_report", "check_gap_verdict", "check_core_gaps",
            "check_log_weight_increment", "check_systematic_resample", "check_smc_sampler", "check_smc_estimates",
            "check_guided_ddim", "check_guided_table", "check_dropout_experiment"]
 
@@ -1681,6 +1681,115 @@ def _core_shares(samples: Tensor, system, n: int) -> dict:
     return report
 
 
+def _gap_rules(se_gen: float, dof_gen: float, se_ref: float, dof_ref: float) -> dict:
+    """The degrees of freedom of the difference of two independent estimates, under each rule that the gap check
+    knows: the conservative rule (the smaller of the two), Welch-Satterthwaite's, their sum (a pooled t-test's,
+    which assumes equal variances) and the normal quantile's (infinite)."""
+    parts = se_gen ** 4 / dof_gen + se_ref ** 4 / dof_ref
+    welch = (se_gen ** 2 + se_ref ** 2) ** 2 / parts if parts > 0 else min(dof_gen, dof_ref)
+    return {"conservative": min(dof_gen, dof_ref), "Welch": max(welch, 1.0), "sum": dof_gen + dof_ref,
+            "normal": math.inf}
+
+
+def _gap_cases(g: torch.Generator) -> list:
+    """Hidden cases of ``gap_verdict``: for each, |gap| / se lies between two of the rules' 95 % quantiles, so that
+    the verdicts of the normal quantile, of the summed degrees of freedom, of Welch's and of the conservative rule
+    differ where they can (and both accepted rules resolve a large gap and not a small one)."""
+    from . import stats
+    cases = []
+    for band in ("normal", "sum", "between", "large", "small", "normal", "large", "small"):
+        while True:
+            dof_gen = float(torch.randint(3, 13, (), generator=g))
+            dof_ref = _scale(g, 30.0, 600.0)
+            se_gen = _scale(g, 0.02, 0.08)
+            se_ref = se_gen * _scale(g, 0.4, 1.6)
+            rules = _gap_rules(se_gen, dof_gen, se_ref, dof_ref)
+            q = {rule: (1.959963984540054 if dof == math.inf else stats.t_quantile(dof)) for rule, dof in rules.items()}
+            low, high = {"normal": (q["normal"], q["sum"]), "sum": (q["sum"], q["Welch"]),
+                         "between": (q["Welch"], q["conservative"]), "large": (1.1 * q["conservative"], 1.5 * q["conservative"]),
+                         "small": (0.3 * q["normal"], 0.9 * q["normal"])}[band]
+            if high - low > 0.05:  # far enough from both quantiles that rounding decides nothing
+                break
+        ratio = low + (high - low) * _scale(g, 0.3, 0.7)
+        se = math.hypot(se_gen, se_ref)
+        p_ref = _scale(g, 0.2, 0.6)
+        sign = 1.0 if float(torch.rand((), generator=g)) < 0.5 else -1.0
+        cases.append((p_ref + sign * ratio * se, se_gen, dof_gen, p_ref, se_ref, dof_ref))
+    return cases
+
+
+def check_gap_verdict(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
+    """Assignment 7: ``fn(p_gen, se_gen, dof_gen, p_ref, se_ref, dof_ref)`` -> ``(gap, se, resolved)``: the
+    difference of two independent estimates (batch minus reference), its standard error sqrt(se_gen^2 + se_ref^2)
+    and whether its 95 % t-interval excludes zero, with the degrees of freedom of either accepted rule: the smaller
+    of the two (conservative) or Welch-Satterthwaite's from the two estimates' own. Called on hidden cases where
+    those rules, the normal quantile and the summed degrees of freedom give different verdicts; the function must
+    follow one accepted rule on all of them. ``stats``' comparisons refuse to run inside ``fn``."""
+    from . import stats
+    name = "gap verdict"
+    g = _generator(seed)
+    cases = _gap_cases(g)
+    instead = "compute the difference, its standard error and the t-interval's verdict yourself"
+    refused = {fn_: _refusal(f"tutorial_pkg.stats.{fn_.__name__}", instead)
+               for fn_ in (stats.paired, stats.unpaired, stats.replicates, stats.against)}
+    outs = []
+    for case in cases:
+        out, failed = _call(name, fn, *case, refused=refused)
+        if failed:
+            return failed
+        if not isinstance(out, (tuple, list)) or len(out) != 3:
+            return _report(name, "fail", "return a tuple (gap, se, resolved): two numbers and a bool")
+        gap, se = _as_number(out[0]), _as_number(out[1])
+        resolved = out[2].item() if isinstance(out[2], Tensor) and out[2].numel() == 1 else out[2]
+        if gap is None or se is None or not isinstance(resolved, bool):
+            return _report(name, "fail", "return a tuple (gap, se, resolved): two numbers and a bool (True when the "
+                                         "95 % interval excludes 0)")
+        outs.append((gap, se, resolved))
+
+    def under(rule, flip=1.0, se_of=lambda s1, s2: math.hypot(s1, s2)):
+        rows = []
+        for p_gen, se_gen, dof_gen, p_ref, se_ref, dof_ref in cases:
+            dof = _gap_rules(se_gen, dof_gen, se_ref, dof_ref)[rule]
+            q = 1.959963984540054 if dof == math.inf else stats.t_quantile(dof)
+            gap, se = flip * (p_gen - p_ref), se_of(se_gen, se_ref)
+            rows.append((gap, se, abs(gap) > q * se))
+        return rows
+
+    def same(rows):
+        return all(abs(a[0] - b[0]) <= 1e-9 and abs(a[1] - b[1]) <= 1e-9 * (1 + b[1]) and a[2] == b[2]
+                   for a, b in zip(outs, rows))
+    for rule, words in (("conservative", "the conservative rule (the smaller of the two degrees of freedom)"),
+                        ("Welch", "Welch-Satterthwaite's degrees of freedom")):
+        if same(under(rule)):
+            return _report(name, "pass", f"matches {words} on {len(cases)} hidden cases, among them cases where the "
+                                         "normal quantile, the summed degrees of freedom, Welch's and the conservative "
+                                         "rule give different verdicts")
+    suspects = [
+        (under("normal"), "the verdict uses the normal quantile 1.96: with the estimates' own degrees of freedom "
+                          "the t-quantile is larger, and the interval claims more than the data give"),
+        (under("sum"), "the verdict takes the sum of the two degrees of freedom (a pooled t-test's, which assumes "
+                       "equal variances): that claims more than the data give; take the smaller of the two, or "
+                       "Welch-Satterthwaite's"),
+    ]
+    for rule in ("conservative", "Welch"):
+        suspects += [
+            (under(rule, se_of=lambda s1, s2: s1 + s2), "the standard errors were added as numbers: for two "
+                                                        "independent estimates, what adds?"),
+            (under(rule, se_of=lambda s1, s2: s1), "the difference's standard error is the batch's alone: the "
+                                                   "reference is an estimate too, with an error of its own"),
+            (under(rule, flip=-1.0), "the difference is batch minus reference, not reference minus batch"),
+        ]
+    hint = next((h for rows, h in suspects if same(rows)), None)
+    if hint is None:
+        right = all(abs(a[0] - b[0]) <= 1e-9 and abs(a[1] - b[1]) <= 1e-9 * (1 + b[1])
+                    for a, b in zip(outs, under("conservative")))
+        hint = ("the values differ from the reference in the verdicts: the difference and its standard error are "
+                "right, but the verdicts follow neither the conservative rule nor Welch-Satterthwaite's on every case"
+                if right else "the values differ from the reference; the difference, its standard error and the "
+                              "t-interval's verdict")
+    return _report(name, "fail", hint)
+
+
 def check_core_gaps(gaps: dict, *, report: dict, reference: dict, n: int) -> CheckResult:
     """Assignment 7: ``gaps[core] = (gap, se_gap, resolved)`` for each core: the batch's share minus the reference's,
     its standard error sqrt(se_batch^2 + se_ref^2) (two independent estimates), and whether the 95 % t-interval
@@ -2435,3 +2544,54 @@ def _tie_band_share(fn: Callable, reference: dict, *, core: Tensor, band: Tensor
         return _tie_failed(name, f"reference[{name_of_core!r}] is not what your band_share gives on the band (the "
                                  "grader ran it again): the reference must come from your function")
     return _report(name, "pass", f"your band_share, run again on {name_of_core}, gives your reference")
+
+
+def _gap_inputs(report: dict, reference: dict, n: int, core: str) -> tuple:
+    """The arguments of ``gap_verdict`` for one core, as the notebook's gaps cell passes them: the batch's share, its
+    standard error and n - 1 degrees of freedom, the reference's share, its standard error and N_eff - 1."""
+    p_ref, se_ref = (float(v) for v in reference[core])
+    dof_ref = max(p_ref * (1 - p_ref) / se_ref ** 2 - 1, 1.0) if se_ref > 0 else 1.0
+    return float(report[core]["share"]), float(report[core]["se"]), float(n - 1), p_ref, se_ref, dof_ref
+
+
+def _gap_table(report: dict, reference: dict, *, n: int) -> str:
+    """The gaps as the grader recomputes them, with the degrees of freedom and the verdict of each accepted rule
+    (and of the normal quantile), so that the marker can read the student's comment on the rule beside them."""
+    from . import stats
+    from .systems.alanine_dipeptide import BASINS
+    lines = ["the gaps as the grader recomputes them from your seed's batch and your reference (points; dof and verdict "
+             "under each rule):"]
+    for core in BASINS:
+        p_gen, se_gen, dof_gen, p_ref, se_ref, dof_ref = _gap_inputs(report, reference, n, core)
+        gap, se = p_gen - p_ref, math.hypot(se_gen, se_ref)
+        rules = _gap_rules(se_gen, dof_gen, se_ref, dof_ref)
+        words = []
+        for rule in ("conservative", "Welch", "normal"):
+            dof = rules[rule]
+            q = 1.959963984540054 if dof == math.inf else stats.t_quantile(dof)
+            shown = "inf" if dof == math.inf else f"{dof:.0f}"
+            words.append(f"{rule} (dof {shown}): {'resolved' if abs(gap) > q * se else 'not resolved'}")
+        lines.append(f"  {core:>8s}: {100 * gap:+5.1f} ± {100 * se:.1f}; " + "; ".join(words))
+    return "\n".join(lines)
+
+
+def _tie_gap_verdict(fn: Callable, gaps, *, report: dict, reference: dict, n: int, name_of_core: str) -> CheckResult:
+    """Assignment 7: ``fn`` (the student's ``gap_verdict``) on one core's numbers; it must give that core's entry of
+    the student's ``gaps``."""
+    name = "core-state gaps"
+    out, failed = _call(name, fn, *_gap_inputs(report, reference, n, name_of_core))
+    if failed:
+        return _tie_failed(name, f"your gap_verdict, run again on {name_of_core}: {failed.message}")
+    entry = gaps.get(name_of_core) if isinstance(gaps, dict) else None
+    def triple(x):
+        if not isinstance(x, (tuple, list)) or len(x) != 3:
+            return None
+        flag = x[2].item() if isinstance(x[2], Tensor) and x[2].numel() == 1 else x[2]
+        values = [_as_number(x[0]), _as_number(x[1])]
+        return None if None in values or not isinstance(flag, bool) else (*values, flag)
+    mine, theirs = triple(out), triple(entry)
+    if mine is None or theirs is None or abs(mine[0] - theirs[0]) > 1e-9 or abs(mine[1] - theirs[1]) > 1e-9 or \
+            mine[2] != theirs[2]:
+        return _tie_failed(name, f"gaps[{name_of_core!r}] is not what your gap_verdict gives on that core's numbers "
+                                 "(the grader ran it again): the gaps must come from your function")
+    return _report(name, "pass", f"your gap_verdict, run again on {name_of_core}, gives your gaps")

@@ -94,6 +94,20 @@ BAND_CHEAT = ("def band_share(core, band):\n    e = stats.share(core[band], corr
               "    return e.mean, e.se\n")
 
 
+VERDICT = """def gap_verdict(p_gen, se_gen, dof_gen, p_ref, se_ref, dof_ref):
+    se = math.sqrt(se_gen ** 2 + se_ref ** 2)
+    return p_gen - p_ref, se, abs(p_gen - p_ref) > stats.t_quantile(min(dof_gen, dof_ref)) * se
+"""
+WELCH = """def gap_verdict(p_gen, se_gen, dof_gen, p_ref, se_ref, dof_ref):
+    se = math.sqrt(se_gen ** 2 + se_ref ** 2)
+    dof = se ** 4 / (se_gen ** 4 / dof_gen + se_ref ** 4 / dof_ref)
+    return p_gen - p_ref, se, abs(p_gen - p_ref) > stats.t_quantile(max(dof, 1.0)) * se
+"""
+Z_RULE = VERDICT.replace("stats.t_quantile(min(dof_gen, dof_ref))", "1.96")
+CONSTANT = VERDICT.replace("abs(p_gen - p_ref) > stats.t_quantile(min(dof_gen, dof_ref)) * se", "False")
+LINEAR = VERDICT.replace("math.sqrt(se_gen ** 2 + se_ref ** 2)", "se_gen + se_ref")
+
+
 def _gaps_cell() -> str:
     """The instructor's figure-and-gaps cell (a7-17), the answer of the value task, without its solution markers."""
     nb = json.loads((ROOT / "instructor" / "solutions" / f"{A7}.ipynb").read_text())
@@ -126,11 +140,11 @@ def test_each_way_round_the_refusal_is_refused_before_it_runs():
 
 
 def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
-    """One call, seven child processes (the correct, the unbiased, the slip, the wrong, the seed cheat and the two
-    fabricated submissions; the others are refused or open and start none)."""
+    """One call, eleven child processes (the correct, the unbiased, the slip, the wrong, the seed cheat, the two
+    fabricated submissions and the four verdicts; the others are refused or open and start none)."""
     folder = tmp_path / "submissions"
     folder.mkdir()
-    _submission(folder, "correct", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT, "a7-17": _gaps_cell()})
+    _submission(folder, "correct", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT, "a7-23": VERDICT, "a7-17": _gaps_cell()})
     # wrong: a flipped torsion (a named mistake: half), a band share hard-coded from a stored run (zero, the hidden
     # inputs are new), and the report's standard errors without the square root (a named mistake: half)
     _submission(folder, "wrong", {"a7-04": PLACE.replace("torch.sin(torsion)", "-torch.sin(torsion)"),
@@ -138,20 +152,26 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
                                   "a7-14": REPORT.replace("math.sqrt(p * (1 - p) / n)", "p * (1 - p) / n"),
                                   "a7-17": "gaps = {core: (0.0, 0.05, False) for core in BASINS}\n"})
     # the gaps from the student's own reference, which divides by n - 1: graded from that reference
-    _submission(folder, "unbiased", {"a7-04": PLACE, "a7-09": BAND_UNBIASED, "a7-14": REPORT, "a7-17": _gaps_cell()})
+    _submission(folder, "unbiased", {"a7-04": PLACE, "a7-09": BAND_UNBIASED, "a7-14": REPORT, "a7-23": VERDICT, "a7-17": _gaps_cell()})
     # a named slip in band_share (frames counted as independent): half of that task, and the gaps, graded on the
     # student's own reference, are not marked down again
     _submission(folder, "slip", {"a7-04": PLACE, "a7-09": BAND.replace("g = stats.statistical_inefficiency(z)", "g = 1.0"),
-                                 "a7-14": REPORT, "a7-17": _gaps_cell()})
+                                 "a7-14": REPORT, "a7-23": VERDICT, "a7-17": _gaps_cell()})
     # a reference entry fabricated at the top of the answer cell, and the gaps and figure made from it: the grader
     # takes the reference as cell a7-12 made it, and ties every core, so it scores zero at any hidden seed
     for core in ("C5", "C7eq"):
-        _submission(folder, f"fabricated_{core}", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT,
+        _submission(folder, f"fabricated_{core}", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT, "a7-23": VERDICT,
                                                    "a7-17": f"reference[{core!r}] = (0.60, 0.010)\n" + _gaps_cell()})
     # another batch chosen by rebinding the seed and the grader's copy of it: the report cell is refused, and the
     # gaps, which read its variables, say that they depend on that cell (not "fill in gaps")
-    _submission(folder, "seedcheat", {"a7-04": PLACE, "a7-09": BAND, "a7-17": _gaps_cell(),
+    _submission(folder, "seedcheat", {"a7-04": PLACE, "a7-09": BAND, "a7-23": VERDICT, "a7-17": _gaps_cell(),
                                       "a7-14": REPORT.replace("seed = 0\n", "seed = 3\n__seed_as_set__ = 3\n")})
+    # the gaps' verdict: a constant False (no gap of the notebook's seed is resolved under any rule, so only the
+    # hidden cases of gap_verdict can catch it), the normal quantile, and the standard errors added as numbers
+    # (named slips: half of the verdict, and the gaps graded on the student's own function)
+    for label, source in (("constant", CONSTANT), ("zrule", Z_RULE), ("linear", LINEAR), ("welch", WELCH)):
+        _submission(folder, f"verdict_{label}", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT, "a7-23": source,
+                                                 "a7-17": _gaps_cell()})
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a7-04": source})
@@ -161,19 +181,27 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
 
     assert points("correct", "auto_points") == points("correct", "auto_max") == 13, feedback["correct"]
     assert points("unbiased", "auto_points") == 13, feedback["unbiased"]
-    assert points("wrong", "core-state gaps (3)") == 0 and "must come from your `band_share`" in feedback["wrong"]
+    assert points("wrong", "core-state gaps (1)") == 0 and "must come from your `band_share`" in feedback["wrong"]
     assert "your band_share, run again on each of the four cores" in feedback["correct"]
     for core in ("C5", "C7eq"):
-        assert points(f"fabricated_{core}", "core-state gaps (3)") == 0, feedback[f"fabricated_{core}"]
+        assert points(f"fabricated_{core}", "core-state gaps (1)") == 0, feedback[f"fabricated_{core}"]
         assert f"gaps[{core!r}] is not" in feedback[f"fabricated_{core}"]
-    assert points("slip", "band share (5)") == 2.5 and points("slip", "core-state gaps (3)") == 3, feedback["slip"]
+    assert "conservative (dof" in feedback["correct"] and "Welch (dof" in feedback["correct"]  # the recomputed verdicts
+    assert points("verdict_welch", "auto_points") == 13, feedback["verdict_welch"]
+    assert points("verdict_constant", "gap verdict (2)") == points("verdict_constant", "core-state gaps (1)") == 0
+    assert "must come from your `gap_verdict`" in feedback["verdict_constant"]
+    assert points("verdict_zrule", "gap verdict (2)") == 1 and "normal quantile" in feedback["verdict_zrule"]
+    assert points("verdict_zrule", "core-state gaps (1)") == 1, feedback["verdict_zrule"]  # not paid twice
+    assert points("verdict_linear", "gap verdict (2)") == 1 and "added as numbers" in feedback["verdict_linear"]
+    assert points("verdict_linear", "core-state gaps (1)") == 1, feedback["verdict_linear"]
+    assert points("slip", "band share (5)") == 2.5 and points("slip", "core-state gaps (1)") == 1, feedback["slip"]
     assert "your band_share, run again on" in feedback["slip"]
     assert float(rows["correct"]["written_max"]) == 6
     assert points("wrong", "NeRF placement (4)") == 2 and "sign of the torsion" in feedback["wrong"]
     assert points("wrong", "band share (5)") == 0 and "the values differ" in feedback["wrong"]
     assert points("wrong", "core-state report (1)") == 0.5 and "square root" in feedback["wrong"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
-    assert points("seedcheat", "core-state report (1)") == points("seedcheat", "core-state gaps (3)") == 0
+    assert points("seedcheat", "core-state report (1)") == points("seedcheat", "core-state gaps (1)") == 0
     assert "__seed_as_set__ is not accepted" in feedback["seedcheat"], feedback["seedcheat"]
     gaps_feedback = feedback["seedcheat"].split("## core-state gaps")[1].split("## ")[0]
     assert "answer cell a7-14, which was refused" in gaps_feedback and "depends on that cell" in gaps_feedback, \
@@ -325,6 +353,23 @@ def test_the_core_report_check_regenerates_the_molecules_and_names_each_mistake(
     for hint, result in wrongs.items():
         assert result.status == "fail" and hint in result.message, (hint, result)
     assert check(None).status == "not implemented"
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_gap_verdict_check_accepts_both_rules_and_names_each_slip(seed):
+    made = {label: _namespace(source)["gap_verdict"]
+            for label, source in (("conservative", VERDICT), ("welch", WELCH), ("z", Z_RULE), ("constant", CONSTANT),
+                                  ("linear", LINEAR))}
+    assert grading.check_gap_verdict(made["conservative"], seed=seed).passed
+    assert grading.check_gap_verdict(made["welch"], seed=seed).passed
+    assert "normal quantile" in grading.check_gap_verdict(made["z"], seed=seed).message
+    assert "added as numbers" in grading.check_gap_verdict(made["linear"], seed=seed).message
+    assert grading.check_gap_verdict(made["constant"], seed=seed).message.startswith("the values differ")
+    summed = lambda *a: (a[0] - a[3], math.hypot(a[1], a[4]),  # noqa: E731 - the pooled t-test's dof
+                         abs(a[0] - a[3]) > stats.t_quantile(a[2] + a[5]) * math.hypot(a[1], a[4]))
+    assert "sum of the two degrees of freedom" in grading.check_gap_verdict(summed, seed=seed).message
+    cases = grading._gap_cases(grading._generator(seed))
+    assert {made["conservative"](*c)[2] for c in cases} == {True, False}     # both verdicts among the hidden cases
 
 
 def test_the_gaps_check_recomputes_them_from_the_report_and_the_reference():
