@@ -472,7 +472,8 @@ NUMBERS_HEADING = ("Numbers the grader computed from your samples, re-run from y
 # written task -> the value task whose re-run values its numbers come from
 _WRITTEN_NUMBERS = {"Think! what the dropout rate buys": "dropout experiment",
                     "Think! error against distance": "energy report",
-                    "Think! calibration and guidance": "guided samples"}
+                    "Think! calibration and guidance": "guided samples",
+                    "Think! bias against K": "bias experiment"}
 
 
 class _WithNumbers(NamedTuple):
@@ -853,7 +854,29 @@ def _smc_estimates(get, seed, call=None):
     result = grading.check_smc_estimates(values["estimates"], **setting)
     if result.status != "pass" or call is None:
         return result
-    return grading._tie_smc_estimates(call("smc_sampler"), values["estimates"], pick=seed, **setting)
+    result = grading._tie_smc_estimates(call("smc_sampler"), values["estimates"], pick=seed, **setting)
+    return _with_numbers(result, lambda: _a6_numbers(values["estimates"]))
+
+
+def _a6_numbers(estimates: dict) -> str:
+    """Cell a6-15's table (each K's bias of the weighted mean and variance against the exact target, N(1.2, 0.1),
+    and the final ESS / K, over the systems), with Var(system mean) = SE^2 x G and the variance's bias with it added
+    back per system (question 4), from the re-run estimates."""
+    import torch
+    from . import stats
+    m_g, v_g = 1.2, 0.1  # the target of the notebook's pair at gamma = 3 (cell a6-13, eq. target-gaussian)
+    lines = [f"{'K':>5s} {'systems':>7s} {'bias of the mean':>17s} {'bias of the variance':>21s} {'final ESS / K':>14s} "
+             f"{'Var(system mean)':>16s} {'variance bias + Var(system mean)':>33s}"]
+    for K, e in estimates.items():
+        mean, var = (torch.as_tensor(e[k], dtype=torch.float64) for k in ("mean", "variance"))
+        G = len(mean)
+        fixed = stats.replicates(var + (mean - mean.mean()) ** 2 * G / (G - 1) - v_g)
+        lines.append(f"{K:5d} {G:7d} {str(stats.replicates(mean - m_g)):>17s} {str(stats.replicates(var - v_g)):>21s} "
+                     f"{str(stats.replicates(torch.as_tensor(e['ess'], dtype=torch.float64))):>14s} "
+                     f"{mean.var().item():16.4f} {str(fixed) + f' [{fixed.low:+.3f}, {fixed.high:+.3f}]':>33s}")
+    lines.append("plain CFG's exact bias (cell a6-13): mean +0.1136, variance -0.0413; the K -> infinity floor: mean "
+                 "+0.0180, variance -0.0139")
+    return "\n".join(lines)
 
 ASSIGNMENTS["a6_sampling_the_guided_target"].insert(3, Task("bias experiment", "a6-15", 2, "values", _smc_estimates,
                                                             allowed=("stats.replicates",),
@@ -2028,6 +2051,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     task_passed: dict[str, bool] = {}  # task name -> whether it passed
     task_how: dict[str, str] = {}  # task name -> how its points were given ("pass", "half: a named mistake", ...)
     numbers: dict[str, str] = {}  # value task name -> the numbers computed from its re-run values (when it passed)
+    task_said: dict[str, str] = {}  # task name -> how it scored and the first line of its report
     prefix = assignment.split("_")[0].upper()
     for task in tasks:
         key = f"{prefix} {task.name} ({task.points:g})"
@@ -2071,6 +2095,9 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                                  "were not confirmed to repeat from the student's seed, so the grader has no numbers "
                                  "of the student's seed to compute them from. The written "
                                  "statements cannot be checked against re-run numbers here.", ""]
+                    feedback += [f"Task '{source}' ({task_said.get(source, 'its cell did not run')}): numbers that "
+                                 "this answer quotes were not shown to be ones that the student's own functions and "
+                                 "seed make.", ""]
             feedback += ["Rubric:", rubric.get(task.name, (
                 f"not found: the rubrics stay with the instructor's solutions ({assignment}.md in "
                 f"{rubric_folder}), which this copy of the course does not hold")), ""]
@@ -2174,6 +2201,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         passed[task.cell] = passed.get(task.cell, True) and result.status == "pass" and not own
         task_passed[task.name] = result.status == "pass" and not own
         task_how[task.name] = how
+        task_said[task.name] = f"{how}: {message.splitlines()[0] if message else ''}"
         if computed is not None:  # the seed's samples confirmed, even where the intervals or functions are wrong
             numbers[task.name] = computed if how == "pass" else (
                 f"(the value task '{task.name}' did not pass in full ({how}), but its samples repeat from the "

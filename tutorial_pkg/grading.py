@@ -1356,9 +1356,10 @@ def check_interval_cfg(fn: Callable, *, seed: Optional[int] = None) -> CheckResu
 
 
 def _window_recursion(mean_c, var_c, mean_u, var_u, scale, windows, schedule, *, last=True,
-                      start_var=1.0) -> Tensor:
+                      start_var=1.0, wrap=False) -> Tensor:
     """The 50-step DDIM moment recursion of :func:`check_window_moments` written out, with a mistake switched on:
-    the last step to clean data left out, or a start other than N(0, 1)."""
+    the last step to clean data left out, a start other than N(0, 1), or (``wrap``) the last step's t' = -1 read
+    as ``alpha_bars[-1]`` (the noisiest step) instead of alpha_bar = 1."""
     ab = schedule.alpha_bars.double()
     steps = sampling.ddim_timesteps(schedule.T, 50)
 
@@ -1374,7 +1375,7 @@ def _window_recursion(mean_c, var_c, mean_u, var_u, scale, windows, schedule, *,
             g = rule(t) if callable(rule) else rule
             (a_c, c_c), (a_u, c_u) = eps(mean_c, var_c, t), eps(mean_u, var_u, t)
             a, c = g * a_c + (1 - g) * a_u, g * c_c + (1 - g) * c_u
-            ab_prev = ab[t_prev] if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)
+            ab_prev = ab[t_prev] if t_prev >= 0 or wrap else torch.tensor(1.0, dtype=torch.float64)
             k = (1 - ab_prev).sqrt() - (ab_prev / ab[t]).sqrt() * (1 - ab[t]).sqrt()
             A, B = (ab_prev / ab[t]).sqrt() + k * a, k * c
             M, V = A * M + B, A ** 2 * V
@@ -1446,6 +1447,8 @@ def check_window_moments(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
         "your recursion stops one step short: after the last timestep, step to clean data (alpha_bar = 1)":
             recursion(last=False),
         "start from x_T ~ N(0, 1): the mean 0 and the variance 1": recursion(start_var=0.0),
+        "the last step goes to clean data: after the last timestep, alpha_bar = 1, not alpha_bars[-1] (an index of "
+        "-1 reads the noisiest step)": recursion(wrap=True),
     })
     if isinstance(out, Tensor):
         out = out.detach()

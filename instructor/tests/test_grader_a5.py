@@ -102,6 +102,11 @@ MMPS_BY_SOURCE = """def mmps_eps(eps_model, x_t, t, y, a, sigma_y, schedule):
 # the same through the wrapper's private slot: refused before it runs (an underscore attribute)
 MMPS_BY_SLOT = MMPS_BY_SOURCE.replace("eps_model.source.", "eps_model._model.source.")
 # the moments by the package's recursion (the task is to write it): refused (not an allowed call)
+# the last step's t' = -1 read as an index (alpha_bars[-1], the noisiest step) instead of alpha_bar = 1
+WINDOWS_WRAP = WINDOWS.replace(
+    "schedule.alpha_bars[t_prev].double() if t_prev >= 0 else torch.tensor(1.0, dtype=torch.float64)",
+    "schedule.alpha_bars[t_prev].double()")
+assert WINDOWS_WRAP != WINDOWS
 WINDOWS_CHEAT = """def window_moments(mean_c, var_c, mean_u, var_u, gamma, windows, schedule):
     eps_c = analytic.GaussianMixture([1.0], [[mean_c]], [[[var_c]]]).eps_model(schedule)
     eps_u = analytic.GaussianMixture([1.0], [[mean_u]], [[[var_u]]]).eps_model(schedule)
@@ -194,6 +199,7 @@ def test_the_self_checks_pass_a_correct_answer_and_name_each_mistake():
         assert result.status == "fail" and hint in result.message, (hint, result)
     for hint, source in {"is A^2 V": WINDOWS.replace("A ** 2 * V", "A * V"),
                          "one step short": WINDOWS.replace("steps[1:] + [-1]", "steps[1:]"),
+                         "not alpha_bars[-1]": WINDOWS_WRAP,
                          "the mean 0 and the variance 1": WINDOWS.replace(
                              "M, V = torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0",
                              "M, V = torch.tensor(0.0, dtype=torch.float64), torch.tensor(0.0"),
@@ -277,6 +283,7 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     correct = {"a5-04": MMPS, "a5-26": EXACT, "a5-08": REPORT, "a5-16": INTERVAL, "a5-19": WINDOWS}
     _submission(folder, "correct", correct)
     _submission(folder, "wrong", {**correct, "a5-04": DPS, "a5-26": EXACT_STORED, "a5-08": _stored_report()})
+    _submission(folder, "wrapslip", {**correct, "a5-19": WINDOWS_WRAP})
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a5-04": source})
@@ -297,6 +304,8 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     assert "must come from your `mmps_eps`" in feedback["wrong"]
     assert "run again on 16 of the samples" in feedback["correct"]
     assert points("wrong", "interval rule (2)") == 2 and points("wrong", "window moments (5)") == 5
+    # the last step's t' = -1 read as alpha_bars[-1]: a named slip, half, with a hint that names the last step
+    assert points("wrapslip", "window moments (5)") == 2.5 and "not alpha_bars[-1]" in feedback["wrapslip"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
     for k, cheat in enumerate(CHEATS):
         assert points(f"cheat_{k}", "MMPS eps (6)") == 0, cheat

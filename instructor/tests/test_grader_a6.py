@@ -265,6 +265,12 @@ def test_a_folder_of_submissions_of_assignment_6_is_graded(tmp_path):
     assert points("correct", "auto_points") == points("correct", "auto_max") == 12
     assert points("wrong", "bias experiment (2)") == 0 and "must come from your `log_weight_increment`" in feedback["wrong"]
     assert "your smc_sampler, run again at K = " in feedback["correct"]
+    # the written answer is shown beside the table that the grader's re-run made (question 4's correction included),
+    # or, where the experiment failed, with a line that says its numbers were not shown to be the student's own
+    think = feedback["correct"].split("## Think! bias against K")[1]
+    assert "Numbers the grader computed" in think and "Var(system mean)" in think and "-0.0413" in think
+    think = feedback["wrong"].split("## Think! bias against K")[1]
+    assert "No re-run numbers exist" in think and "were not shown to be ones that the student's own" in think
     # the plot that the rubric grades, as the answer cell drew it when the grader ran it, beside the stored one
     assert "Figures drawn by the answer cells when the grader ran them" in feedback["correct"]
     assert (out.with_suffix("") / "correct_figures" / "a6-15_0.rerun.png").read_bytes().startswith(b"\x89PNG")
