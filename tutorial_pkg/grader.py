@@ -963,6 +963,10 @@ _KEYWORDS = {"allow_pickle", "weights_only", "pickle_module"}
 # a string constant that is a dotted name of the package, of a refused module or of a dunder attribute: a name used as
 # code (prose, docstrings included, is the student's own)
 _NAME_STRING = re.compile(r"\s*[\w.]*(tutorial_pkg|__\w*__|\b(?:builtins|importlib|sys|os|pickle|marshal)\b)[\w.]*\s*")
+# a format field that reads an underscore attribute, "{0.__globals__}" or "{x._module}": str.format and format_map
+# look attributes up by the names in their fields, which are no Attribute nodes, so a constant string that holds one
+# is refused wherever it is (no task needs it)
+_FORMAT_FIELD = re.compile(r"\{[^{}]*\.\s*_")
 
 
 def _in_points(points: float) -> str:
@@ -1084,6 +1088,10 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
                 _NAME_STRING.fullmatch(node.value if isinstance(node.value, str) else node.value.decode("latin-1")):
             return (f"line {line}: the string {node.value!r} names a module or a double-underscore attribute, which an "
                     "answer may not use as code")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                _FORMAT_FIELD.search(node.value.replace("{{", "").replace("}}", "")):  # {{ and }} are literal braces
+            return (f"line {line}: the string {node.value!r} holds a format field that reads an underscore attribute "
+                    "(str.format and format_map would look it up), which is not accepted in an answer")
     return None
 
 
