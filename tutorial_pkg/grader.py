@@ -529,12 +529,17 @@ def _a2_numbers(results: dict, exact_wrong: dict, rates, gammas, n_nets: int) ->
             lines.append(f"p_uncond = {p:g}, {key}: " + str(stats.paired(
                 results[p][gammas[1]][key], results[p][gammas[0]][key],
                 names=(f"gamma {gammas[1]:g}", f"gamma {gammas[0]:g}"))))
+    for p in rates:  # each network against the exact sampler, from the same x_T, at gamma = 1
+        lines.append(f"gamma = {gammas[0]:g}, wrong: " + str(stats.paired(
+            results[p][gammas[0]]["wrong"], _floats(exact_wrong[gammas[0]]),
+            names=(f"p = {p:g} networks", "exact sampler"))))
     return "\n".join(lines)
 
 
-def _a3_numbers(report: dict, samples: dict, data, reference, floors: list) -> str:
+def _a3_numbers(report: dict, samples: dict, data, reference, floors: list, target: float = -40.0) -> str:
     """Cell a3-18's paired differences between scales and gamma = 1 against the noise floor (with the package's
-    stats, which print the verdicts), cell a3-07's distinct samples and largest pile, and cell a3-09's basin
+    stats, which print the verdicts), cell a3-07's distinct samples, largest pile and the piles that hold each
+    gamma = 5 block's middle samples, and cell a3-09's basin
     shares, from the re-run blocks and samples."""
     import torch
     from . import metrics, stats
