@@ -560,6 +560,16 @@ def _a3_numbers(report: dict, samples: dict, data, reference, floors: list, targ
         _, counts = torch.unique(x.reshape(-1, 2).round(decimals=3), dim=0, return_counts=True)
         lines.append(f"gamma = {g:g}: {len(counts):5d} distinct, largest pile "
                      f"{counts.max().item() / counts.sum().item():.3f}")
+    g5 = scales[-1]  # the largest scale: the piles that hold each block's two middle samples by |E - E*|
+    n = x_all[g5].shape[1]
+    lines.append(f"gamma = {g5:g}, each block: its median |E - E*|, and the piles (identical samples, to 3 decimals) "
+                 f"that hold its two middle samples by |E - E*|, of its {n}")
+    for k, xb in enumerate(x_all[g5]):
+        err = (data.system.energy(xb) - target).abs()
+        _, pile, counts = torch.unique(xb.round(decimals=3), dim=0, return_inverse=True, return_counts=True)
+        middle = err.argsort()[[(n - 1) // 2, n // 2]]
+        lines.append(f"  block {k}: median {metrics.energy_error(data.system.energy(xb), target).median:.3f}, "
+                     f"middle samples on piles of {counts[pile[middle[0]]].item()} and {counts[pile[middle[1]]].item()}")
     mb = data.system
     p_ref = metrics.basin_occupancy(mb.basin(reference), 3)
     shares = {"reference": (p_ref, (p_ref * (1 - p_ref) / len(reference)).sqrt())}
