@@ -568,8 +568,9 @@ def _a3_numbers(report: dict, samples: dict, data, reference, floors: list, targ
         err = (data.system.energy(xb) - target).abs()
         _, pile, counts = torch.unique(xb.round(decimals=3), dim=0, return_inverse=True, return_counts=True)
         middle = err.argsort()[[(n - 1) // 2, n // 2]]
+        sizes = [counts[pile[i]].item() for i in middle]
         lines.append(f"  block {k}: median {metrics.energy_error(data.system.energy(xb), target).median:.3f}, "
-                     f"middle samples on piles of {counts[pile[middle[0]]].item()} and {counts[pile[middle[1]]].item()}")
+                     f"middle samples on piles of {sizes[0]} and {sizes[1]}")
     mb = data.system
     p_ref = metrics.basin_occupancy(mb.basin(reference), 3)
     shares = {"reference": (p_ref, (p_ref * (1 - p_ref) / len(reference)).sqrt())}

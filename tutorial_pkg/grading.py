@@ -353,9 +353,9 @@ def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
                                          f"share {share:.3f} of the rows (or changed rows that you kept), expected "
                                          f"about {q:g}: drop each row with probability p_uncond at every rate in "
                                          "[0, 1], the experiment's 0.02 and 0.5 among them")
-    return _report(name, "pass", "drops rows at random, at the rate p_uncond (tried at "
-                                 f"{p:g}, {_EXPERIMENT_RATES[0]:g} and {_EXPERIMENT_RATES[1]:g}), from the generator, and "
-                                 "keeps the others")
+    low, high = _EXPERIMENT_RATES
+    return _report(name, "pass", f"drops rows at random, at the rate p_uncond (tried at {p:g}, {low:g} and {high:g}), "
+                                 "from the generator, and keeps the others")
 
 
 _EXPERIMENT_RATES = (0.02, 0.5)  # cell a2-14's p_uncond values

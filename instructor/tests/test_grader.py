@@ -334,7 +334,8 @@ def test_an_honest_docstring_or_import_is_not_refused_and_dependants_say_why(tmp
         assert "names a module" in grader.screen(f"x = {name!r}\n", PACKAGE), name
     assert "allow_pickle" in grader.screen("import numpy as np\nnp.zeros(1, allow_pickle=True)\n", PACKAGE)
     # a format field that reads an underscore attribute is refused with its reason; ordinary fields are the student's
-    assert "format field that reads an underscore attribute" in grader.screen('s = "{0.__class__}".format(1)\n', PACKAGE)
+    assert "format field that reads an underscore attribute" in grader.screen('s = "{0.__class__}".format(1)\n',
+                                                                              PACKAGE)
     assert grader.screen('s = "{0:.3f} {x.real} {{._}} {}".format(1.0, 2, x=3)\nt = f"{s!r:>10}"\n', PACKAGE) is None
     folder = tmp_path / "submissions"
     folder.mkdir()
