@@ -269,7 +269,8 @@ def _guided_report(get, seed, call=None):
     block of the guided samples of each regressor (the student's and the shipped sigma(x_t, t) one) regenerated here
     from the student's seed; the errors and the paired difference recomputed (cell a4-02: 5 blocks). When it passes,
     the comparisons that the written answer quotes (:func:`_a4_numbers`) are computed from those blocks and the
-    unguided model's blocks on the same noise, sampled here."""
+    unguided model's blocks on the same noise, sampled here, and so is the calibration and sharpness table of cell
+    a4-12 (:func:`_a4_calibration`), from that regressor and the two shipped ones."""
     from . import grading, nets
     if call is not None:
         wrong = _nll_up_to_a_constant(call("gaussian_nll"), seed)
@@ -297,6 +298,7 @@ def _guided_report(get, seed, call=None):
         from . import zoo
         with _quiet():
             _CACHE["a4 shipped"] = zoo.load("muller_brown_regressor", device="cpu", progress=False).model
+            _CACHE["a4 shipped t"] = zoo.load("muller_brown_regressor_t", device="cpu", progress=False).model
     result = grading.check_guided_report(values["report"], values["samples"], data=data, eps_model=eps_model,
                                          regressor=regressor.eval(), schedule=schedule, target=-60.0, scale=1.0,
                                          seed=values["seed"], shipped=_CACHE["a4 shipped"], blocks=5)
@@ -310,7 +312,8 @@ def _guided_report(get, seed, call=None):
                                      generator=torch.Generator("cpu").manual_seed(values["seed"]))
         none = [metrics.energy_error(data.system.energy(xb), -60.0).median
                 for xb in data.unstandardize(z.cpu().double()).reshape(blocks, n, 2)]
-        return _a4_numbers(values["report"], none)
+        return (_a4_numbers(values["report"], none) + "\n\n" + _a4_calibration(
+            regressor, {"shipped sigma(x_t, t)": _CACHE["a4 shipped"], "shipped sigma(t)": _CACHE["a4 shipped t"]}))
     return _with_numbers(result, numbers)
 
 
@@ -527,12 +530,17 @@ def _a2_numbers(results: dict, exact_wrong: dict, rates, gammas, n_nets: int) ->
             lines.append(f"p_uncond = {p:g}, {key}: " + str(stats.paired(
                 results[p][gammas[1]][key], results[p][gammas[0]][key],
                 names=(f"gamma {gammas[1]:g}", f"gamma {gammas[0]:g}"))))
+    for p in rates:  # each network against the exact sampler, from the same x_T, at gamma = 1
+        lines.append(f"gamma = {gammas[0]:g}, wrong: " + str(stats.paired(
+            results[p][gammas[0]]["wrong"], _floats(exact_wrong[gammas[0]]),
+            names=(f"p = {p:g} networks", "exact sampler"))))
     return "\n".join(lines)
 
 
-def _a3_numbers(report: dict, samples: dict, data, reference, floors: list) -> str:
+def _a3_numbers(report: dict, samples: dict, data, reference, floors: list, target: float = -40.0) -> str:
     """Cell a3-18's paired differences between scales and gamma = 1 against the noise floor (with the package's
-    stats, which print the verdicts), cell a3-07's distinct samples and largest pile, and cell a3-09's basin
+    stats, which print the verdicts), cell a3-07's distinct samples, largest pile and the piles that hold each
+    gamma = 5 block's middle samples, and cell a3-09's basin
     shares, from the re-run blocks and samples."""
     import torch
     from . import metrics, stats
@@ -553,6 +561,17 @@ def _a3_numbers(report: dict, samples: dict, data, reference, floors: list) -> s
         _, counts = torch.unique(x.reshape(-1, 2).round(decimals=3), dim=0, return_counts=True)
         lines.append(f"gamma = {g:g}: {len(counts):5d} distinct, largest pile "
                      f"{counts.max().item() / counts.sum().item():.3f}")
+    g5 = scales[-1]  # the largest scale: the piles that hold each block's two middle samples by |E - E*|
+    n = x_all[g5].shape[1]
+    lines.append(f"gamma = {g5:g}, each block: its median |E - E*|, and the piles (identical samples, to 3 decimals) "
+                 f"that hold its two middle samples by |E - E*|, of its {n}")
+    for k, xb in enumerate(x_all[g5]):
+        err = (data.system.energy(xb) - target).abs()
+        _, pile, counts = torch.unique(xb.round(decimals=3), dim=0, return_inverse=True, return_counts=True)
+        middle = err.argsort()[[(n - 1) // 2, n // 2]]
+        sizes = [counts[pile[i]].item() for i in middle]
+        lines.append(f"  block {k}: median {metrics.energy_error(data.system.energy(xb), target).median:.3f}, "
+                     f"middle samples on piles of {sizes[0]} and {sizes[1]}")
     mb = data.system
     p_ref = metrics.basin_occupancy(mb.basin(reference), 3)
     shares = {"reference": (p_ref, (p_ref * (1 - p_ref) / len(reference)).sqrt())}
@@ -563,6 +582,59 @@ def _a3_numbers(report: dict, samples: dict, data, reference, floors: list) -> s
               f"{'':>12s} " + " ".join(f"{'basin ' + str(k):>13s}" for k in range(3))]
     for label, (s, se) in shares.items():
         lines.append(f"{label:>12s} " + " ".join(f"{v:6.2f} ± {e:.3f}" for v, e in zip(s.tolist(), se.tolist())))
+    return "\n".join(lines)
+
+
+def _a4_calibration(regressor, shipped: dict) -> str:
+    """Cell a4-12's calibration and sharpness table, computed here with the reference z-scores, coverage, standard
+    error of a standard deviation (delta method) and Gaussian NLL, from the student's regressor as the notebook trains
+    it (tied to the grader's own training) and the two shipped ones, on the notebook's test draw and noise: the table
+    is the same for every submission whose regressor passed that tie."""
+    import math
+    import torch
+    from . import metrics, stats
+    _, data, _, schedule = _muller_brown()
+    regressors = {"yours": regressor, **shipped}
+    x_test, E_test = data.standardize(data.x_test).float(), data.E_test.float()
+    noise = torch.randn(x_test.shape, generator=torch.Generator().manual_seed(2))
+
+    def std_and_se(v):
+        v = v.double()
+        s, m4 = v.std().item(), (v - v.mean()).pow(4).mean().item()
+        return s, math.sqrt(max(m4 - s ** 4, 0.0) / v.numel()) / (2 * s)
+
+    def nll(f, log_sigma, E):
+        return 0.5 * ((E - f) / log_sigma.exp()) ** 2 + log_sigma + 0.5 * math.log(2 * math.pi)
+
+    lines = ["the calibration and sharpness table of cell a4-12:",
+             f"{'regressor':>22s} {'t':>4s} {'std z ± se':>12s} {'cov 0.95 ± se':>15s} {'mean sigma':>10s} "
+             f"{'NLL':>5s}   std z ± standard error, flat to steep"]
+    per_point = {}
+    with torch.no_grad():
+        for name, model in regressors.items():
+            for t in (10, 50, 200, 700):
+                x_t = schedule.q_sample(x_test, t, noise)
+                f, log_sigma = model(x_t, t)
+                f, log_sigma = f.double(), log_sigma.double()
+                z = (E_test.double() - f) / log_sigma.exp()
+                losses = nll(f, log_sigma, E_test.double())
+                per_point[name, t] = (log_sigma.exp(), losses)
+                x0 = data.unstandardize(x_t.double() / schedule.alpha_bars[t].sqrt())
+                steep = data.system.gradient(x0).norm(dim=1)
+                groups = torch.bucketize(steep, torch.quantile(steep, torch.tensor([0.25, 0.5, 0.75],
+                                                                                   dtype=steep.dtype)))
+                s, se = std_and_se(z)
+                cov = metrics.coverage(z, 0.95)
+                cells = " ".join(f"{a:4.2f} ± {b:.2f}" for a, b in (std_and_se(z[groups == k]) for k in range(4)))
+                lines.append(f"{name:>22s} {t:4d} {f'{s:.3f} ± {se:.3f}':>14s} {cov:7.3f} ± "
+                             f"{math.sqrt(cov * (1 - cov) / len(z)):.3f} {log_sigma.exp().mean().item():10.1f} "
+                             f"{losses.mean().item():5.2f}   {cells}")
+    lines.append("sharpness, yours - shipped sigma(x_t, t), paired on the test points (one training of each):")
+    for t in (10, 50, 200, 700):
+        pair = [stats.paired(per_point["yours", t][j], per_point["shipped sigma(x_t, t)", t][j],
+                             names=("yours", "shipped")) for j in (0, 1)]
+        lines.append(f"t = {t:3d}: sigma {pair[0]}")
+        lines.append(f"         NLL {pair[1]}")
     return "\n".join(lines)
 
 
@@ -952,6 +1024,10 @@ _KEYWORDS = {"allow_pickle", "weights_only", "pickle_module"}
 # a string constant that is a dotted name of the package, of a refused module or of a dunder attribute: a name used as
 # code (prose, docstrings included, is the student's own)
 _NAME_STRING = re.compile(r"\s*[\w.]*(tutorial_pkg|__\w*__|\b(?:builtins|importlib|sys|os|pickle|marshal)\b)[\w.]*\s*")
+# a format field that reads an underscore attribute, "{0.__globals__}" or "{x._module}": str.format and format_map
+# look attributes up by the names in their fields, which are no Attribute nodes, so a constant string that holds one
+# is refused wherever it is (no task needs it)
+_FORMAT_FIELD = re.compile(r"\{[^{}]*\.\s*_")
 
 
 def _in_points(points: float) -> str:
@@ -1073,6 +1149,10 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
                 _NAME_STRING.fullmatch(node.value if isinstance(node.value, str) else node.value.decode("latin-1")):
             return (f"line {line}: the string {node.value!r} names a module or a double-underscore attribute, which an "
                     "answer may not use as code")
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and \
+                _FORMAT_FIELD.search(node.value.replace("{{", "").replace("}}", "")):  # {{ and }} are literal braces
+            return (f"line {line}: the string {node.value!r} holds a format field that reads an underscore attribute "
+                    "(str.format and format_map would look it up), which is not accepted in an answer")
     return None
 
 

@@ -338,7 +338,27 @@ def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
     if torch.equal(outs[0], outs[2]):
         return _report(name, "fail", "generators of different seeds dropped the same rows: draw the rows at random "
                                      "from the generator, not a fixed set of rows")
-    return _report(name, "pass", "drops rows at random, at the rate p_uncond, from the generator, and keeps the others")
+    for q in _EXPERIMENT_RATES:  # the rates that the notebook's experiment trains at, outside the range drawn above
+        s = int(torch.randint(0, 2 ** 31, (), generator=g))
+        out, failed = _call(name, fn, cond.clone(), q, null, torch.Generator().manual_seed(s), refused=refused)
+        if failed:
+            return failed
+        hint = _shape_hint(out, cond)
+        if hint is not None:
+            return _report(name, "fail", hint)
+        dropped = out == null
+        share = dropped.double().mean().item()
+        if not torch.equal(out[~dropped], cond[~dropped]) or abs(share - q) > 5 * math.sqrt(q * (1 - q) / n):
+            return _report(name, "fail", f"the share differs at p_uncond = {q:g}: you dropped the condition in a "
+                                         f"share {share:.3f} of the rows (or changed rows that you kept), expected "
+                                         f"about {q:g}: drop each row with probability p_uncond at every rate in "
+                                         "[0, 1], the experiment's 0.02 and 0.5 among them")
+    low, high = _EXPERIMENT_RATES
+    return _report(name, "pass", f"drops rows at random, at the rate p_uncond (tried at {p:g}, {low:g} and {high:g}), "
+                                 "from the generator, and keeps the others")
+
+
+_EXPERIMENT_RATES = (0.02, 0.5)  # cell a2-14's p_uncond values
 
 
 def check_cfg_sampler(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
@@ -2382,6 +2402,7 @@ def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, picks: dict
                 if not 0 <= i < n_nets:
                     raise ValueError(f"picks[{p}] holds {i}, not a network index in 0 .. {n_nets - 1}")
                 key = f"p{round(p * 1000)}_seed{seed + i}"
+                rows = dropped = 0
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(seed + i)  # the initial weights
                     net = make_net()
@@ -2392,6 +2413,7 @@ def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, picks: dict
                         x0, c = mixture.sample(batch, generator=g)
                         t = torch.randint(0, schedule.T, (batch,), generator=g)
                         eps = torch.randn(batch, 1, generator=g, dtype=torch.float64)
+                        labels = c
                         c, failed = _call(name, fn, c, p, net.null_value, g, refused=refused)
                         if failed:
                             return _tie_failed(name, f"your drop_condition, run again: {failed.message}")
@@ -2399,12 +2421,19 @@ def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, picks: dict
                         if not isinstance(c, Tensor) or c.shape != (batch,):
                             return _tie_failed(name, "your drop_condition, run again in training, did not return one "
                                                      "condition per row")
+                        rows += batch
+                        dropped += int(((c == net.null_value) & (labels != net.null_value)).sum())
                         loss = torch.nn.functional.mse_loss(net(schedule.q_sample(x0, t, eps).float(), t, c),
                                                             eps.float())
                         opt.zero_grad()
                         loss.backward()
                         opt.step()
                         decay.step()
+                # the share of rows that the student's function dropped in this training, against its rate
+                if abs(dropped / rows - p) > 5 * math.sqrt(p * (1 - p) / rows):
+                    return _tie_failed(name, f"your drop_condition, run again in training network {i} at p_uncond = "
+                                             f"{p:g}, dropped the condition in a share {dropped / rows:.3f} of the "
+                                             f"{rows} rows; expected about {p:g}")
                 stored = trained.get(key, {})
                 ours = net.state_dict()
                 if set(stored) != set(ours) or any(not torch.allclose(torch.as_tensor(stored[k]).double(), v.double(),

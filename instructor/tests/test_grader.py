@@ -121,6 +121,11 @@ CHEATS["a match pattern that reads a dunder attribute"] = (
     "match print:\n    case object(__self__=bi):\n        pass\n"
     "def cfg(eps_cond, eps_uncond, gamma):\n    return eps_uncond + gamma * (eps_cond - eps_uncond)\n")
 CHEATS["from-import of a module's dict"] = "from numpy import __dict__ as d\n" + CFG
+# str.format and format_map read the attributes that their fields name, with no Attribute node: the reprs of the
+# child's namespace and the package's module globals, through a constant string
+CHEATS["a format field that reads a dunder attribute"] = 'seen = "{0.__globals__}".format(print)\n' + CFG
+CHEATS["format_map with an underscore attribute"] = 'seen = "{x._parameters!r}".format_map({"x": abs})\n' + CFG
+CHEATS["a dunder field nested in a format spec"] = 'seen = "{0:{1.__class__}}".format(1, 2)\n' + CFG
 # typing's get_type_hints evaluates a string in a module's namespace: any expression, built at run time (a reviewer's
 # route to the package's own functions past the screen's names)
 EVAL_CHEAT = r'''
@@ -328,6 +333,10 @@ def test_an_honest_docstring_or_import_is_not_refused_and_dependants_say_why(tmp
     for name in ("tutorial_pkg.guidance", "__globals__", "builtins", " sys "):
         assert "names a module" in grader.screen(f"x = {name!r}\n", PACKAGE), name
     assert "allow_pickle" in grader.screen("import numpy as np\nnp.zeros(1, allow_pickle=True)\n", PACKAGE)
+    # a format field that reads an underscore attribute is refused with its reason; ordinary fields are the student's
+    assert "format field that reads an underscore attribute" in grader.screen('s = "{0.__class__}".format(1)\n',
+                                                                              PACKAGE)
+    assert grader.screen('s = "{0:.3f} {x.real} {{._}} {}".format(1.0, 2, x=3)\nt = f"{s!r:>10}"\n', PACKAGE) is None
     folder = tmp_path / "submissions"
     folder.mkdir()
     _submission(folder, "refused", {"a2-07": "import os\n" + CFG, "a2-10": SAMPLER})

@@ -36,9 +36,9 @@ FABRICATED = ("gamma = 1, error: p = 0.02 - p = 0.5 = -0.012 ± 0.003 (paired, 9
 
 
 def _true_comparisons(experiment: str) -> list[str]:
-    """The gamma = 1 error comparison of the rates, and the gamma = 3 - gamma = 1 one at p = 0.02, that cell a2-16
-    prints, made here (in this process, not the grader's) by running cells a2-14 and the experiment ``experiment``
-    with the right functions."""
+    """The gamma = 1 error comparison of the rates, the gamma = 3 - gamma = 1 one at p = 0.02, and the p = 0.5
+    networks against the exact sampler on the same x_T at gamma = 1, that cell a2-16 prints, made here (in this
+    process, not the grader's) by running cells a2-14 and the experiment ``experiment`` with the right functions."""
     import torch
     from tutorial_pkg import sampling, stats
     nb = json.loads((ROOT / "instructor" / "solutions" / f"{A2}.ipynb").read_text())
@@ -50,7 +50,9 @@ def _true_comparisons(experiment: str) -> list[str]:
     return [f"gamma = 1, error: " + str(stats.paired(results[0.02][1.0]["error"], results[0.5][1.0]["error"],
                                                      names=("p = 0.02", "p = 0.5"))),
             f"p_uncond = 0.02, error: " + str(stats.paired(results[0.02][3.0]["error"], results[0.02][1.0]["error"],
-                                                           names=("gamma 3", "gamma 1")))]
+                                                           names=("gamma 3", "gamma 1"))),
+            "gamma = 1, wrong: " + str(stats.paired(results[0.5][1.0]["wrong"], namespace["exact_wrong"][1.0],
+                                                    names=("p = 0.5 networks", "exact sampler")))]
 
 
 def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tmp_path, monkeypatch):

@@ -87,8 +87,23 @@ def test_the_guided_samples_need_the_regressor_that_the_notebook_trains(tmp_path
     folder = tmp_path / "submissions"
     folder.mkdir()
     grading_folders.submission(template, folder, "right", answers)
+    # its stored output of cell a4-12 (the calibration and sharpness table, which the grader does not run in the
+    # child) edited to a fabricated sharpness line
+    fabricated = "t =  10: sigma yours - shipped = -1.60 ± 0.05 (paired, 95 % interval [-1.70, -1.50]): yours lower"
+    nb = json.loads((folder / "right.ipynb").read_text())
+    next(c for c in nb["cells"] if c.get("id") == "a4-12")["outputs"] = [
+        {"output_type": "stream", "name": "stdout", "text": [fabricated + "\n"]}]
+    (folder / "right.ipynb").write_text(json.dumps(nb))
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "book.csv", seed=3)
     assert points("right", "guided samples (2)") == 2.0
+    # the table as the grader computed it, from the regressor tied to the notebook's training and the shipped ones,
+    # is printed beside the written answer: the solution's own stored sharpness lines, not the fabricated one
+    numbers = feedback["right"].split(grader.NUMBERS_HEADING)[1].split("Rubric:")[0]
+    table = "".join("".join(o.get("text", "")) for c in json.loads(
+        (root / "instructor" / "solutions" / "a4_calibrated_regressor.ipynb").read_text())["cells"]
+        if c.get("id") == "a4-12" for o in c["outputs"])
+    true_line = next(line for line in table.splitlines() if line.startswith("t =  10: sigma"))
+    assert true_line in numbers and fabricated not in numbers and "shipped sigma(t)   10" in numbers, numbers
     # the same check on weights nudged after training: refused before any sample is looked at
     reference = grader._CACHE["a4 regressor"]
     nudged = {k: v + 1e-3 for k, v in reference.items()}

@@ -225,6 +225,10 @@ def _dropout_of_rows(rows):
     return wrong
 
 
+def _clamped_dropout(c, p, null, g):
+    return torch.where(torch.rand(c.shape[0], generator=g) < min(max(p, 0.1), 0.3), torch.full_like(c, null), c)
+
+
 WRONG = [
     (grading.check_classifier_guided_eps, lambda e, g, ab, s: e + s * torch.sqrt(1 - ab) * g, "check the sign"),
     (grading.check_classifier_guided_eps, lambda e, g, ab, s: e - s * (1 - ab) * g, "sqrt(1 - alpha_bar), not"),
@@ -254,6 +258,9 @@ WRONG = [
     (grading.check_drop_condition,
      lambda c, p, null, g: torch.where(torch.rand(c.shape[0], generator=g) < p, torch.full_like(c, null), c + 1),
      "keep their own condition"),
+    # right in the range [0.1, 0.3] only: the rate clamped to it, so the experiment's 0.02 and 0.5 train at 0.1, 0.3
+    (grading.check_drop_condition, lambda c, p, null, g: _clamped_dropout(c, p, null, g),
+     "the share differs at p_uncond = 0.02"),
     (grading.check_cfg_sampler, lambda m, x, c, gamma, s, n: cfg_sampler(m, x, c, 1.0, s, n), "unguided"),
     (grading.check_cfg_sampler, lambda m, x, c, gamma, s, n: cfg_sampler(m, x, c, gamma + 1, s, n), "off by one"),
     (grading.check_cfg_sampler, functools.partial(cfg_sampler, stop_short=True), "jump to alpha_bar = 1"),
@@ -652,3 +659,29 @@ def test_answers_computed_in_float32_pass_where_the_precision_allows():
         assert grading.check_gaussian_nll(nll, seed=seed).passed
     assert "not |z| < level" in grading.check_coverage(lambda z, level: (z.abs() < level).float().mean().item(),
                                                        seed=0).message
+
+
+def test_a_dropout_right_only_in_mid_range_earns_nothing_and_fails_the_training_tie():
+    """The rate clamped to [0.1, 0.3]: the self-check tries the experiment's 0.02 and 0.5 too, and its hint names no
+    mistake (zero points); the experiment's training tie counts the rows that the student's function dropped while
+    the grader trains a network again, and refuses a share that is not the rate, before it compares any weight."""
+    from tutorial_pkg import analytic, grader
+    for seed in range(3):
+        result = grading.check_drop_condition(_clamped_dropout, seed=seed)
+        assert result.status == "fail" and result.message.startswith(grader._GENERIC), result.message
+    mixture = analytic.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[[0.36]], [[0.36]]])
+
+    def make_net():
+        return nets.MLPEpsModel(1, hidden=8, depth=1, cond="label", num_classes=2, null="learned")
+
+    def tie(fn, p):
+        return grading._tie_dropout_training(fn, {}, seed=0, picks={p: [0]}, mixture=mixture,
+                                             schedule=linear_schedule(1000), rates=(p,), n_nets=1,
+                                             make_net=make_net, steps=40)
+    for p in (0.02, 0.5):
+        result = tie(_clamped_dropout, p)
+        assert result.status == "fail" and f"at p_uncond = {p:g}, dropped the condition in a share" in \
+            result.message, result.message
+        right = tie(lambda c, q, null, g: torch.where(torch.rand(c.shape[0], generator=g) < q,
+                                                      torch.full_like(c, null), c), p)
+        assert right.status == "fail" and "is not what train_net" in right.message, right.message  # no weights stored
