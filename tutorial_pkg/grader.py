@@ -473,7 +473,11 @@ NUMBERS_HEADING = ("Numbers the grader computed from your samples, re-run from y
 _WRITTEN_NUMBERS = {"Think! what the dropout rate buys": "dropout experiment",
                     "Think! error against distance": "energy report",
                     "Think! calibration and guidance": "guided samples",
-                    "Think! bias against K": "bias experiment"}
+                    "Think! bias against K": "bias experiment",
+                    "Think! guidance by window": "window moments"}
+# a function task whose written answer quotes a table that the grader makes with the student's own function, called
+# again on the notebook's setting (exact numbers: no samples, no seed), with the cell that prints that table
+_FUNCTION_NUMBERS = {"window moments": "a5-22"}
 
 
 class _WithNumbers(NamedTuple):
@@ -697,6 +701,51 @@ def _mmps_report(get, seed, call=None):
     return grading._tie_mmps_samples(call("mmps_eps"), values["samples"], pick=seed, **setting)
 
 
+def _window_moments(remote, seed):
+    """Assignment 5: the window moments graded on hidden inputs; when the function passes, or makes a named slip
+    (half), the student's window_moments is called again on the notebook's setting (cell a5-22, which the grader does
+    not run) for the table that its written answer is graded on (:func:`_a5_window_numbers`)."""
+    from . import grading
+    result = grading.check_window_moments(remote, seed=seed)
+    slip = result.status == "fail" and not result.message.startswith(_GENERIC)
+    return _with_numbers(result, lambda: _a5_window_numbers(remote), confirmed=slip)
+
+
+def _a5_window_numbers(window_moments) -> str:
+    """Cell a5-22's table, from the student's ``window_moments`` on its setting: gamma = 3 in each of ten windows of
+    100 package steps, always, in chapter 8's two intervals, and no guidance (gamma = 1), each with its KL divergence
+    to the tilted target N(1.2, 0.1); then the sum of the windows' mean shifts against the shift of CFG always."""
+    import math
+    import torch
+    from . import schedules
+    schedule = schedules.linear_schedule(1000)
+    mu_c, var_c, mu_u, var_u, gamma = 1.0, 0.25, 0.0, 1.0, 3.0
+    precision = gamma / var_c + (1 - gamma) / var_u                     # eq. (tilted-target)
+    m_tilt, v_tilt = (gamma * mu_c / var_c + (1 - gamma) * mu_u / var_u) / precision, 1 / precision
+    windows = [(100 * k, 100 * k + 99) for k in range(10)]
+    named = {"always (0-999)": (0, 999), "middle 100-600": (100, 600), "0-600": (0, 600)}
+
+    def rows(scale, spans):
+        out = torch.as_tensor(window_moments(mu_c, var_c, mu_u, var_u, scale, list(spans), schedule),
+                              dtype=torch.float64)
+        if out.shape != (len(spans), 2):
+            raise ValueError(f"window_moments returned shape {tuple(out.shape)}, not ({len(spans)}, 2)")
+        return [(M.item(), V.item()) for M, V in out]
+
+    by_window = rows(gamma, windows)
+    by_name = dict(zip(named, rows(gamma, named.values())))
+    by_name["none (gamma = 1)"] = rows(1.0, [(0, 999)])[0]
+    kl = lambda M, V: 0.5 * (V / v_tilt + (M - m_tilt) ** 2 / v_tilt - 1 + math.log(v_tilt / V))
+    lines = [f"tilted target: mean {m_tilt:.2f}, variance {v_tilt:.2f}",
+             f"{'gamma = 3 in':>18s} {'mean':>7s} {'variance':>9s} {'KL to tilted':>13s}"]
+    for label, (M, V) in [*((f"steps {lo}-{hi}", r) for (lo, hi), r in zip(windows, by_window)), *by_name.items()]:
+        lines.append(f"{label:>18s} {M:7.3f} {V:9.4f} {kl(M, V) if V > 0 else float('nan'):13.3f}")
+    none = by_name["none (gamma = 1)"][0]
+    lines.append(f"sum of the ten windows' mean shifts {sum(M - none for M, _ in by_window):.2f}; the shift of CFG at "
+                 f"every step {by_name['always (0-999)'][0] - none:.2f}")
+    return "\n".join(lines)
+
+
 ASSIGNMENTS["a5_guidance_through_x0"] = [
     Task("MMPS eps", "a5-04", 6, "function", _function("check_mmps_eps")),
     Task("exact posterior", "a5-26", 2, "function", _function("check_exact_posterior")),
@@ -704,7 +753,7 @@ ASSIGNMENTS["a5_guidance_through_x0"] = [
          uses=("MMPS eps", "exact posterior")),
     Task("Think! MMPS against the exact posterior", "a5-13", 3, "written"),
     Task("interval rule", "a5-16", 2, "function", _function("check_interval_cfg")),
-    Task("window moments", "a5-19", 5, "function", _function("check_window_moments"),
+    Task("window moments", "a5-19", 5, "function", _window_moments,
          allowed=("analytic.GaussianMixture", "sampling.ddim_timesteps")),
     Task("Think! guidance by window", "a5-24", 4, "written"),
 ]
@@ -2082,7 +2131,9 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             for label, added_text in near:
                 feedback += [f"From {label}:", "", _fenced(added_text), ""]
             source = _WRITTEN_NUMBERS.get(task.name)
-            if source is not None:
+            if source in _FUNCTION_NUMBERS:
+                feedback += _function_numbers(source, numbers.get(source), task_said.get(source))
+            elif source is not None:
                 feedback += [f"### {NUMBERS_HEADING}", ""]
                 if source in numbers:
                     feedback += [f"The grader's numbers from the student's samples: computed with `tutorial_pkg.stats` "
@@ -2202,7 +2253,11 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         task_passed[task.name] = result.status == "pass" and not own
         task_how[task.name] = how
         task_said[task.name] = f"{how}: {message.splitlines()[0] if message else ''}"
-        if computed is not None:  # the seed's samples confirmed, even where the intervals or functions are wrong
+        if computed is not None and task.kind == "function":  # the student's own function's table, as it is
+            numbers[task.name] = computed if how == "pass" else (
+                f"(the task '{task.name}' did not pass ({how}): this is the table that the student's own "
+                f"`{_FUNCTION[task.name]}` gives, with its slip, not the right one)\n\n" + computed)
+        elif computed is not None:  # the seed's samples confirmed, even where the intervals or functions are wrong
             numbers[task.name] = computed if how == "pass" else (
                 f"(the value task '{task.name}' did not pass in full ({how}), but its samples repeat from the "
                 "student's seed: these are the grader's numbers from those samples, not the student's report)\n\n"
@@ -2234,6 +2289,27 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                      "numbers, which are these.", ""]
         feedback += [f"![cell {name.split('_')[0]}, re-run]({{figures}}/{name})" for name in redrawn] + [""]
     return {"row": row, "feedback": "\n".join(feedback), "figures": {**images, **redrawn}, "answers": answers}
+
+
+FUNCTION_NUMBERS_HEADING = ("Numbers the grader computed with your own function, on the notebook's setting (grade the "
+                            "written statements on these)")
+
+
+def _function_numbers(source: str, computed: Optional[str], said: Optional[str]) -> list[str]:
+    """The feedback section beside a written answer that quotes the table of a function task (:data:`_FUNCTION_NUMBERS`):
+    the table that the grader made with the student's own function, or why there is none."""
+    name, cell = _FUNCTION[source], _FUNCTION_NUMBERS[source]
+    lines = [f"### {FUNCTION_NUMBERS_HEADING}", ""]
+    if computed is not None:
+        return lines + [f"Cell {cell}'s table, as the grader made it by calling the student's `{name}` (task "
+                        f"'{source}') on that cell's setting, not taken from the submission's stored output of cell "
+                        f"{cell} (which is the student's to edit): where a written statement quotes another number, "
+                        "this table holds.", "", _fenced(computed), ""]
+    return lines + [f"No table of the student's own exists: the task '{source}' neither passed nor made a named slip, "
+                    f"so the grader did not run the student's `{name}` on the setting of cell {cell}. The written "
+                    "statements cannot be checked against the student's own numbers here.", "",
+                    f"Task '{source}' ({said or 'its cell did not run'}): numbers that this answer quotes were not "
+                    "shown to be ones that the student's own functions make.", ""]
 
 
 def _stored_output(cell, rerun: Optional[str] = None, template_cell=None) -> list[str]:

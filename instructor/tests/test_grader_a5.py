@@ -288,7 +288,9 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a5-04": source})
     _submission(folder, "cheat_windows", {"a5-19": WINDOWS_CHEAT})
-    _submission(folder, "cheat_source", {**correct, "a5-04": MMPS_BY_SOURCE})
+    # (and window moments wrong in no named way: its written answer gets no table, and says so)
+    _submission(folder, "cheat_source", {**correct, "a5-04": MMPS_BY_SOURCE,
+                                         "a5-19": WINDOWS.replace("A * M + B,", "A * M + 2 * B,")})
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)
 
@@ -307,6 +309,21 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     # the last step's t' = -1 read as alpha_bars[-1]: a named slip, half, with a hint that names the last step
     assert points("wrapslip", "window moments (5)") == 2.5 and "not alpha_bars[-1]" in feedback["wrapslip"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
+    # Think! 2 beside the table of cell a5-22 (which the grader does not run) as the student's own window_moments
+    # makes it, called again on that cell's setting; with a named slip, that function's table, said to be wrong;
+    # with a failure of no name, no table, and a line that says the numbers quoted are not shown to be the student's
+    think = feedback["correct"].split("## Think! guidance by window")[1]
+    table = think.split(grader.FUNCTION_NUMBERS_HEADING)[1].split("Rubric:")[0]
+    assert "steps 200-299   1.198    0.1059         0.001" in table and "always (0-999)   1.480" in table
+    assert "mean shifts 1.09; the shift of CFG at every step 0.48" in table
+    table = feedback["wrapslip"].split("## Think! guidance by window")[1].split(grader.FUNCTION_NUMBERS_HEADING)[1]
+    assert "did not pass (half: a named mistake)" in table and "steps 200-299" in table
+    assert "steps 200-299   1.198    0.1059" not in table  # its own numbers, not the model's
+    assert points("cheat_source", "window moments (5)") == 0
+    for name in ("cheat_source", "todo"):
+        think = feedback[name].split("## Think! guidance by window")[1].split("Rubric:")[0]
+        assert "No table of the student's own exists" in think and "steps 200-299" not in think
+        assert "were not shown to be ones that the student's own functions make" in think
     for k, cheat in enumerate(CHEATS):
         assert points(f"cheat_{k}", "MMPS eps (6)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
