@@ -474,6 +474,7 @@ _WRITTEN_NUMBERS = {"Think! what the dropout rate buys": "dropout experiment",
                     "Think! error against distance": "energy report",
                     "Think! calibration and guidance": "guided samples",
                     "Think! bias against K": "bias experiment",
+                    "Think! MMPS against the exact posterior": "MMPS samples and report",
                     "Think! guidance by window": "window moments"}
 # a function task whose written answer quotes a table that the grader makes with the student's own function, called
 # again on the notebook's setting (exact numbers: no samples, no seed), with the cell that prints that table
@@ -698,7 +699,40 @@ def _mmps_report(get, seed, call=None):
     result = grading.check_mmps_report(values["report"], values["samples"], **setting)
     if result.status != "pass" or call is None:
         return result
-    return grading._tie_mmps_samples(call("mmps_eps"), values["samples"], pick=seed, **setting)
+    result = grading._tie_mmps_samples(call("mmps_eps"), values["samples"], pick=seed, **setting)
+    return _with_numbers(result, lambda: _a5_mmps_numbers(values["samples"], **setting))
+
+
+def _a5_mmps_numbers(samples, *, prior, a, sigma_y, y, schedule, seed) -> str:
+    """What cells a5-08 and a5-11 print, from the re-run samples: the exact posterior of a.x0, the samples' moments
+    and z-statistics, the largest distance of the samples from those of the exact posterior eps from the same seed,
+    and the exact output moments of the 50-step DDIM and 1000-step DDPM samplers on that eps (affine recursion)."""
+    import math
+    import torch
+    from . import analytic, sampling, tweedie
+    a = a.double()
+    s_u, m_u = (a @ prior.covs[0] @ a).item(), (a @ prior.means[0]).item()  # the prior of u = a.x0: N(m_u, s_u)
+    e_mean, e_var = m_u + s_u / (s_u + sigma_y ** 2) * (y - m_u), s_u * sigma_y ** 2 / (s_u + sigma_y ** 2)
+    samples = torch.as_tensor(samples, dtype=torch.float64)
+    n, u = samples.shape[0], samples @ a
+    mean, var = u.mean().item(), u.var().item()
+    exact_eps = analytic.LinearGaussianLikelihood(prior, a, 0.0, sigma_y).eps_model(schedule)
+    cond = torch.full((n,), y, dtype=torch.float64)
+    same = sampling.ddim_sample(exact_eps, tuple(samples.shape), schedule, num_steps=50, cond=cond,
+                                dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    gap = (samples - same).abs().max().item()
+    lines = [f"exact posterior of a.x0: mean {e_mean:.4f}, variance {e_var:.4f}",
+             f"MMPS samples (n = {n}):  mean {mean:.4f}, variance {var:.4f}",
+             f"z_mean = {(mean - e_mean) / math.sqrt(var / n):.1f}, z_var = "
+             f"{(var / e_var - 1) / math.sqrt(2 / (n - 1)):.1f}, var / exact_var = {var / e_var:.2f}",
+             f"largest |your MMPS sample - exact-eps sample| from the same seed: "
+             f"{'< 1e-8' if gap < 1e-8 else f'{gap:.2g}'}"]
+    for label, kw in (("DDIM, 50 steps", dict(sampler="ddim", num_steps=50)),
+                      ("DDPM, 1000 steps, large variance", dict(sampler="ddpm", variance="large"))):
+        M, V = tweedie.affine_sampler_moments(exact_eps, schedule, 2, cond=torch.tensor(y, dtype=torch.float64), **kw)
+        lines.append(f"{label:>32s}, exact eps: output mean - exact mean {(a @ M).item() - e_mean:+.4f}, "
+                     f"output var / exact var {(a @ V @ a).item() / e_var:.3f}")
+    return "\n".join(lines)
 
 
 def _window_moments(remote, seed):

@@ -309,6 +309,15 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     # the last step's t' = -1 read as alpha_bars[-1]: a named slip, half, with a hint that names the last step
     assert points("wrapslip", "window moments (5)") == 2.5 and "not alpha_bars[-1]" in feedback["wrapslip"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
+    # Think! 1 beside the statistics of the re-run samples and the exact samplers' moments (cells a5-08 and a5-11);
+    # the pasted report of a failed mmps_eps gets none, and a line that says its numbers are not shown to be its own
+    think = feedback["correct"].split("## Think! MMPS against the exact posterior")[1].split("Rubric:")[0]
+    section = think.split(grader.NUMBERS_HEADING)[1]
+    assert "z_mean = 0.3, z_var = -7.9, var / exact_var = 0.75" in section and "from the same seed: < 1e-8" in section
+    assert "output var / exact var 0.753" in section and "output var / exact var 1.010" in section
+    think = feedback["wrong"].split("## Think! MMPS against the exact posterior")[1].split("Rubric:")[0]
+    assert "No re-run numbers exist" in think and "z_var = " not in think
+    assert "were not shown to be ones that the student's own" in think
     # Think! 2 beside the table of cell a5-22 (which the grader does not run) as the student's own window_moments
     # makes it, called again on that cell's setting; with a named slip, that function's table, said to be wrong;
     # with a failure of no name, no table, and a line that says the numbers quoted are not shown to be the student's
