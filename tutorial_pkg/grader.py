@@ -475,6 +475,7 @@ _WRITTEN_NUMBERS = {"Think! what the dropout rate buys": "dropout experiment",
                     "Think! calibration and guidance": "guided samples",
                     "Think! bias against K": "bias experiment",
                     "Think! MMPS against the exact posterior": "MMPS samples and report",
+                    "Think! what limits the comparison": "core-state gaps",
                     "Think! guidance by window": "window moments"}
 # a function task whose written answer quotes a table that the grader makes with the student's own function, called
 # again on the notebook's setting (exact numbers: no samples, no seed), with the cell that prints that table
@@ -886,7 +887,26 @@ def _core_gaps(get, seed, call=None):
     if own_slip is not None:
         tied += (" (graded on your own gap_verdict, whose slip its own task marks down: "
                  f"{own_slip.split(' [inputs of seed')[0]})")
-    return grading._report(name, "pass", tied + "\n" + grading._gap_table(report, reference, n=64))
+    return _with_numbers(grading._report(name, "pass", tied + "\n" + grading._gap_table(report, reference, n=64)),
+                         lambda: _a7_numbers(report, reference, int(_CACHE["ala band"].sum())))
+
+
+def _a7_numbers(report: dict, reference: dict, n_band: int) -> str:
+    """What the written answer of A7 quotes: the student's reference as cell a7-12 made it (share, se, the effective
+    size p (1 - p) / se^2 and the se of independent frames), the batch's shares regenerated from the seed, and the
+    gaps with their verdicts under each rule (:func:`grading._gap_table`)."""
+    import math
+    from . import grading
+    lines = [f"your reference (your band_share, cell a7-12; {n_band} frames in the band):",
+             f"{'core':>8s} {'share':>6s} {'se':>6s} {'N_eff':>6s} {'se if independent':>17s}"]
+    for core, (p, se) in reference.items():
+        n_eff = f"{p * (1 - p) / se ** 2:6.0f}" if se > 0 else f"{'nan':>6s}"
+        lines.append(f"{core:>8s} {p:6.3f} {se:6.3f} {n_eff} {math.sqrt(p * (1 - p) / n_band):17.3f}")
+    lines.append("the batch of 64 molecules, regenerated from your seed:")
+    for core, entry in report.items():
+        lines.append(f"{core:>8s}: {round(entry['share'] * 64):2d} of 64 molecules, share {entry['share']:.3f} ± "
+                     f"{entry['se']:.3f}")
+    return "\n".join(lines) + "\n" + grading._gap_table(report, reference, n=64)
 
 
 def _core_report(get, seed, call=None):
