@@ -52,9 +52,11 @@ answers are graded by hand: the feedback file of each submission holds the stude
 rubric (from ``instructor/rubrics/``, which stays with the solutions: ``--rubrics`` names another folder), and the
 gradebook a column for those points: blank for an answer to grade, 0 where none was written (the cell missing,
 or empty once ``ANSWER_MARK`` is taken out, and no markdown cell with text added next to it, above or below: such
-cells are shown under the task). For A2, A3 and A4 the feedback also shows, beside the written answer, the
+cells are shown under the task). For A2 to A7 the feedback also shows, beside the written answer, the
 comparisons that it quotes as the grader computed them from the value task's re-run values (``NUMBERS_HEADING``),
-whenever the samples repeat from the student's seed (also after a named slip in the student's intervals).
+whenever the samples repeat from the student's seed (also after a named slip in the student's intervals); for
+A5's Think! 2, the table of cell a5-22 as the student's own ``window_moments`` makes it, called again on that
+cell's setting (``FUNCTION_NUMBERS_HEADING``), when that task passed or made a named slip.
 
 Writes the gradebook (CSV, one row per submission: each task's points, the automatic total and maximum, the
 written answers' maximum, the ``copied`` package code and the ``identical`` answers: the same, whitespace aside, as
@@ -464,9 +466,11 @@ def _a2_retrained(seed: int, rates, n_nets: int) -> dict:
 # -- the numbers that the written answers are graded on, computed here from the values that a value task re-ran -----
 # The comparisons that the written answers quote (A2's table and paired verdicts of cell a2-16, A3's paired
 # differences of cell a3-18 with the distinct counts of a3-07 and the basin shares of a3-09, A4's comparisons of
-# cell a4-16) are printed by cells that the grader does not take from a submission, so their stored outputs are the
-# student's to edit. When the value task passed, its numbers are those of the student's seed, and the grader
-# computes these comparisons itself from them, with the package's stats, and prints them beside the written answer.
+# cell a4-16; A5's statistics of cells a5-08 and a5-11; A6's table of cell a6-15; A7's reference, shares and gaps)
+# are printed by cells that the grader does not take from a submission, so their stored outputs are the student's to
+# edit. When the value task passed, its numbers are those of the student's seed, and the grader computes these
+# comparisons itself from them, with the package's stats, and prints them beside the written answer. A5's table of
+# cell a5-22, which the grader does not run, is made with the student's own window_moments (_FUNCTION_NUMBERS).
 NUMBERS_HEADING = ("Numbers the grader computed from your samples, re-run from your seed (grade the written statements "
                    "on these)")
 # written task -> the value task whose re-run values its numbers come from
