@@ -2312,6 +2312,10 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         task_how[task.name] = how
         task_said[task.name] = f"{how}: {message.splitlines()[0] if message else ''}"
         if computed is not None and task.kind == "function":  # the student's own function's table, as it is
+            if bound:  # an earlier function of the student's, whose task failed, was replaced by the reference
+                computed = ("(made with the grader's reference " + ", ".join(f"`{n}`" for n in bound) + " in place of "
+                            "the student's, whose task did not pass: the student's own run of the cell differs)\n\n"
+                            + computed)
             numbers[task.name] = computed if how == "pass" else (
                 f"(the task '{task.name}' did not pass ({how}): this is the table that the student's own "
                 f"`{_FUNCTION[task.name]}` gives, with its slip, not the right one)\n\n" + computed)

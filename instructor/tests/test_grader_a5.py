@@ -283,7 +283,9 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     correct = {"a5-04": MMPS, "a5-26": EXACT, "a5-08": REPORT, "a5-16": INTERVAL, "a5-19": WINDOWS}
     _submission(folder, "correct", correct)
     _submission(folder, "wrong", {**correct, "a5-04": DPS, "a5-26": EXACT_STORED, "a5-08": _stored_report()})
-    _submission(folder, "wrapslip", {**correct, "a5-19": WINDOWS_WRAP})
+    # (its interval rule wrong in no named way: window moments graded with the reference rule in its place)
+    _submission(folder, "wrapslip", {**correct, "a5-19": WINDOWS_WRAP,
+                                     "a5-16": INTERVAL.replace("(1 - gamma)", "(0.5 - gamma)")})
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a5-04": source})
@@ -327,6 +329,7 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     assert "mean shifts 1.09; the shift of CFG at every step 0.48" in table
     table = feedback["wrapslip"].split("## Think! guidance by window")[1].split(grader.FUNCTION_NUMBERS_HEADING)[1]
     assert "did not pass (half: a named mistake)" in table and "steps 200-299" in table
+    assert points("wrapslip", "interval rule (2)") == 0 and "grader's reference `interval_cfg_eps` in place" in table
     assert "steps 200-299   1.198    0.1059" not in table  # its own numbers, not the model's
     assert points("cheat_source", "window moments (5)") == 0
     for name in ("cheat_source", "todo"):
