@@ -2194,7 +2194,8 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             elif source is not None:
                 feedback += [f"### {NUMBERS_HEADING}", ""]
                 if source in numbers:
-                    feedback += [f"The grader's numbers from the student's samples: computed with `tutorial_pkg.stats` "
+                    feedback += [f"The grader's numbers from the student's samples: computed (with `tutorial_pkg.stats` "
+                                 "where they carry standard errors) "
                                  f"from the values of task '{source}' as it re-ran them from the student's seed, not "
                                  "from the submission's stored outputs "
                                  "(which are the student's to edit): where a written statement quotes another number "
