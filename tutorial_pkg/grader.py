@@ -52,9 +52,11 @@ answers are graded by hand: the feedback file of each submission holds the stude
 rubric (from ``instructor/rubrics/``, which stays with the solutions: ``--rubrics`` names another folder), and the
 gradebook a column for those points: blank for an answer to grade, 0 where none was written (the cell missing,
 or empty once ``ANSWER_MARK`` is taken out, and no markdown cell with text added next to it, above or below: such
-cells are shown under the task). For A2, A3 and A4 the feedback also shows, beside the written answer, the
+cells are shown under the task). For A2 to A7 the feedback also shows, beside the written answer, the
 comparisons that it quotes as the grader computed them from the value task's re-run values (``NUMBERS_HEADING``),
-whenever the samples repeat from the student's seed (also after a named slip in the student's intervals).
+whenever the samples repeat from the student's seed (also after a named slip in the student's intervals); for
+A5's Think! 2, the table of cell a5-22 as the student's own ``window_moments`` makes it, called again on that
+cell's setting (``FUNCTION_NUMBERS_HEADING``), when that task passed or made a named slip.
 
 Writes the gradebook (CSV, one row per submission: each task's points, the automatic total and maximum, the
 written answers' maximum, the ``copied`` package code and the ``identical`` answers: the same, whitespace aside, as
@@ -467,16 +469,24 @@ def _a2_retrained(seed: int, rates, n_nets: int) -> dict:
 # -- the numbers that the written answers are graded on, computed here from the values that a value task re-ran -----
 # The comparisons that the written answers quote (A2's table and paired verdicts of cell a2-16, A3's paired
 # differences of cell a3-18 with the distinct counts of a3-07 and the basin shares of a3-09, A4's comparisons of
-# cell a4-16) are printed by cells that the grader does not take from a submission, so their stored outputs are the
-# student's to edit. When the value task passed, its numbers are those of the student's seed, and the grader
-# computes these comparisons itself from them, with the package's stats, and prints them beside the written answer.
+# cell a4-16; A5's statistics of cells a5-08 and a5-11; A6's table of cell a6-15; A7's reference, shares and gaps)
+# are printed by cells that the grader does not take from a submission, so their stored outputs are the student's to
+# edit. When the value task passed, its numbers are those of the student's seed, and the grader computes these
+# comparisons itself from them, with the package's stats, and prints them beside the written answer. A5's table of
+# cell a5-22, which the grader does not run, is made with the student's own window_moments (_FUNCTION_NUMBERS).
 NUMBERS_HEADING = ("Numbers the grader computed from your samples, re-run from your seed (grade the written statements "
                    "on these)")
 # written task -> the value task whose re-run values its numbers come from
 _WRITTEN_NUMBERS = {"Think! what the dropout rate buys": "dropout experiment",
                     "Think! error against distance": "energy report",
                     "Think! calibration and guidance": "guided samples",
-                    "Think! bias against K": "bias experiment"}
+                    "Think! bias against K": "bias experiment",
+                    "Think! MMPS against the exact posterior": "MMPS samples and report",
+                    "Think! what limits the comparison": "core-state gaps",
+                    "Think! guidance by window": "window moments"}
+# a function task whose written answer quotes a table that the grader makes with the student's own function, called
+# again on the notebook's setting (exact numbers: no samples, no seed), with the cell that prints that table
+_FUNCTION_NUMBERS = {"window moments": "a5-22"}
 
 
 class _WithNumbers(NamedTuple):
@@ -766,7 +776,85 @@ def _mmps_report(get, seed, call=None):
     result = grading.check_mmps_report(values["report"], values["samples"], **setting)
     if result.status != "pass" or call is None:
         return result
-    return grading._tie_mmps_samples(call("mmps_eps"), values["samples"], pick=seed, **setting)
+    result = grading._tie_mmps_samples(call("mmps_eps"), values["samples"], pick=seed, **setting)
+    return _with_numbers(result, lambda: _a5_mmps_numbers(values["samples"], **setting))
+
+
+def _a5_mmps_numbers(samples, *, prior, a, sigma_y, y, schedule, seed) -> str:
+    """What cells a5-08 and a5-11 print, from the re-run samples: the exact posterior of a.x0, the samples' moments
+    and z-statistics, the largest distance of the samples from those of the exact posterior eps from the same seed,
+    and the exact output moments of the 50-step DDIM and 1000-step DDPM samplers on that eps (affine recursion)."""
+    import math
+    import torch
+    from . import analytic, sampling, tweedie
+    a = a.double()
+    s_u, m_u = (a @ prior.covs[0] @ a).item(), (a @ prior.means[0]).item()  # the prior of u = a.x0: N(m_u, s_u)
+    e_mean, e_var = m_u + s_u / (s_u + sigma_y ** 2) * (y - m_u), s_u * sigma_y ** 2 / (s_u + sigma_y ** 2)
+    samples = torch.as_tensor(samples, dtype=torch.float64)
+    n, u = samples.shape[0], samples @ a
+    mean, var = u.mean().item(), u.var().item()
+    exact_eps = analytic.LinearGaussianLikelihood(prior, a, 0.0, sigma_y).eps_model(schedule)
+    cond = torch.full((n,), y, dtype=torch.float64)
+    same = sampling.ddim_sample(exact_eps, tuple(samples.shape), schedule, num_steps=50, cond=cond,
+                                dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    gap = (samples - same).abs().max().item()
+    lines = [f"exact posterior of a.x0: mean {e_mean:.4f}, variance {e_var:.4f}",
+             f"MMPS samples (n = {n}):  mean {mean:.4f}, variance {var:.4f}",
+             f"z_mean = {(mean - e_mean) / math.sqrt(var / n):.1f}, z_var = "
+             f"{(var / e_var - 1) / math.sqrt(2 / (n - 1)):.1f}, var / exact_var = {var / e_var:.2f}",
+             f"largest |your MMPS sample - exact-eps sample| from the same seed: "
+             f"{'< 1e-8' if gap < 1e-8 else f'{gap:.2g}'}"]
+    for label, kw in (("DDIM, 50 steps", dict(sampler="ddim", num_steps=50)),
+                      ("DDPM, 1000 steps, large variance", dict(sampler="ddpm", variance="large"))):
+        M, V = tweedie.affine_sampler_moments(exact_eps, schedule, 2, cond=torch.tensor(y, dtype=torch.float64), **kw)
+        lines.append(f"{label:>32s}, exact eps: output mean - exact mean {(a @ M).item() - e_mean:+.4f}, "
+                     f"output var / exact var {(a @ V @ a).item() / e_var:.3f}")
+    return "\n".join(lines)
+
+
+def _window_moments(remote, seed):
+    """Assignment 5: the window moments graded on hidden inputs; when the function passes, or makes a named slip
+    (half), the student's window_moments is called again on the notebook's setting (cell a5-22, which the grader does
+    not run) for the table that its written answer is graded on (:func:`_a5_window_numbers`)."""
+    from . import grading
+    result = grading.check_window_moments(remote, seed=seed)
+    slip = result.status == "fail" and not result.message.startswith(_GENERIC)
+    return _with_numbers(result, lambda: _a5_window_numbers(remote), confirmed=slip)
+
+
+def _a5_window_numbers(window_moments) -> str:
+    """Cell a5-22's table, from the student's ``window_moments`` on its setting: gamma = 3 in each of ten windows of
+    100 package steps, always, in chapter 8's two intervals, and no guidance (gamma = 1), each with its KL divergence
+    to the tilted target N(1.2, 0.1); then the sum of the windows' mean shifts against the shift of CFG always."""
+    import math
+    import torch
+    from . import schedules
+    schedule = schedules.linear_schedule(1000)
+    mu_c, var_c, mu_u, var_u, gamma = 1.0, 0.25, 0.0, 1.0, 3.0
+    precision = gamma / var_c + (1 - gamma) / var_u                     # eq. (tilted-target)
+    m_tilt, v_tilt = (gamma * mu_c / var_c + (1 - gamma) * mu_u / var_u) / precision, 1 / precision
+    windows = [(100 * k, 100 * k + 99) for k in range(10)]
+    named = {"always (0-999)": (0, 999), "middle 100-600": (100, 600), "0-600": (0, 600)}
+
+    def rows(scale, spans):
+        out = torch.as_tensor(window_moments(mu_c, var_c, mu_u, var_u, scale, list(spans), schedule),
+                              dtype=torch.float64)
+        if out.shape != (len(spans), 2):
+            raise ValueError(f"window_moments returned shape {tuple(out.shape)}, not ({len(spans)}, 2)")
+        return [(M.item(), V.item()) for M, V in out]
+
+    by_window = rows(gamma, windows)
+    by_name = dict(zip(named, rows(gamma, named.values())))
+    by_name["none (gamma = 1)"] = rows(1.0, [(0, 999)])[0]
+    kl = lambda M, V: 0.5 * (V / v_tilt + (M - m_tilt) ** 2 / v_tilt - 1 + math.log(v_tilt / V))
+    lines = [f"tilted target: mean {m_tilt:.2f}, variance {v_tilt:.2f}",
+             f"{'gamma = 3 in':>18s} {'mean':>7s} {'variance':>9s} {'KL to tilted':>13s}"]
+    for label, (M, V) in [*((f"steps {lo}-{hi}", r) for (lo, hi), r in zip(windows, by_window)), *by_name.items()]:
+        lines.append(f"{label:>18s} {M:7.3f} {V:9.4f} {kl(M, V) if V > 0 else float('nan'):13.3f}")
+    none = by_name["none (gamma = 1)"][0]
+    lines.append(f"sum of the ten windows' mean shifts {sum(M - none for M, _ in by_window):.2f}; the shift of CFG at "
+                 f"every step {by_name['always (0-999)'][0] - none:.2f}")
+    return "\n".join(lines)
 
 
 ASSIGNMENTS["a5_guidance_through_x0"] = [
@@ -776,7 +864,7 @@ ASSIGNMENTS["a5_guidance_through_x0"] = [
          uses=("MMPS eps", "exact posterior")),
     Task("Think! MMPS against the exact posterior", "a5-13", 3, "written"),
     Task("interval rule", "a5-16", 2, "function", _function("check_interval_cfg")),
-    Task("window moments", "a5-19", 5, "function", _function("check_window_moments"),
+    Task("window moments", "a5-19", 5, "function", _window_moments,
          allowed=("analytic.GaussianMixture", "sampling.ddim_timesteps")),
     Task("Think! guidance by window", "a5-24", 4, "written"),
 ]
@@ -875,7 +963,26 @@ def _core_gaps(get, seed, call=None):
     if own_slip is not None:
         tied += (" (graded on your own gap_verdict, whose slip its own task marks down: "
                  f"{own_slip.split(' [inputs of seed')[0]})")
-    return grading._report(name, "pass", tied + "\n" + grading._gap_table(report, reference, n=64))
+    return _with_numbers(grading._report(name, "pass", tied + "\n" + grading._gap_table(report, reference, n=64)),
+                         lambda: _a7_numbers(report, reference, int(_CACHE["ala band"].sum())))
+
+
+def _a7_numbers(report: dict, reference: dict, n_band: int) -> str:
+    """What the written answer of A7 quotes: the student's reference as cell a7-12 made it (share, se, the effective
+    size p (1 - p) / se^2 and the se of independent frames), the batch's shares regenerated from the seed, and the
+    gaps with their verdicts under each rule (:func:`grading._gap_table`)."""
+    import math
+    from . import grading
+    lines = [f"your reference (your band_share, cell a7-12; {n_band} frames in the band):",
+             f"{'core':>8s} {'share':>6s} {'se':>6s} {'N_eff':>6s} {'se if independent':>17s}"]
+    for core, (p, se) in reference.items():
+        n_eff = f"{p * (1 - p) / se ** 2:6.0f}" if se > 0 else f"{'nan':>6s}"
+        lines.append(f"{core:>8s} {p:6.3f} {se:6.3f} {n_eff} {math.sqrt(p * (1 - p) / n_band):17.3f}")
+    lines.append("the batch of 64 molecules, regenerated from your seed:")
+    for core, entry in report.items():
+        lines.append(f"{core:>8s}: {round(entry['share'] * 64):2d} of 64 molecules, share {entry['share']:.3f} ± "
+                     f"{entry['se']:.3f}")
+    return "\n".join(lines) + "\n" + grading._gap_table(report, reference, n=64)
 
 
 def _core_report(get, seed, call=None):
@@ -2162,10 +2269,13 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             for label, added_text in near:
                 feedback += [f"From {label}:", "", _fenced(added_text), ""]
             source = _WRITTEN_NUMBERS.get(task.name)
-            if source is not None:
+            if source in _FUNCTION_NUMBERS:
+                feedback += _function_numbers(source, numbers.get(source), task_said.get(source))
+            elif source is not None:
                 feedback += [f"### {NUMBERS_HEADING}", ""]
                 if source in numbers:
-                    feedback += [f"The grader's numbers from the student's samples: computed with `tutorial_pkg.stats` "
+                    feedback += [f"The grader's numbers from the student's samples: computed (with `tutorial_pkg.stats` "
+                                 "where they carry standard errors) "
                                  f"from the values of task '{source}' as it re-ran them from the student's seed, not "
                                  "from the submission's stored outputs "
                                  "(which are the student's to edit): where a written statement quotes another number "
@@ -2282,7 +2392,15 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         task_passed[task.name] = result.status == "pass" and not own
         task_how[task.name] = how
         task_said[task.name] = f"{how}: {message.splitlines()[0] if message else ''}"
-        if computed is not None:  # the seed's samples confirmed, even where the intervals or functions are wrong
+        if computed is not None and task.kind == "function":  # the student's own function's table, as it is
+            if bound:  # an earlier function of the student's, whose task failed, was replaced by the reference
+                computed = ("(made with the grader's reference " + ", ".join(f"`{n}`" for n in bound) + " in place of "
+                            "the student's, whose task did not pass: the student's own run of the cell differs)\n\n"
+                            + computed)
+            numbers[task.name] = computed if how == "pass" else (
+                f"(the task '{task.name}' did not pass ({how}): this is the table that the student's own "
+                f"`{_FUNCTION[task.name]}` gives, with its slip, not the right one)\n\n" + computed)
+        elif computed is not None:  # the seed's samples confirmed, even where the intervals or functions are wrong
             numbers[task.name] = computed if how == "pass" else (
                 f"(the value task '{task.name}' did not pass in full ({how}), but its samples repeat from the "
                 "student's seed: these are the grader's numbers from those samples, not the student's report)\n\n"
@@ -2314,6 +2432,27 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
                      "numbers, which are these.", ""]
         feedback += [f"![cell {name.split('_')[0]}, re-run]({{figures}}/{name})" for name in redrawn] + [""]
     return {"row": row, "feedback": "\n".join(feedback), "figures": {**images, **redrawn}, "answers": answers}
+
+
+FUNCTION_NUMBERS_HEADING = ("Numbers the grader computed with your own function, on the notebook's setting (grade the "
+                            "written statements on these)")
+
+
+def _function_numbers(source: str, computed: Optional[str], said: Optional[str]) -> list[str]:
+    """The feedback section beside a written answer that quotes the table of a function task (:data:`_FUNCTION_NUMBERS`):
+    the table that the grader made with the student's own function, or why there is none."""
+    name, cell = _FUNCTION[source], _FUNCTION_NUMBERS[source]
+    lines = [f"### {FUNCTION_NUMBERS_HEADING}", ""]
+    if computed is not None:
+        return lines + [f"Cell {cell}'s table, as the grader made it by calling the student's `{name}` (task "
+                        f"'{source}') on that cell's setting, not taken from the submission's stored output of cell "
+                        f"{cell} (which is the student's to edit): where a written statement quotes another number, "
+                        "this table holds.", "", _fenced(computed), ""]
+    return lines + [f"No table of the student's own exists: the task '{source}' neither passed nor made a named slip, "
+                    f"so the grader did not run the student's `{name}` on the setting of cell {cell}. The written "
+                    "statements cannot be checked against the student's own numbers here.", "",
+                    f"Task '{source}' ({said or 'its cell did not run'}): numbers that this answer quotes were not "
+                    "shown to be ones that the student's own functions make.", ""]
 
 
 def _stored_output(cell, rerun: Optional[str] = None, template_cell=None) -> list[str]:

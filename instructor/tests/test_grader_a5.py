@@ -283,12 +283,16 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     correct = {"a5-04": MMPS, "a5-26": EXACT, "a5-08": REPORT, "a5-16": INTERVAL, "a5-19": WINDOWS}
     _submission(folder, "correct", correct)
     _submission(folder, "wrong", {**correct, "a5-04": DPS, "a5-26": EXACT_STORED, "a5-08": _stored_report()})
-    _submission(folder, "wrapslip", {**correct, "a5-19": WINDOWS_WRAP})
+    # (its interval rule wrong in no named way: window moments graded with the reference rule in its place)
+    _submission(folder, "wrapslip", {**correct, "a5-19": WINDOWS_WRAP,
+                                     "a5-16": INTERVAL.replace("(1 - gamma)", "(0.5 - gamma)")})
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a5-04": source})
     _submission(folder, "cheat_windows", {"a5-19": WINDOWS_CHEAT})
-    _submission(folder, "cheat_source", {**correct, "a5-04": MMPS_BY_SOURCE})
+    # (and window moments wrong in no named way: its written answer gets no table, and says so)
+    _submission(folder, "cheat_source", {**correct, "a5-04": MMPS_BY_SOURCE,
+                                         "a5-19": WINDOWS.replace("A * M + B,", "A * M + 2 * B,")})
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)
 
@@ -307,6 +311,31 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     # the last step's t' = -1 read as alpha_bars[-1]: a named slip, half, with a hint that names the last step
     assert points("wrapslip", "window moments (5)") == 2.5 and "not alpha_bars[-1]" in feedback["wrapslip"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
+    # Think! 1 beside the statistics of the re-run samples and the exact samplers' moments (cells a5-08 and a5-11);
+    # the pasted report of a failed mmps_eps gets none, and a line that says its numbers are not shown to be its own
+    think = feedback["correct"].split("## Think! MMPS against the exact posterior")[1].split("Rubric:")[0]
+    section = think.split(grader.NUMBERS_HEADING)[1]
+    assert "z_mean = 0.3, z_var = -7.9, var / exact_var = 0.75" in section and "from the same seed: < 1e-8" in section
+    assert "output var / exact var 0.753" in section and "output var / exact var 1.010" in section
+    think = feedback["wrong"].split("## Think! MMPS against the exact posterior")[1].split("Rubric:")[0]
+    assert "No re-run numbers exist" in think and "z_var = " not in think
+    assert "were not shown to be ones that the student's own" in think
+    # Think! 2 beside the table of cell a5-22 (which the grader does not run) as the student's own window_moments
+    # makes it, called again on that cell's setting; with a named slip, that function's table, said to be wrong;
+    # with a failure of no name, no table, and a line that says the numbers quoted are not shown to be the student's
+    think = feedback["correct"].split("## Think! guidance by window")[1]
+    table = think.split(grader.FUNCTION_NUMBERS_HEADING)[1].split("Rubric:")[0]
+    assert "steps 200-299   1.198    0.1059         0.001" in table and "always (0-999)   1.480" in table
+    assert "mean shifts 1.09; the shift of CFG at every step 0.48" in table
+    table = feedback["wrapslip"].split("## Think! guidance by window")[1].split(grader.FUNCTION_NUMBERS_HEADING)[1]
+    assert "did not pass (half: a named mistake)" in table and "steps 200-299" in table
+    assert points("wrapslip", "interval rule (2)") == 0 and "grader's reference `interval_cfg_eps` in place" in table
+    assert "steps 200-299   1.198    0.1059" not in table  # its own numbers, not the model's
+    assert points("cheat_source", "window moments (5)") == 0
+    for name in ("cheat_source", "todo"):
+        think = feedback[name].split("## Think! guidance by window")[1].split("Rubric:")[0]
+        assert "No table of the student's own exists" in think and "steps 200-299" not in think
+        assert "were not shown to be ones that the student's own functions make" in think
     for k, cheat in enumerate(CHEATS):
         assert points(f"cheat_{k}", "MMPS eps (6)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat

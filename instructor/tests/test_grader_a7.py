@@ -196,6 +196,16 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     assert points("verdict_linear", "core-state gaps (1)") == 1, feedback["verdict_linear"]
     assert points("slip", "band share (5)") == 2.5 and points("slip", "core-state gaps (1)") == 1, feedback["slip"]
     assert "your band_share, run again on" in feedback["slip"]
+    # the written answer beside the reference, the batch's shares and the gaps that the grader's re-run gave (with a
+    # named slip in band_share, its own reference); where the gaps failed, a line that they are not the student's own
+    think = feedback["correct"].split("## Think! what limits the comparison")[1].split("Rubric:")[0]
+    section = think.split(grader.NUMBERS_HEADING)[1]
+    assert "C5  0.454  0.024    448             0.021" in section and "C5: 25 of 64 molecules" in section
+    assert "C5:  -6.3 ± 6.5; conservative (dof 63): not resolved" in section
+    section = feedback["slip"].split("## Think! what limits the comparison")[1].split("Rubric:")[0]
+    assert "C5  0.454  0.021    560" in section.split(grader.NUMBERS_HEADING)[1]
+    think = feedback["wrong"].split("## Think! what limits the comparison")[1].split("Rubric:")[0]
+    assert "No re-run numbers exist" in think and "were not shown to be ones that the student's own" in think
     assert float(rows["correct"]["written_max"]) == 6
     assert points("wrong", "NeRF placement (4)") == 2 and "sign of the torsion" in feedback["wrong"]
     assert points("wrong", "band share (5)") == 0 and "the values differ" in feedback["wrong"]
