@@ -1717,20 +1717,31 @@ def _gap_rules(se_gen: float, dof_gen: float, se_ref: float, dof_ref: float) -> 
 def _gap_cases(g: torch.Generator) -> list:
     """Hidden cases of ``gap_verdict``: for each, |gap| / se lies between two of the rules' 95 % quantiles, so that
     the verdicts of the normal quantile, of the summed degrees of freedom, of Welch's and of the conservative rule
-    differ where they can (and both accepted rules resolve a large gap and not a small one)."""
+    differ where they can (and both accepted rules resolve a large gap and not a small one). In most the batch has
+    the fewer degrees of freedom, as in the notebook; in "swapped" the reference has, so that a rule that always
+    takes the batch's degrees of freedom resolves a gap that the smaller of the two does not; in "larger" the
+    larger of the two resolves one that neither accepted rule does; in "maxsum" both are small, so that the larger
+    of the two and their sum give different verdicts."""
     from . import stats
     cases = []
-    for band in ("normal", "sum", "between", "large", "small", "normal", "large", "small"):
+    for band in ("normal", "sum", "between", "large", "small", "normal", "large", "small", "swapped", "larger",
+                 "maxsum"):
         while True:
-            dof_gen = float(torch.randint(3, 13, (), generator=g))
-            dof_ref = _scale(g, 30.0, 600.0)
+            small, large = float(torch.randint(3, 13, (), generator=g)), _scale(g, 30.0, 600.0)
+            if band == "maxsum":  # both small, in either order
+                large = float(torch.randint(3, 13, (), generator=g))
+            dof_gen, dof_ref = (large, small) if band == "swapped" else (small, large)
             se_gen = _scale(g, 0.02, 0.08)
             se_ref = se_gen * _scale(g, 0.4, 1.6)
             rules = _gap_rules(se_gen, dof_gen, se_ref, dof_ref)
+            rules["larger"] = max(dof_gen, dof_ref)
             q = {rule: (1.959963984540054 if dof == math.inf else stats.t_quantile(dof)) for rule, dof in rules.items()}
             low, high = {"normal": (q["normal"], q["sum"]), "sum": (q["sum"], q["Welch"]),
                          "between": (q["Welch"], q["conservative"]), "large": (1.1 * q["conservative"], 1.5 * q["conservative"]),
-                         "small": (0.3 * q["normal"], 0.9 * q["normal"])}[band]
+                         "small": (0.3 * q["normal"], 0.9 * q["normal"]),
+                         "swapped": (stats.t_quantile(dof_gen), q["conservative"]),
+                         "larger": (q["larger"], min(q["Welch"], q["conservative"])),
+                         "maxsum": (q["sum"], q["larger"])}[band]
             if high - low > 0.05:  # far enough from both quantiles that rounding decides nothing
                 break
         ratio = low + (high - low) * _scale(g, 0.3, 0.7)
@@ -1746,8 +1757,9 @@ def check_gap_verdict(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
     difference of two independent estimates (batch minus reference), its standard error sqrt(se_gen^2 + se_ref^2)
     and whether its 95 % t-interval excludes zero, with the degrees of freedom of either accepted rule: the smaller
     of the two (conservative) or Welch-Satterthwaite's from the two estimates' own. Called on hidden cases where
-    those rules, the normal quantile and the summed degrees of freedom give different verdicts; the function must
-    follow one accepted rule on all of them. ``stats``' comparisons refuse to run inside ``fn``."""
+    those rules, the normal quantile, the summed degrees of freedom, the larger of the two and the batch's own
+    give different verdicts (the reference has the fewer in some); the function must follow one accepted rule on
+    all of them. ``stats``' comparisons refuse to run inside ``fn``."""
     from . import stats
     name = "gap verdict"
     g = _generator(seed)
@@ -1772,7 +1784,8 @@ def check_gap_verdict(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
     def under(rule, flip=1.0, se_of=lambda s1, s2: math.hypot(s1, s2)):
         rows = []
         for p_gen, se_gen, dof_gen, p_ref, se_ref, dof_ref in cases:
-            dof = _gap_rules(se_gen, dof_gen, se_ref, dof_ref)[rule]
+            dof = {**_gap_rules(se_gen, dof_gen, se_ref, dof_ref), "batch": dof_gen,
+                   "larger": max(dof_gen, dof_ref)}[rule]
             q = 1.959963984540054 if dof == math.inf else stats.t_quantile(dof)
             gap, se = flip * (p_gen - p_ref), se_of(se_gen, se_ref)
             rows.append((gap, se, abs(gap) > q * se))
@@ -1793,6 +1806,11 @@ def check_gap_verdict(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
         (under("sum"), "the verdict takes the sum of the two degrees of freedom (a pooled t-test's, which assumes "
                        "equal variances): that claims more than the data give; take the smaller of the two, or "
                        "Welch-Satterthwaite's"),
+        (under("batch"), "the verdict always takes the batch's degrees of freedom: where the reference is the "
+                         "smaller sample (a short reference run), that claims more than the data give; take the "
+                         "smaller of the two, or Welch-Satterthwaite's"),
+        (under("larger"), "the verdict takes the larger of the two degrees of freedom: that claims more than the data "
+                          "give; take the smaller of the two, or Welch-Satterthwaite's"),
     ]
     for rule in ("conservative", "Welch"):
         suspects += [

@@ -106,6 +106,8 @@ WELCH = """def gap_verdict(p_gen, se_gen, dof_gen, p_ref, se_ref, dof_ref):
 Z_RULE = VERDICT.replace("stats.t_quantile(min(dof_gen, dof_ref))", "1.96")
 CONSTANT = VERDICT.replace("abs(p_gen - p_ref) > stats.t_quantile(min(dof_gen, dof_ref)) * se", "False")
 LINEAR = VERDICT.replace("math.sqrt(se_gen ** 2 + se_ref ** 2)", "se_gen + se_ref")
+BATCH_DOF = VERDICT.replace("min(dof_gen, dof_ref)", "dof_gen")  # right wherever the batch is the smaller
+LARGER_DOF = VERDICT.replace("min(dof_gen, dof_ref)", "max(dof_gen, dof_ref)")
 
 
 def _gaps_cell() -> str:
@@ -168,8 +170,10 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
                                       "a7-14": REPORT.replace("seed = 0\n", "seed = 3\n__seed_as_set__ = 3\n")})
     # the gaps' verdict: a constant False (no gap of the notebook's seed is resolved under any rule, so only the
     # hidden cases of gap_verdict can catch it), the normal quantile, and the standard errors added as numbers
-    # (named slips: half of the verdict, and the gaps graded on the student's own function)
-    for label, source in (("constant", CONSTANT), ("zrule", Z_RULE), ("linear", LINEAR), ("welch", WELCH)):
+    # (named slips: half of the verdict, and the gaps graded on the student's own function); the batch's degrees of
+    # freedom always, and the larger of the two, which the hidden cases with a short reference catch
+    for label, source in (("constant", CONSTANT), ("zrule", Z_RULE), ("linear", LINEAR), ("welch", WELCH),
+                          ("batchdof", BATCH_DOF), ("larger", LARGER_DOF)):
         _submission(folder, f"verdict_{label}", {"a7-04": PLACE, "a7-09": BAND, "a7-14": REPORT, "a7-23": source,
                                                  "a7-17": _gaps_cell()})
     _submission(folder, "todo", {})
@@ -194,6 +198,10 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     assert points("verdict_zrule", "core-state gaps (1)") == 1, feedback["verdict_zrule"]  # not paid twice
     assert points("verdict_linear", "gap verdict (2)") == 1 and "added as numbers" in feedback["verdict_linear"]
     assert points("verdict_linear", "core-state gaps (1)") == 1, feedback["verdict_linear"]
+    assert points("verdict_batchdof", "gap verdict (2)") == 1, feedback["verdict_batchdof"]
+    assert "always takes the batch's degrees of freedom" in feedback["verdict_batchdof"]
+    assert points("verdict_larger", "gap verdict (2)") == 1, feedback["verdict_larger"]
+    assert "larger of the two degrees of freedom" in feedback["verdict_larger"]
     assert points("slip", "band share (5)") == 2.5 and points("slip", "core-state gaps (1)") == 1, feedback["slip"]
     assert "your band_share, run again on" in feedback["slip"]
     # the written answer beside the reference, the batch's shares and the gaps that the grader's re-run gave (with a
@@ -365,7 +373,7 @@ def test_the_core_report_check_regenerates_the_molecules_and_names_each_mistake(
     assert check(None).status == "not implemented"
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(20))
 def test_the_gap_verdict_check_accepts_both_rules_and_names_each_slip(seed):
     made = {label: _namespace(source)["gap_verdict"]
             for label, source in (("conservative", VERDICT), ("welch", WELCH), ("z", Z_RULE), ("constant", CONSTANT),
@@ -378,8 +386,13 @@ def test_the_gap_verdict_check_accepts_both_rules_and_names_each_slip(seed):
     summed = lambda *a: (a[0] - a[3], math.hypot(a[1], a[4]),  # noqa: E731 - the pooled t-test's dof
                          abs(a[0] - a[3]) > stats.t_quantile(a[2] + a[5]) * math.hypot(a[1], a[4]))
     assert "sum of the two degrees of freedom" in grading.check_gap_verdict(summed, seed=seed).message
+    for source, words in ((BATCH_DOF, "always takes the batch's degrees of freedom"),
+                          (LARGER_DOF, "larger of the two degrees of freedom")):
+        result = grading.check_gap_verdict(_namespace(source)["gap_verdict"], seed=seed)
+        assert result.status == "fail" and words in result.message, result
     cases = grading._gap_cases(grading._generator(seed))
     assert {made["conservative"](*c)[2] for c in cases} == {True, False}     # both verdicts among the hidden cases
+    assert any(c[2] > c[5] for c in cases) and any(c[2] < c[5] for c in cases)  # either estimate the smaller
 
 
 def test_the_gaps_check_recomputes_them_from_the_report_and_the_reference():
