@@ -1605,6 +1605,9 @@ def check_band_share(fn: Callable, *, seed: Optional[int] = None) -> CheckResult
             math.sqrt(stats.statistical_inefficiency(c[band]) * var_p / n_band),
         "take the inefficiency of z = b (c - p), not of the core indicator over all frames":
             math.sqrt(stats.statistical_inefficiency(c) * z.pow(2).mean().item() * n) / n_band,
+        "g must be that of z = b (c - p), not of b c: the statistical inefficiency belongs to the series whose mean "
+        "is estimated":
+            math.sqrt(stats.statistical_inefficiency(b * c) * z.pow(2).mean().item() * n) / n_band,
         "p is a ratio of two means, mean(b c) / mean(b): divide the error of the mean of z by the mean of b, the "
         "share of frames in the band": math.sqrt(g_z * z.pow(2).mean().item() / n),
     }

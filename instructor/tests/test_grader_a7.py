@@ -281,6 +281,8 @@ def _se(core, band, how):
                "subseries": lambda: math.sqrt(stats.statistical_inefficiency(c[band]) * var / n_band),
                "g of the core": lambda: math.sqrt(stats.statistical_inefficiency(c) * z.pow(2).mean().item()
                                                   * len(z)) / n_band,
+               "g of b c": lambda: math.sqrt(stats.statistical_inefficiency(b * c) * z.pow(2).mean().item()
+                                             * len(z)) / n_band,
                "no ratio": lambda: math.sqrt(g * z.pow(2).mean().item() / len(z))}[how]()
 
 
@@ -292,6 +294,7 @@ WRONG_SHARES = {
     "not consecutive frames": lambda core, band: (_se(core, band, "subseries") if not bool(band.all())
                                                   else band_share(core, band)),
     "not of the core indicator": lambda core, band: _se(core, band, "g of the core"),
+    "not of b c": lambda core, band: _se(core, band, "g of b c"),
     "a ratio of two means": lambda core, band: _se(core, band, "no ratio"),
     "not among all frames": lambda core, band: ((core & band).double().mean().item(), band_share(core, band)[1]),
     "return a pair": lambda core, band: band_share(core, band)[1],
