@@ -1249,6 +1249,12 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("_") or node.attr in _ATTRIBUTES:
                 return f"line {line}: the attribute .{node.attr} is not accepted in an answer"
+            if node.attr in ("format", "format_map") and not (isinstance(node.value, ast.Constant) and
+                                                              isinstance(node.value.value, str)):
+                # str.format reads the attributes its fields name: only a string constant, whose fields the rule
+                # below reads, may call it (a format string built at run time could name any attribute)
+                return (f"line {line}: .{node.attr} is accepted only on a string constant (\"{{0:.3f}}\".format(x)) "
+                        "or as an f-string, not on a string built at run time")
         elif isinstance(node, (ast.Global, ast.Nonlocal)) and set(node.names) & package_names:
             return f"line {line}: rebinding the package's names is not accepted in an answer"
         elif isinstance(node, ast.keyword) and node.arg in _KEYWORDS:

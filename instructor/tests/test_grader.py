@@ -337,6 +337,13 @@ def test_an_honest_docstring_or_import_is_not_refused_and_dependants_say_why(tmp
     assert "format field that reads an underscore attribute" in grader.screen('s = "{0.__class__}".format(1)\n',
                                                                               PACKAGE)
     assert grader.screen('s = "{0:.3f} {x.real} {{._}} {}".format(1.0, 2, x=3)\nt = f"{s!r:>10}"\n', PACKAGE) is None
+    # a format string built at run time may name any attribute: .format and .format_map only on a string constant
+    for built in ('u = "_" * 2\ns = ("{0." + u + "globals" + u + "}").format(abs)\n',
+                  's = "{0.%sglobals%s}" % ("_" * 2, "_" * 2)\nt = s.format(abs)\n',
+                  's = "".join(["{0.", "_" * 2, "class", "_" * 2, "}"]).format_map({"0": 1})\n',
+                  'f = "{0:.3f}"\ns = f.format(1.0)\n', 's = str.format("{0.real}", 1)\n'):
+        assert "accepted only on a string constant" in grader.screen(built, PACKAGE), built
+    assert grader.screen('s = "{x:.3f}".format_map({"x": 1.0})\nt = f"{s:>10} {2.0:.1f}"\n', PACKAGE) is None
     folder = tmp_path / "submissions"
     folder.mkdir()
     _submission(folder, "refused", {"a2-07": "import os\n" + CFG, "a2-10": SAMPLER})
