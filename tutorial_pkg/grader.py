@@ -1136,6 +1136,9 @@ _NAME_STRING = re.compile(r"\s*[\w.]*(tutorial_pkg|__\w*__|\b(?:builtins|importl
 # look attributes up by the names in their fields, which are no Attribute nodes, so a constant string that holds one
 # is refused wherever it is (no task needs it)
 _FORMAT_FIELD = re.compile(r"\{[^{}]*\.\s*_")
+# ... and str.format / format_map are accepted only on a string constant, whose fields that rule reads (numpy's
+# lib.format module is refused by the same word: no answer needs it)
+_FORMAT_METHODS = {"format", "format_map"}
 
 
 def _in_points(points: float) -> str:
@@ -1249,7 +1252,7 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("_") or node.attr in _ATTRIBUTES:
                 return f"line {line}: the attribute .{node.attr} is not accepted in an answer"
-            if node.attr in ("format", "format_map") and not (isinstance(node.value, ast.Constant) and
+            if node.attr in _FORMAT_METHODS and not (isinstance(node.value, ast.Constant) and
                                                               isinstance(node.value.value, str)):
                 # str.format reads the attributes its fields name: only a string constant, whose fields the rule
                 # below reads, may call it (a format string built at run time could name any attribute)

@@ -288,6 +288,7 @@ def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_pa
     monkeypatch.setattr(grader, "_ATTRIBUTES", grader._ATTRIBUTES - {"read_array", "fx", "typing", "get_type_hints", "f2py",
                                                                       "crackfortran", "string", "Formatter", "get_field"})
     monkeypatch.setattr(grader, "_KEYWORDS", set())
+    monkeypatch.setattr(grader, "_FORMAT_METHODS", set())  # np.lib.format.read_array
     tasks = [dataclasses.replace(t, allowed=t.allowed + ("sampling.ddim_sample",)) if t.cell == "a2-10" else t
              for t in grader.ASSIGNMENTS[A2]]
     monkeypatch.setitem(grader.ASSIGNMENTS, A2, tasks)
