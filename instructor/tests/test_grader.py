@@ -192,7 +192,11 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a2-07": source})
-    _submission(folder, "cheat_sampler", {"a2-10": SAMPLER_CHEAT})
+    # with a padded dropout draw (right in distribution, one that chooses among seed sets): the child sends the
+    # generator back as the function left it, so the check sees the extra draws, a named slip
+    padded = DROP.replace("torch.rand(cond.shape[0], generator", "torch.rand(cond.shape[0] + 3, generator") \
+        .replace("generator) < p_uncond", "generator)[:cond.shape[0]] < p_uncond")
+    _submission(folder, "cheat_sampler", {"a2-10": SAMPLER_CHEAT, "a2-04": padded})
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)  # hidden inputs: not the seed 0 of the stored run
 
@@ -212,6 +216,8 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
         assert points(f"cheat_{k}", "CFG combination (2)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
     assert points("cheat_sampler", "CFG DDIM sampler (5)") == 0 and "refused" in feedback["cheat_sampler"]
+    assert points("cheat_sampler", "condition dropout (2)") == 1 and \
+        "leaves the generator elsewhere than the notebook's draw" in feedback["cheat_sampler"]
     assert grader.screen(f"import numpy as np\nnp.ones(3).dump({str(written)!r})\n", PACKAGE) is None
     assert not written.exists()
     # the written Think! answer is graded by hand, its rubric in the feedback; an unanswered one scores zero
