@@ -406,7 +406,8 @@ def _dropout_experiment(get, seed, call=None, own=False):
     if own:
         trainings = grading._tie_dropout_training(call("drop_condition"), trained, seed=values["seed"],
                                                   picks=_a2_retrained(seed, rates, n_nets), mixture=mixture,
-                                                  schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net)
+                                                  schedule=schedule, rates=rates, n_nets=n_nets, make_net=make_net,
+                                                  exact=False)
         if trainings.status != "pass":
             return trainings
         result = grading._report(
@@ -1135,6 +1136,9 @@ _NAME_STRING = re.compile(r"\s*[\w.]*(tutorial_pkg|__\w*__|\b(?:builtins|importl
 # look attributes up by the names in their fields, which are no Attribute nodes, so a constant string that holds one
 # is refused wherever it is (no task needs it)
 _FORMAT_FIELD = re.compile(r"\{[^{}]*\.\s*_")
+# ... and str.format / format_map are accepted only on a string constant, whose fields that rule reads (numpy's
+# lib.format module is refused by the same word: no answer needs it)
+_FORMAT_METHODS = {"format", "format_map"}
 
 
 def _in_points(points: float) -> str:
@@ -1248,6 +1252,12 @@ def screen(source: str, package_names, allowed=()) -> Optional[str]:
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("_") or node.attr in _ATTRIBUTES:
                 return f"line {line}: the attribute .{node.attr} is not accepted in an answer"
+            if node.attr in _FORMAT_METHODS and not (isinstance(node.value, ast.Constant) and
+                                                              isinstance(node.value.value, str)):
+                # str.format reads the attributes its fields name: only a string constant, whose fields the rule
+                # below reads, may call it (a format string built at run time could name any attribute)
+                return (f"line {line}: .{node.attr} is accepted only on a string constant (\"{{0:.3f}}\".format(x)) "
+                        "or as an f-string, not on a string built at run time")
         elif isinstance(node, (ast.Global, ast.Nonlocal)) and set(node.names) & package_names:
             return f"line {line}: rebinding the package's names is not accepted in an answer"
         elif isinstance(node, ast.keyword) and node.arg in _KEYWORDS:
@@ -1550,8 +1560,19 @@ class _Child:
         path = os.path.join(self.folder.name, "args.pt")
         torch.save(tuple(("generator", a.get_state()) if isinstance(a, torch.Generator) else ("value", a)
                          for a in args), path)
-        return self._result(self._ask({"call": name, "path": path, "refused": _refusal_specs(), "bind": list(bound),
-                                       "grad": grad}))
+        reply = self._ask({"call": name, "path": path, "refused": _refusal_specs(), "bind": list(bound), "grad": grad})
+        value = self._result(reply)
+        # the generators advanced as the student's function left them in the child, as a call in one process would
+        generators = [a for a in args if isinstance(a, torch.Generator)]
+        if generators and "generators" in reply:
+            try:
+                states = torch.load(reply["generators"], weights_only=True)
+                for generator, state in zip(generators, states, strict=True):
+                    generator.set_state(state)
+            except Exception as err:
+                raise TypeError(f"left its generator in a state that is not a generator's ({type(err).__name__})") \
+                    from None
+        return value
 
     def get(self, names: tuple, state_dict: Optional[str] = None) -> dict:
         return self._result(self._ask({"get": list(names), "state_dict": state_dict}))
@@ -1967,7 +1988,12 @@ def _child_main(receive: Callable[[], Optional[dict]], reply: Callable[[dict], N
             if isinstance(value, torch.Tensor):
                 value = value.detach()
             torch.save(value, out)
-            reply({"path": out})
+            if "call" in request and any(isinstance(a, torch.Generator) for a in args):
+                states = os.path.join(os.getcwd(), "generators.pt")
+                torch.save([a.get_state() for a in args if isinstance(a, torch.Generator)], states)
+                reply({"path": out, "generators": states})
+            else:
+                reply({"path": out})
         except BaseException as err:  # noqa: BLE001
             reply({"error": type(err).__name__, "message": str(err)})
 

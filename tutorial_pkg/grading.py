@@ -291,11 +291,17 @@ def check_cfg(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
 
 
 def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
-    """``fn(cond, p_uncond, null, generator)``: condition dropout of chapter 5, eq. (cfg-dropout).
+    """``fn(cond, p_uncond, null, generator)``: condition dropout of chapter 5, eq. (cfg-dropout), with the
+    notebook's draw: one uniform number per row, ``u = torch.rand(N, generator=generator)``, row ``k`` dropped where
+    ``u[k] < p_uncond``.
 
     The student's function is called three times on the same fresh labels: twice with generators of one seed
     (the result must be the same) and once with another seed (it must differ: random rows, drawn from the
-    generator). The dropped rows must hold the null condition, here the learned null -1, not the lecture's 0.
+    generator). The dropped rows must hold the null condition, here the learned null -1, not the lecture's 0; the
+    share dropped must be ``p_uncond`` overall and within each label (independent of the label), at a rate drawn in
+    [0.1, 0.3] and at the experiment's 0.02 and 0.5. Last, the rows must be those of the notebook's draw, and the
+    generator left where that draw leaves it: a dropout that is right in distribution but draws otherwise is a
+    named slip (half), since it trains other networks than the notebook's.
     """
     name = "condition dropout"
     g = _generator(seed)
@@ -304,9 +310,10 @@ def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
     cond = torch.randint(0, 10, (n,), generator=g)
     seed_a, seed_b = (int(torch.randint(0, 2 ** 31, (), generator=g)) for _ in range(2))
     refused = {training.drop_condition: _refusal("tutorial_pkg.training.drop_condition", "write the dropout yourself")}
-    outs = []
+    outs, generators = [], []
     for s in (seed_a, seed_a, seed_b):
-        out, failed = _call(name, fn, cond.clone(), p, null, torch.Generator().manual_seed(s), refused=refused)
+        generators.append(torch.Generator().manual_seed(s))
+        out, failed = _call(name, fn, cond.clone(), p, null, generators[-1], refused=refused)
         if failed:
             return failed
         hint = _shape_hint(out, cond)
@@ -332,6 +339,9 @@ def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
     if abs(rate - p) > 5 * se:
         return _report(name, "fail", f"you dropped the condition in a share {rate:.2f} of the rows; expected about "
                                      f"p_uncond = {p}")
+    biased = _label_bias(out, cond, p, null)
+    if biased is not None:
+        return _report(name, "fail", biased)
     if not torch.equal(outs[0], outs[1]):
         return _report(name, "fail", "use the generator you are given (torch.rand(..., generator=generator)), so that "
                                      "the dropout is reproducible: two generators of one seed gave other rows")
@@ -340,22 +350,53 @@ def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
                                      "from the generator, not a fixed set of rows")
     for q in _EXPERIMENT_RATES:  # the rates that the notebook's experiment trains at, outside the range drawn above
         s = int(torch.randint(0, 2 ** 31, (), generator=g))
-        out, failed = _call(name, fn, cond.clone(), q, null, torch.Generator().manual_seed(s), refused=refused)
+        out_q, failed = _call(name, fn, cond.clone(), q, null, torch.Generator().manual_seed(s), refused=refused)
         if failed:
             return failed
-        hint = _shape_hint(out, cond)
+        hint = _shape_hint(out_q, cond)
         if hint is not None:
             return _report(name, "fail", hint)
-        dropped = out == null
+        dropped = out_q == null
         share = dropped.double().mean().item()
-        if not torch.equal(out[~dropped], cond[~dropped]) or abs(share - q) > 5 * math.sqrt(q * (1 - q) / n):
+        if not torch.equal(out_q[~dropped], cond[~dropped]) or abs(share - q) > 5 * math.sqrt(q * (1 - q) / n):
             return _report(name, "fail", f"the share differs at p_uncond = {q:g}: you dropped the condition in a "
                                          f"share {share:.3f} of the rows (or changed rows that you kept), expected "
                                          f"about {q:g}: drop each row with probability p_uncond at every rate in "
                                          "[0, 1], the experiment's 0.02 and 0.5 among them")
+        biased = _label_bias(out_q, cond, q, null)
+        if biased is not None:
+            return _report(name, "fail", biased)
+    # the notebook's draw: the same rows, and the generator advanced by exactly N uniform numbers
+    mine = torch.Generator().manual_seed(seed_a)
+    expected = torch.where(torch.rand(n, generator=mine) < p, torch.full_like(cond, null), cond)
+    if not torch.equal(outs[0], expected) or not torch.equal(generators[0].get_state(), mine.get_state()):
+        how = "drops other rows than the notebook's draw" if not torch.equal(outs[0], expected) else \
+            "leaves the generator elsewhere than the notebook's draw does (it draws more or fewer numbers)"
+        return _report(name, "fail", f"your dropout is right in distribution but {how}: draw "
+                                     "one uniform number per row, u = torch.rand(N, generator=generator), drop row k "
+                                     "where u[k] < p_uncond, and draw nothing else from the generator. train_net's "
+                                     "generator also draws the training batches, so another draw trains other "
+                                     "networks than the notebook's")
     low, high = _EXPERIMENT_RATES
-    return _report(name, "pass", f"drops rows at random, at the rate p_uncond (tried at {p:g}, {low:g} and {high:g}), "
-                                 "from the generator, and keeps the others")
+    return _report(name, "pass", f"drops rows at random, at the rate p_uncond within every label (tried at {p:g}, "
+                                 f"{low:g} and {high:g}), with the notebook's draw from the generator, and keeps the "
+                                 "others")
+
+
+def _label_bias(out: Tensor, cond: Tensor, p: float, null) -> Optional[str]:
+    """A hint when the share of rows dropped within some label is not ``p`` to 5 standard errors (each label has
+    about 2 000 rows in the check): a dropout that depends on the label trains a null branch that is not the
+    unconditional model. ``None`` when every label's share is ``p``."""
+    for label in torch.unique(cond).tolist():
+        rows = cond == label
+        m = int(rows.sum())
+        share = (out[rows] == null).double().mean().item()
+        if abs(share - p) > 5 * math.sqrt(p * (1 - p) / m):
+            return (f"the share differs between labels: you dropped the condition in a share {share:.3f} of the "
+                    f"{m} rows of label {label}, expected about p_uncond = {p:g}: drop each row with probability "
+                    "p_uncond independently of the label, so that the null branch learns the unconditional model "
+                    "(chapter 5)")
+    return None
 
 
 _EXPERIMENT_RATES = (0.02, 0.5)  # cell a2-14's p_uncond values
@@ -2406,13 +2447,16 @@ def _tie_failed(name: str, what: str) -> CheckResult:
 
 def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, picks: dict, mixture: GaussianMixture,
                           schedule: NoiseSchedule, rates, n_nets: int, make_net: Callable, steps: int = 400,
-                          batch: int = 256) -> CheckResult:
+                          batch: int = 256, exact: bool = True) -> CheckResult:
     """Assignment 2: for each rate ``p``, the networks ``i`` of ``picks[p]`` (indices below ``n_nets``) trained
     again here as cell a2-14's ``train_net(p, seed + i)`` trains them, with ``fn`` (the student's
-    ``drop_condition``) called at every step on that step's labels and generator, which it must advance by one
-    uniform number per row, as the notebook asks (``torch.rand(N, generator=generator)``); the weights must be those
-    that the student's run stored in ``trained``. Networks trained another way (another rate, other steps) stored
-    under a rate's key do not pass when they are among those picked; the others are not looked at."""
+    ``drop_condition``) called at every step on that step's labels and generator, which it advances as it does in
+    the student's run; the weights must be those that the student's run stored in ``trained``. The rows it dropped
+    are counted for each class: each class's share must be ``p`` to 5 standard errors (a dropout that depends on
+    the label trains no unconditional null branch). With ``exact`` (the dropout's own task passed), the rows must be
+    those of the notebook's draw, ``torch.rand(batch, generator=g) < p``. Networks trained another way (another
+    rate, other steps) stored under a rate's key do not pass when they are among those picked; the others are not
+    looked at."""
     name = "dropout experiment"
     refused = {training.drop_condition: _refusal("tutorial_pkg.training.drop_condition", "write the dropout yourself")}
     threads = torch.get_num_threads()
@@ -2423,7 +2467,7 @@ def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, picks: dict
                 if not 0 <= i < n_nets:
                     raise ValueError(f"picks[{p}] holds {i}, not a network index in 0 .. {n_nets - 1}")
                 key = f"p{round(p * 1000)}_seed{seed + i}"
-                rows = dropped = 0
+                rows, dropped = torch.zeros(2, dtype=torch.long), torch.zeros(2, dtype=torch.long)
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(seed + i)  # the initial weights
                     net = make_net()
@@ -2435,41 +2479,57 @@ def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, picks: dict
                         t = torch.randint(0, schedule.T, (batch,), generator=g)
                         eps = torch.randn(batch, 1, generator=g, dtype=torch.float64)
                         labels = c
+                        # the notebook's draw, from a copy of the generator in the state the student's function gets
+                        draw = torch.rand(batch, generator=torch.Generator().set_state(g.get_state())) < p
                         c, failed = _call(name, fn, c, p, net.null_value, g, refused=refused)
                         if failed:
                             return _tie_failed(name, f"your drop_condition, run again: {failed.message}")
-                        torch.rand(batch, generator=g)  # the dropout's draw: one uniform number per row
                         if not isinstance(c, Tensor) or c.shape != (batch,):
                             return _tie_failed(name, "your drop_condition, run again in training, did not return one "
                                                      "condition per row")
-                        rows += batch
-                        dropped += int(((c == net.null_value) & (labels != net.null_value)).sum())
+                        if exact and not torch.equal(c, torch.where(draw, torch.full_like(labels, net.null_value),
+                                                                    labels)):
+                            return _tie_failed(name, f"your drop_condition, run again in training network {i} at "
+                                                     f"p_uncond = {p:g}, dropped other rows than the notebook's draw "
+                                                     "(torch.rand(N, generator=generator) < p_uncond), which it "
+                                                     "followed in its own task")
+                        rows += torch.bincount(labels, minlength=2)[:2]
+                        dropped += torch.bincount(labels[(c == net.null_value) & (labels != net.null_value)],
+                                                  minlength=2)[:2]
                         loss = torch.nn.functional.mse_loss(net(schedule.q_sample(x0, t, eps).float(), t, c),
                                                             eps.float())
                         opt.zero_grad()
                         loss.backward()
                         opt.step()
                         decay.step()
-                # the share of rows that the student's function dropped in this training, against its rate
-                if abs(dropped / rows - p) > 5 * math.sqrt(p * (1 - p) / rows):
+                # the share of rows that the student's function dropped in this training, overall and in each class
+                total, share = int(rows.sum()), int(dropped.sum()) / int(rows.sum())
+                if abs(share - p) > 5 * math.sqrt(p * (1 - p) / total):
                     return _tie_failed(name, f"your drop_condition, run again in training network {i} at p_uncond = "
-                                             f"{p:g}, dropped the condition in a share {dropped / rows:.3f} of the "
-                                             f"{rows} rows; expected about {p:g}")
+                                             f"{p:g}, dropped the condition in a share {share:.3f} of the "
+                                             f"{total} rows; expected about {p:g}")
+                for label in range(2):
+                    m, k = int(rows[label]), int(dropped[label])
+                    if m and abs(k / m - p) > 5 * math.sqrt(p * (1 - p) / m):
+                        return _tie_failed(name, f"your drop_condition, run again in training network {i} at "
+                                                 f"p_uncond = {p:g}, dropped the condition in a share {k / m:.3f} of "
+                                                 f"the {m} rows of class {label}; expected about {p:g} in each class: "
+                                                 "drop each row with probability p_uncond independently of the label")
                 stored = trained.get(key, {})
                 ours = net.state_dict()
                 if set(stored) != set(ours) or any(not torch.allclose(torch.as_tensor(stored[k]).double(), v.double(),
                                                                       rtol=0, atol=1e-6) for k, v in ours.items()):
                     return _tie_failed(name, f"the network stored as {key} is not what train_net({p:g}, {seed + i}) "
-                                       "makes (the grader trained it again, with your drop_condition drawing one "
-                                       "uniform number per row from the generator, torch.rand(N, generator=generator)): "
-                                       "train network i of each rate with train_net(p_uncond, seed + i), as the "
-                                       "notebook's train_net does")
+                                       "makes (the grader trained it again, with your drop_condition called on the "
+                                       "generator of each training step): train network i of each rate with "
+                                       "train_net(p_uncond, seed + i), as the notebook's train_net does")
     finally:
         torch.set_num_threads(threads)
     which = "; ".join(f"{_networks(picks[p])} at p = {p:g}" for p in rates)
     return _report(name, "pass", f"the networks trained again by the grader, {which}, are what train_net makes "
                                  f"(the grader retrains {max(len(picks[p]) for p in rates)} of the {n_nets} of each "
-                                 "rate, drawn from its hidden seed: the others are not checked this way)")
+                                 "rate, drawn from its hidden seed: the others are not checked this way), with "
+                                 "the dropped share p_uncond in each class")
 
 
 def _networks(indices) -> str:

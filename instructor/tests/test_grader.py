@@ -192,7 +192,11 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     _submission(folder, "todo", {})
     for k, source in enumerate(CHEATS.values()):
         _submission(folder, f"cheat_{k}", {"a2-07": source})
-    _submission(folder, "cheat_sampler", {"a2-10": SAMPLER_CHEAT})
+    # with a padded dropout draw (right in distribution, one that chooses among seed sets): the child sends the
+    # generator back as the function left it, so the check sees the extra draws, a named slip
+    padded = DROP.replace("torch.rand(cond.shape[0], generator", "torch.rand(cond.shape[0] + 3, generator") \
+        .replace("generator) < p_uncond", "generator)[:cond.shape[0]] < p_uncond")
+    _submission(folder, "cheat_sampler", {"a2-10": SAMPLER_CHEAT, "a2-04": padded})
     out = tmp_path / "gradebook.csv"
     rows, feedback, points = grading_folders.grade(folder, out)  # hidden inputs: not the seed 0 of the stored run
 
@@ -212,6 +216,8 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
         assert points(f"cheat_{k}", "CFG combination (2)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
     assert points("cheat_sampler", "CFG DDIM sampler (5)") == 0 and "refused" in feedback["cheat_sampler"]
+    assert points("cheat_sampler", "condition dropout (2)") == 1 and \
+        "leaves the generator elsewhere than the notebook's draw" in feedback["cheat_sampler"]
     assert grader.screen(f"import numpy as np\nnp.ones(3).dump({str(written)!r})\n", PACKAGE) is None
     assert not written.exists()
     # the written Think! answer is graded by hand, its rubric in the feedback; an unanswered one scores zero
@@ -288,6 +294,7 @@ def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_pa
     monkeypatch.setattr(grader, "_ATTRIBUTES", grader._ATTRIBUTES - {"read_array", "fx", "typing", "get_type_hints", "f2py",
                                                                       "crackfortran", "string", "Formatter", "get_field"})
     monkeypatch.setattr(grader, "_KEYWORDS", set())
+    monkeypatch.setattr(grader, "_FORMAT_METHODS", set())  # np.lib.format.read_array
     tasks = [dataclasses.replace(t, allowed=t.allowed + ("sampling.ddim_sample",)) if t.cell == "a2-10" else t
              for t in grader.ASSIGNMENTS[A2]]
     monkeypatch.setitem(grader.ASSIGNMENTS, A2, tasks)
@@ -337,6 +344,13 @@ def test_an_honest_docstring_or_import_is_not_refused_and_dependants_say_why(tmp
     assert "format field that reads an underscore attribute" in grader.screen('s = "{0.__class__}".format(1)\n',
                                                                               PACKAGE)
     assert grader.screen('s = "{0:.3f} {x.real} {{._}} {}".format(1.0, 2, x=3)\nt = f"{s!r:>10}"\n', PACKAGE) is None
+    # a format string built at run time may name any attribute: .format and .format_map only on a string constant
+    for built in ('u = "_" * 2\ns = ("{0." + u + "globals" + u + "}").format(abs)\n',
+                  's = "{0.%sglobals%s}" % ("_" * 2, "_" * 2)\nt = s.format(abs)\n',
+                  's = "".join(["{0.", "_" * 2, "class", "_" * 2, "}"]).format_map({"0": 1})\n',
+                  'f = "{0:.3f}"\ns = f.format(1.0)\n', 's = str.format("{0.real}", 1)\n'):
+        assert "accepted only on a string constant" in grader.screen(built, PACKAGE), built
+    assert grader.screen('s = "{x:.3f}".format_map({"x": 1.0})\nt = f"{s:>10} {2.0:.1f}"\n', PACKAGE) is None
     folder = tmp_path / "submissions"
     folder.mkdir()
     _submission(folder, "refused", {"a2-07": "import os\n" + CFG, "a2-10": SAMPLER})

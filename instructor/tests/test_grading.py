@@ -229,6 +229,12 @@ def _clamped_dropout(c, p, null, g):
     return torch.where(torch.rand(c.shape[0], generator=g) < min(max(p, 0.1), 0.3), torch.full_like(c, null), c)
 
 
+
+def _biased_dropout(c, p, null, g):
+    drop = (torch.rand(c.shape[0], generator=g) < 2 * p) & (c % 2 == 0)
+    return torch.where(drop, torch.full_like(c, null), c)
+
+
 WRONG = [
     (grading.check_classifier_guided_eps, lambda e, g, ab, s: e + s * torch.sqrt(1 - ab) * g, "check the sign"),
     (grading.check_classifier_guided_eps, lambda e, g, ab, s: e - s * (1 - ab) * g, "sqrt(1 - alpha_bar), not"),
@@ -261,6 +267,8 @@ WRONG = [
     # right in the range [0.1, 0.3] only: the rate clamped to it, so the experiment's 0.02 and 0.5 train at 0.1, 0.3
     (grading.check_drop_condition, lambda c, p, null, g: _clamped_dropout(c, p, null, g),
      "the share differs at p_uncond = 0.02"),
+    # by label: only even labels, at twice the rate, so the overall share is right but the null branch is class 0's
+    (grading.check_drop_condition, lambda c, p, null, g: _biased_dropout(c, p, null, g), "independently of the label"),
     (grading.check_cfg_sampler, lambda m, x, c, gamma, s, n: cfg_sampler(m, x, c, 1.0, s, n), "unguided"),
     (grading.check_cfg_sampler, lambda m, x, c, gamma, s, n: cfg_sampler(m, x, c, gamma + 1, s, n), "off by one"),
     (grading.check_cfg_sampler, functools.partial(cfg_sampler, stop_short=True), "jump to alpha_bar = 1"),
@@ -674,10 +682,10 @@ def test_a_dropout_right_only_in_mid_range_earns_nothing_and_fails_the_training_
     def make_net():
         return nets.MLPEpsModel(1, hidden=8, depth=1, cond="label", num_classes=2, null="learned")
 
-    def tie(fn, p):
+    def tie(fn, p):  # as after a named slip in the dropout (exact=False): the share, not the rows, is checked
         return grading._tie_dropout_training(fn, {}, seed=0, picks={p: [0]}, mixture=mixture,
                                              schedule=linear_schedule(1000), rates=(p,), n_nets=1,
-                                             make_net=make_net, steps=40)
+                                             make_net=make_net, steps=40, exact=False)
     for p in (0.02, 0.5):
         result = tie(_clamped_dropout, p)
         assert result.status == "fail" and f"at p_uncond = {p:g}, dropped the condition in a share" in \
@@ -685,3 +693,44 @@ def test_a_dropout_right_only_in_mid_range_earns_nothing_and_fails_the_training_
         right = tie(lambda c, q, null, g: torch.where(torch.rand(c.shape[0], generator=g) < q,
                                                       torch.full_like(c, null), c), p)
         assert right.status == "fail" and "is not what train_net" in right.message, right.message  # no weights stored
+
+
+def _dropout(draw):
+    return lambda c, p, null, g: torch.where(draw(c.shape[0], p, g), torch.full_like(c, null), c)
+
+
+def test_the_dropout_must_be_the_notebooks_draw_and_independent_of_the_label():
+    """The notebook's draw, torch.rand(N, generator=g) < p, passes (torch.bernoulli draws the same numbers); one right
+    in distribution that drops other rows (u > 1 - p) or draws more from the generator (a padded draw, which would
+    choose among seed sets) is a named slip, half; one that depends on the label earns nothing, and the training tie
+    refuses it by its share in each class."""
+    from tutorial_pkg import analytic, grader
+    task = next(t for t in grader.ASSIGNMENTS["a2_classifier_free_guidance"] if t.name == "condition dropout")
+    model = _dropout(lambda n, p, g: torch.rand(n, generator=g) < p)
+    bern = _dropout(lambda n, p, g: torch.bernoulli(torch.full((n,), float(p)), generator=g).bool())
+    above = _dropout(lambda n, p, g: torch.rand(n, generator=g) > 1 - p)
+    padded = _dropout(lambda n, p, g: torch.rand(n + 3, generator=g)[:n] < p)
+    for seed in range(3):
+        for fn in (model, bern):
+            assert grading.check_drop_condition(fn, seed=seed).passed
+        for fn, words in ((above, "drops other rows"), (padded, "leaves the generator elsewhere")):
+            result = grading.check_drop_condition(fn, seed=seed)
+            assert words in result.message and "torch.rand(N, generator=generator)" in result.message, result.message
+            assert grader._points(task, result) == (1.0, "half: a named mistake")
+        result = grading.check_drop_condition(_biased_dropout, seed=seed)
+        assert "independently of the label" in result.message and grader._points(task, result)[0] == 0
+    mixture = analytic.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[[0.36]], [[0.36]]])
+
+    def tie(fn, p, exact):
+        return grading._tie_dropout_training(fn, {}, seed=0, picks={p: [0]}, mixture=mixture,
+                                             schedule=linear_schedule(1000), rates=(p,), n_nets=1, exact=exact,
+                                             make_net=lambda: nets.MLPEpsModel(1, hidden=8, depth=1, cond="label",
+                                                                               num_classes=2, null="learned"),
+                                             steps=40)
+    for p in (0.02, 0.5):
+        result = tie(_biased_dropout, p, exact=False)
+        assert result.status == "fail" and "rows of class 0" in result.message and \
+            "independently of the label" in result.message, result.message
+        assert "other rows than the notebook's draw" in tie(above, p, exact=True).message
+        for fn in (above, padded):  # a named slip: the tie follows the student's own draw (no weights stored here)
+            assert "is not what train_net" in tie(fn, p, exact=False).message
