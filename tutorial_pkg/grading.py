@@ -1763,35 +1763,70 @@ def _gap_cases(g: torch.Generator) -> list:
     the verdicts of the normal quantile, of the summed degrees of freedom, of Welch's and of the conservative rule
     differ where they can (and both accepted rules resolve a large gap and not a small one). In most the batch has
     the fewer degrees of freedom, as in the notebook; in "swapped" the reference has, so that a rule that always
-    takes the batch's degrees of freedom resolves a gap that the smaller of the two does not; in "larger" the
+    takes the batch's degrees of freedom resolves a gap that neither accepted rule does; in "larger" the
     larger of the two resolves one that neither accepted rule does; in "maxsum" both are small, so that the larger
-    of the two and their sum give different verdicts."""
+    of the two and their sum give different verdicts.
+
+    The rest catch a rule a few degrees of freedom off an accepted one, on every seed. In "above" and "below" the
+    batch (few degrees of freedom) holds nearly all the error, so that Welch's dof lies within one of the smaller
+    dof and both accepted rules give one verdict, while a rule one dof (or more) above either resolves the gap
+    ("above") and one a dof (or more) below either, or half the smaller, does not ("below"). In "midlow" and
+    "midhigh" both are small and the errors comparable, so that Welch's dof lies well above the smaller one: |gap| /
+    se lies between Welch's quantile and that of the dof halfway between the rules, then between the halfway one
+    and the conservative quantile, so that a rule in between follows neither. In "slip" both dofs are large and so
+    are the errors: Welch's formula with se^2 / dof in its denominator, not se^4 / dof, gives a few degrees of
+    freedom, and the gap lies above its quantile, so that this slip resolves it (and no small-dof case); in
+    "noslip" both dofs are large but the errors small, so that the slip's dof falls under 2 and it resolves no gap
+    that every other rule resolves."""
     from . import stats
+
+    def t(dof):
+        return 1.959963984540054 if dof == math.inf else stats.t_quantile(dof)
     cases = []
-    for band in ("normal", "sum", "between", "large", "small", "normal", "large", "small", "swapped", "larger",
-                 "maxsum"):
+    for band in ("normal", "sum", "large", "small", "normal", "large", "small", "swapped", "larger", "maxsum",
+                 "above", "below", "midlow", "midhigh", "slip", "noslip"):
         while True:
             small, large = float(torch.randint(3, 13, (), generator=g)), _scale(g, 30.0, 600.0)
-            if band == "maxsum":  # both small, in either order
+            spread = (0.4, 1.6)
+            if band in ("maxsum", "midlow", "midhigh"):  # both small (in "maxsum" in either order)
                 large = float(torch.randint(3, 13, (), generator=g))
+                if band != "maxsum":
+                    small, large = min(small, large), max(small, large)
+            if band in ("above", "below"):  # the batch, with few dof, holds nearly all the error
+                small, spread = float(torch.randint(3, 9, (), generator=g)), (0.05, 0.2)
+            if band in ("slip", "noslip"):
+                small, large, spread = _scale(g, 200.0, 600.0), _scale(g, 200.0, 600.0), (0.7, 1.4)
             dof_gen, dof_ref = (large, small) if band == "swapped" else (small, large)
-            se_gen = _scale(g, 0.02, 0.08)
-            se_ref = se_gen * _scale(g, 0.4, 1.6)
+            se_gen = {"slip": (0.06, 0.12), "noslip": (0.02, 0.04)}.get(band, (0.02, 0.08))
+            se_gen = _scale(g, *se_gen)
+            se_ref = se_gen * _scale(g, *spread)
             rules = _gap_rules(se_gen, dof_gen, se_ref, dof_ref)
             rules["larger"] = max(dof_gen, dof_ref)
-            q = {rule: (1.959963984540054 if dof == math.inf else stats.t_quantile(dof)) for rule, dof in rules.items()}
+            q = {rule: t(dof) for rule, dof in rules.items()}
+            least, welch = rules["conservative"], rules["Welch"]
+            slip = (se_gen ** 2 + se_ref ** 2) ** 2 / (se_gen ** 2 / dof_gen + se_ref ** 2 / dof_ref)
+            q_slip = t(slip) if slip > 2.0 else math.inf
             low, high = {"normal": (q["normal"], q["sum"]), "sum": (q["sum"], q["Welch"]),
-                         "between": (q["Welch"], q["conservative"]), "large": (1.1 * q["conservative"], 1.5 * q["conservative"]),
+                         "large": (1.1 * q["conservative"], 1.5 * q["conservative"]),
                          "small": (0.3 * q["normal"], 0.9 * q["normal"]),
-                         "swapped": (stats.t_quantile(dof_gen), q["conservative"]),
+                         "swapped": (t(dof_gen), min(q["Welch"], q["conservative"])),
                          "larger": (q["larger"], min(q["Welch"], q["conservative"])),
-                         "maxsum": (q["sum"], q["larger"])}[band]
+                         "maxsum": (q["sum"], q["larger"]),
+                         "above": (t(least + 1), q["Welch"]),  # both accepted: not resolved
+                         "below": (q["conservative"], t(welch - 1)),  # both accepted: resolved
+                         "midlow": (q["Welch"], t((least + welch) / 2)),
+                         "midhigh": (t((least + welch) / 2), q["conservative"]),
+                         "slip": (1.02 * q_slip, 1.3 * q_slip),
+                         "noslip": (1.1 * q["conservative"], min(1.5 * q["conservative"], q_slip))}[band]
             if high - low > 0.05:  # far enough from both quantiles that rounding decides nothing
-                break
-        ratio = low + (high - low) * _scale(g, 0.3, 0.7)
-        se = math.hypot(se_gen, se_ref)
-        p_ref = _scale(g, 0.2, 0.6)
-        sign = 1.0 if float(torch.rand((), generator=g)) < 0.5 else -1.0
+                ratio = low + (high - low) * _scale(g, 0.3, 0.7)
+                se = math.hypot(se_gen, se_ref)
+                p_ref = _scale(g, 0.2, 0.6)
+                sign = 1.0 if float(torch.rand((), generator=g)) < 0.5 else -1.0
+                if band == "slip":  # a share on either side: the sign that keeps it between 0 and 1
+                    sign = 1.0 if p_ref + ratio * se < 1.0 else -1.0
+                if 0.0 < p_ref + sign * ratio * se < 1.0 or band != "slip":
+                    break
         cases.append((p_ref + sign * ratio * se, se_gen, dof_gen, p_ref, se_ref, dof_ref))
     return cases
 
@@ -1802,8 +1837,9 @@ def check_gap_verdict(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
     and whether its 95 % t-interval excludes zero, with the degrees of freedom of either accepted rule: the smaller
     of the two (conservative) or Welch-Satterthwaite's from the two estimates' own. Called on hidden cases where
     those rules, the normal quantile, the summed degrees of freedom, the larger of the two and the batch's own
-    give different verdicts (the reference has the fewer in some); the function must follow one accepted rule on
-    all of them. ``stats``' comparisons refuse to run inside ``fn``."""
+    give different verdicts (the reference has the fewer in some), and where a rule one degree of freedom above or
+    below either accepted rule, or halfway between them, gives another; the function's verdicts must agree with one
+    accepted rule on all of them. ``stats``' comparisons refuse to run inside ``fn``."""
     from . import stats
     name = "gap verdict"
     g = _generator(seed)
@@ -1829,7 +1865,8 @@ def check_gap_verdict(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
         rows = []
         for p_gen, se_gen, dof_gen, p_ref, se_ref, dof_ref in cases:
             dof = {**_gap_rules(se_gen, dof_gen, se_ref, dof_ref), "batch": dof_gen,
-                   "larger": max(dof_gen, dof_ref)}[rule]
+                   "larger": max(dof_gen, dof_ref),  # and Welch's with se^2 / dof in the denominator:
+                   "Welch slip": (se_gen ** 2 + se_ref ** 2) ** 2 / (se_gen ** 2 / dof_gen + se_ref ** 2 / dof_ref)}[rule]
             q = 1.959963984540054 if dof == math.inf else stats.t_quantile(dof)
             gap, se = flip * (p_gen - p_ref), se_of(se_gen, se_ref)
             rows.append((gap, se, abs(gap) > q * se))
@@ -1841,9 +1878,10 @@ def check_gap_verdict(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
     for rule, words in (("conservative", "the conservative rule (the smaller of the two degrees of freedom)"),
                         ("Welch", "Welch-Satterthwaite's degrees of freedom")):
         if same(under(rule)):
-            return _report(name, "pass", f"matches {words} on {len(cases)} hidden cases, among them cases where the "
-                                         "normal quantile, the summed degrees of freedom, Welch's and the conservative "
-                                         "rule give different verdicts")
+            return _report(name, "pass", f"its verdicts agree with {words} on {len(cases)} hidden cases, among them "
+                                         "cases where the normal quantile, the summed degrees of freedom, Welch's and "
+                                         "the conservative rule give different verdicts, and cases where a rule one "
+                                         "degree of freedom off either accepted rule gives another")
     suspects = [
         (under("normal"), "the verdict uses the normal quantile 1.96: with the estimates' own degrees of freedom "
                           "the t-quantile is larger, and the interval claims more than the data give"),
@@ -1855,6 +1893,9 @@ def check_gap_verdict(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
                          "smaller of the two, or Welch-Satterthwaite's"),
         (under("larger"), "the verdict takes the larger of the two degrees of freedom: that claims more than the data "
                           "give; take the smaller of the two, or Welch-Satterthwaite's"),
+        (under("Welch slip"), "Welch's denominator has se^4 / dof: (se_gen^2 + se_ref^2)^2 / (se_gen^4 / dof_gen + "
+                              "se_ref^4 / dof_ref); with se^2 / dof the degrees of freedom come out far too few where "
+                              "the standard errors are small"),
     ]
     for rule in ("conservative", "Welch"):
         suspects += [

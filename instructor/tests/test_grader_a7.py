@@ -398,6 +398,26 @@ def test_the_gap_verdict_check_accepts_both_rules_and_names_each_slip(seed):
     assert any(c[2] > c[5] for c in cases) and any(c[2] < c[5] for c in cases)  # either estimate the smaller
 
 
+WELCH_SLIP = WELCH.replace("se_gen ** 4 / dof_gen + se_ref ** 4 / dof_ref", "se_gen ** 2 / dof_gen + se_ref ** 2 / dof_ref")
+NEAR_MISSES = {  # dof rules a little off an accepted one: each claims more, or less, than the data give
+    "min + 1": "min(dof_gen, dof_ref) + 1", "min + 2": "min(dof_gen, dof_ref) + 2",
+    "min - 1": "min(dof_gen, dof_ref) - 1", "min / 2": "max(min(dof_gen, dof_ref) / 2, 1)",
+    "welch - 1": "welch - 1", "welch + 1": "welch + 1", "halfway": "(min(dof_gen, dof_ref) + welch) / 2"}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_gap_verdict_check_fails_every_near_miss_rule_on_every_seed(seed):
+    for label, rule in NEAR_MISSES.items():
+        source = WELCH.replace("return p_gen - p_ref", "welch = max(dof, 1.0)\n    return p_gen - p_ref").replace(
+            "stats.t_quantile(max(dof, 1.0))", f"stats.t_quantile({rule})")
+        result = grading.check_gap_verdict(_namespace(source)["gap_verdict"], seed=seed)
+        assert result.status == "fail" and result.message.startswith("the values differ"), (label, result)
+    result = grading.check_gap_verdict(_namespace(WELCH_SLIP)["gap_verdict"], seed=seed)
+    assert result.status == "fail" and "Welch's denominator has se^4 / dof" in result.message, result
+    assert grading.check_gap_verdict(_namespace(WELCH)["gap_verdict"], seed=seed).message.startswith(
+        "its verdicts agree with Welch-Satterthwaite's")
+
+
 def test_the_gaps_check_recomputes_them_from_the_report_and_the_reference():
     from tutorial_pkg import stats
     from tutorial_pkg.systems.alanine_dipeptide import BASINS
