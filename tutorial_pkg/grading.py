@@ -1750,12 +1750,14 @@ def _core_shares(samples: Tensor, system, n: int) -> dict:
 
 def _gap_rules(se_gen: float, dof_gen: float, se_ref: float, dof_ref: float) -> dict:
     """The degrees of freedom of the difference of two independent estimates, under each rule that the gap check
-    knows: the conservative rule (the smaller of the two), Welch-Satterthwaite's, their sum (a pooled t-test's,
-    which assumes equal variances) and the normal quantile's (infinite)."""
+    knows: the conservative rule (the smaller of the two), Welch-Satterthwaite's (as it comes, and rounded down, as
+    many textbooks prescribe: that claims no more than the data give), their sum (a pooled t-test's, which assumes
+    equal variances) and the normal quantile's (infinite)."""
     parts = se_gen ** 4 / dof_gen + se_ref ** 4 / dof_ref
     welch = (se_gen ** 2 + se_ref ** 2) ** 2 / parts if parts > 0 else min(dof_gen, dof_ref)
-    return {"conservative": min(dof_gen, dof_ref), "Welch": max(welch, 1.0), "sum": dof_gen + dof_ref,
-            "normal": math.inf}
+    welch = max(welch, 1.0)
+    return {"conservative": min(dof_gen, dof_ref), "Welch": welch, "Welch rounded down": float(math.floor(welch)),
+            "sum": dof_gen + dof_ref, "normal": math.inf}
 
 
 def _gap_cases(g: torch.Generator) -> list:
@@ -1814,7 +1816,8 @@ def _gap_cases(g: torch.Generator) -> list:
                          "maxsum": (q["sum"], q["larger"]),
                          "above": (t(least + 1), q["Welch"]),  # both accepted: not resolved
                          "below": (q["conservative"], t(welch - 1)),  # both accepted: resolved
-                         "midlow": (q["Welch"], t((least + welch) / 2)),
+                         # above the quantile of Welch's dof rounded down too, which is then accepted as well
+                         "midlow": (max(q["Welch"], q["Welch rounded down"]), t((least + welch) / 2)),
                          "midhigh": (t((least + welch) / 2), q["conservative"]),
                          "slip": (1.02 * q_slip, 1.3 * q_slip),
                          "noslip": (1.1 * q["conservative"], min(1.5 * q["conservative"], q_slip))}[band]
@@ -1835,7 +1838,8 @@ def check_gap_verdict(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
     """Assignment 7: ``fn(p_gen, se_gen, dof_gen, p_ref, se_ref, dof_ref)`` -> ``(gap, se, resolved)``: the
     difference of two independent estimates (batch minus reference), its standard error sqrt(se_gen^2 + se_ref^2)
     and whether its 95 % t-interval excludes zero, with the degrees of freedom of either accepted rule: the smaller
-    of the two (conservative) or Welch-Satterthwaite's from the two estimates' own. Called on hidden cases where
+    of the two (conservative) or Welch-Satterthwaite's from the two estimates' own (as it comes or rounded down).
+    Called on hidden cases where
     those rules, the normal quantile, the summed degrees of freedom, the larger of the two and the batch's own
     give different verdicts (the reference has the fewer in some), and where a rule one degree of freedom above or
     below either accepted rule, or halfway between them, gives another; the function's verdicts must agree with one
@@ -1876,7 +1880,8 @@ def check_gap_verdict(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
         return all(abs(a[0] - b[0]) <= 1e-9 and abs(a[1] - b[1]) <= 1e-9 * (1 + b[1]) and a[2] == b[2]
                    for a, b in zip(outs, rows))
     for rule, words in (("conservative", "the conservative rule (the smaller of the two degrees of freedom)"),
-                        ("Welch", "Welch-Satterthwaite's degrees of freedom")):
+                        ("Welch", "Welch-Satterthwaite's degrees of freedom"),
+                        ("Welch rounded down", "Welch-Satterthwaite's degrees of freedom rounded down")):
         if same(under(rule)):
             return _report(name, "pass", f"its verdicts agree with {words} on {len(cases)} hidden cases, among them "
                                          "cases where the normal quantile, the summed degrees of freedom, Welch's and "
@@ -1910,7 +1915,8 @@ def check_gap_verdict(fn: Callable, *, seed: Optional[int] = None) -> CheckResul
         right = all(abs(a[0] - b[0]) <= 1e-9 and abs(a[1] - b[1]) <= 1e-9 * (1 + b[1])
                     for a, b in zip(outs, under("conservative")))
         hint = ("the values differ from the reference in the verdicts: the difference and its standard error are "
-                "right, but the verdicts follow neither the conservative rule nor Welch-Satterthwaite's on every case"
+                "right, but the verdicts follow neither the conservative rule nor Welch-Satterthwaite's (as it comes or "
+                "rounded down) on every case"
                 if right else "the values differ from the reference; the difference, its standard error and the "
                               "t-interval's verdict")
     return _report(name, "fail", hint)
@@ -1936,10 +1942,12 @@ def check_core_gaps(gaps: dict, *, report: dict, reference: dict, n: int) -> Che
 
     def verdicts(gap, se_gap, se_gen, se_ref, dof_ref):
         # the 95 % verdicts that are accepted: the smaller of the two degrees of freedom, and Welch-Satterthwaite's
+        # (as it comes or rounded down)
         dofs = [min(dof_ref, n - 1)]
         parts = se_gen ** 4 / (n - 1) + se_ref ** 4 / dof_ref
         if parts > 0:
-            dofs.append(max((se_gen ** 2 + se_ref ** 2) ** 2 / parts, 1.0))
+            welch = max((se_gen ** 2 + se_ref ** 2) ** 2 / parts, 1.0)
+            dofs += [welch, float(math.floor(welch))]
         return {abs(gap) > stats.t_quantile(d) * se_gap for d in dofs}
 
     truth, flipped, alone, linear = {}, {}, {}, {}

@@ -402,7 +402,8 @@ WELCH_SLIP = WELCH.replace("se_gen ** 4 / dof_gen + se_ref ** 4 / dof_ref", "se_
 NEAR_MISSES = {  # dof rules a little off an accepted one: each claims more, or less, than the data give
     "min + 1": "min(dof_gen, dof_ref) + 1", "min + 2": "min(dof_gen, dof_ref) + 2",
     "min - 1": "min(dof_gen, dof_ref) - 1", "min / 2": "max(min(dof_gen, dof_ref) / 2, 1)",
-    "welch - 1": "welch - 1", "welch + 1": "welch + 1", "halfway": "(min(dof_gen, dof_ref) + welch) / 2"}
+    "welch - 1": "welch - 1", "welch + 1": "welch + 1", "halfway": "(min(dof_gen, dof_ref) + welch) / 2",
+    "welch rounded up": "int(welch) + 1"}
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -416,6 +417,9 @@ def test_the_gap_verdict_check_fails_every_near_miss_rule_on_every_seed(seed):
     assert result.status == "fail" and "Welch's denominator has se^4 / dof" in result.message, result
     assert grading.check_gap_verdict(_namespace(WELCH)["gap_verdict"], seed=seed).message.startswith(
         "its verdicts agree with Welch-Satterthwaite's")
+    floored = WELCH.replace("return p_gen - p_ref", "welch = max(dof, 1.0)\n    return p_gen - p_ref").replace(
+        "stats.t_quantile(max(dof, 1.0))", "stats.t_quantile(int(welch))")  # Welch's rounded down, as textbooks do
+    assert grading.check_gap_verdict(_namespace(floored)["gap_verdict"], seed=seed).status == "pass"
 
 
 def test_the_gaps_check_recomputes_them_from_the_report_and_the_reference():
