@@ -977,37 +977,50 @@ def check_paired_difference(fn: Callable, *, seed: Optional[int] = None) -> Chec
     """Assignment 3: ``fn(a, b)``, two lists of one value per block (block ``k`` of both from the same noise) ->
     ``{"mean", "se", "low", "high"}``: the mean of the per-block differences ``a[k] - b[k]``, its standard error
     ``s_d / sqrt(n)`` (``s_d`` the standard deviation of the differences, with ``n - 1``) and the 95 % t-interval
-    ``mean -+ stats.t_quantile(n - 1) * se``. ``stats.paired`` (and the package's other comparisons) refuse to run
-    inside ``fn``."""
+    ``mean -+ stats.t_quantile(n - 1) * se``. The function is called at 5 blocks (the notebook's) and at 3 and 8, on
+    fresh values each time, so that a t-quantile taken from the notebook's ``blocks`` instead of the lists passed in
+    fails at every seed, with a hint that names it. ``stats.paired`` (and the package's other comparisons) refuse to
+    run inside ``fn``."""
     from . import stats
     name = "paired difference"
     g = _generator(seed)
-    n = int(torch.randint(3, 11, (), generator=g))
-    shared = 1 + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)   # what the common noise does to both
-    a = (shared + _scale(g, -0.3, 0.3) + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)).tolist()
-    b = (shared + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)).tolist()
     instead = "take the differences a[k] - b[k] and compute their mean, standard error and t-interval yourself"
     refused = {fn_: _refusal(f"tutorial_pkg.stats.{fn_.__name__}", instead)
                for fn_ in (stats.paired, stats.unpaired, stats.replicates, stats.against)}
-    out, failed = _call(name, fn, list(a), list(b), refused=refused)
-    if failed:
-        return failed
     keys = ("mean", "se", "low", "high")
-    got = _numbers(out, keys)
-    if got is None:
-        return _report(name, "fail", 'return a dict {"mean": ..., "se": ..., "low": ..., "high": ...} of four numbers')
-    va, vb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
-    d = va - vb
-    t = stats.t_quantile(n - 1)
 
     def summary(mean, se, q):
         return {"mean": mean, "se": se, "low": mean - q * se, "high": mean + q * se}
 
-    mean, root_n = d.mean().item(), math.sqrt(n)
-    expected = summary(mean, d.std().item() / root_n, t)
     close = lambda x, y: all(abs(x[k] - y[k]) <= 1e-6 * (1 + abs(y[k])) for k in keys)
-    if close(got, expected):
-        return _report(name, "pass", "matches the reference on fresh random blocks")
+    calls = []  # (n, a, b, what fn returned, the reference)
+    for n in _PAIRED_BLOCKS:
+        shared = 1 + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)   # what the common noise does to both
+        a = (shared + _scale(g, -0.3, 0.3) + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)).tolist()
+        b = (shared + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)).tolist()
+        out, failed = _call(name, fn, list(a), list(b), refused=refused)
+        if failed:
+            return failed
+        got = _numbers(out, keys)
+        if got is None:
+            return _report(name, "fail", 'return a dict {"mean": ..., "se": ..., "low": ..., "high": ...} of four '
+                                         'numbers')
+        d = torch.tensor(a, dtype=torch.float64) - torch.tensor(b, dtype=torch.float64)
+        calls.append((n, a, b, got, summary(d.mean().item(), d.std().item() / math.sqrt(n),
+                                            stats.t_quantile(n - 1))))
+    if all(close(got, expected) for *_, got, expected in calls):
+        return _report(name, "pass", "matches the reference on fresh random blocks, at "
+                                     + ", ".join(str(n) for n in _PAIRED_BLOCKS) + " blocks")
+    # one t-quantile for every block count: taken from a constant (the notebook's blocks), not from the lists
+    for dof in range(1, 31):
+        if all(close(got, summary(expected["mean"], expected["se"], stats.t_quantile(dof)))
+               for *_, got, expected in calls):
+            return _report(name, "fail", "the t-quantile's degrees of freedom are those of the lists passed in, "
+                                         "len(a) - 1, not of the notebook's blocks: the check calls the function "
+                                         "at " + ", ".join(str(n) for n in _PAIRED_BLOCKS) + " blocks")
+    n, a, b, got, expected = next(c for c in calls if not close(c[3], c[4]))  # the first call that fails
+    va, vb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+    mean, root_n, t = expected["mean"], math.sqrt(n), stats.t_quantile(n - 1)
     se_a, se_b = va.std().item() / root_n, vb.std().item() / root_n
     suspects = [
         (summary(mean, se_a, t), "the standard error is that of the differences a[k] - b[k], not of a alone: pairing "
@@ -1019,14 +1032,18 @@ def check_paired_difference(fn: Callable, *, seed: Optional[int] = None) -> Chec
                                                    "noise the two share"),
         (summary(mean, expected["se"], 1.96), "with n blocks the interval takes the t-quantile "
                                               "stats.t_quantile(n - 1), not the normal 1.96"),
-        (summary(mean, d.std(correction=0).item() / root_n, t), "the standard deviation of the differences divides "
-                                                                 "by n - 1, not n (torch's std() does)"),
+        (summary(mean, (va - vb).std(correction=0).item() / root_n, t), "the standard deviation of the differences "
+                                                                         "divides by n - 1, not n (torch's std() does)"),
         (summary(mean, expected["se"], stats.t_quantile(n)), "the t-quantile has n - 1 degrees of freedom, not n"),
         (summary(-mean, expected["se"], t), "check the sign: the differences are a - b, not b - a"),
     ]
     hint = next((h for wrong, h in suspects if close(got, wrong)),
-                "the values differ from the reference; the mean, standard error and t-interval of a[k] - b[k]")
+                f"the values differ from the reference at {n} blocks; the mean, standard error and t-interval of "
+                f"a[k] - b[k]")
     return _report(name, "fail", hint)
+
+
+_PAIRED_BLOCKS = (5, 3, 8)  # the notebook's 5 blocks first, then fewer and more
 
 
 def check_std_and_se(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
