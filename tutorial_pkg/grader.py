@@ -549,10 +549,10 @@ def _a2_numbers(results: dict, exact_wrong: dict, rates, gammas, n_nets: int) ->
 
 
 def _a3_numbers(report: dict, samples: dict, data, reference, floors: list, target: float = -40.0) -> str:
-    """Cell a3-18's paired differences between scales and gamma = 1 against the noise floor (with the package's
-    stats, which print the verdicts), cell a3-07's distinct samples, largest pile and the piles that hold each
-    gamma = 5 block's middle samples, and cell a3-09's basin
-    shares, from the re-run blocks and samples."""
+    """Cell a3-18's paired differences between scales, cell a3-04's noise floor with its interval and gamma = 1
+    against it (with the package's stats, which print the verdicts), cell a3-07's distinct samples, largest pile and
+    the piles that hold each gamma = 5 block's middle samples, and cell a3-09's basin shares, from the re-run blocks
+    and samples."""
     import torch
     from . import metrics, stats
     scales = sorted(report)
@@ -563,6 +563,9 @@ def _a3_numbers(report: dict, samples: dict, data, reference, floors: list, targ
         blocks = {g: _floats(report[g][key]["blocks"]) for g in scales}
         for a, b in pairs:
             lines.append(f"{key:>12s}: {stats.paired(blocks[a], blocks[b], names=(name(a), name(b)))}")
+    floor = stats.replicates(floors)  # cell a3-04's noise floor, whose interval the sliced W1's are held against
+    lines.append(f"noise floor of the sliced W1 (cell a3-04, {len(floors)} exact draws): {floor}, 95 % interval "
+                 f"{floor.interval()}")
     lines.append(str(stats.unpaired(_floats(report[1.0]["sliced_w1"]["blocks"]), floors,
                                     names=("sliced W1 at gamma = 1", "floor"))))
     x_all = {g: torch.as_tensor(samples[g]).double() for g in scales}
