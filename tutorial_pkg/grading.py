@@ -301,7 +301,10 @@ def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
     share dropped must be ``p_uncond`` overall and within each label (independent of the label), at a rate drawn in
     [0.1, 0.3] and at the experiment's 0.02 and 0.5. Last, the rows must be those of the notebook's draw, and the
     generator left where that draw leaves it: a dropout that is right in distribution but draws otherwise is a
-    named slip (half), since it trains other networks than the notebook's.
+    named slip (half), since it trains other networks than the notebook's. One that consumes the generator as the
+    notebook's draw does (``u > 1 - p_uncond``) says so in its message (``_SAME_DRAW``): the grader then grades the
+    experiment in full on its networks; one that draws more or fewer numbers (a padded draw, whose length chooses
+    among sets of networks) leaves the experiment at most half.
     """
     name = "condition dropout"
     g = _generator(seed)
@@ -369,14 +372,17 @@ def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
     # the notebook's draw: the same rows, and the generator advanced by exactly N uniform numbers
     mine = torch.Generator().manual_seed(seed_a)
     expected = torch.where(torch.rand(n, generator=mine) < p, torch.full_like(cond, null), cond)
-    if not torch.equal(outs[0], expected) or not torch.equal(generators[0].get_state(), mine.get_state()):
-        how = "drops other rows than the notebook's draw" if not torch.equal(outs[0], expected) else \
-            "leaves the generator elsewhere than the notebook's draw does (it draws more or fewer numbers)"
-        return _report(name, "fail", f"your dropout is right in distribution but {how}: draw "
-                                     "one uniform number per row, u = torch.rand(N, generator=generator), drop row k "
-                                     "where u[k] < p_uncond, and draw nothing else from the generator. train_net's "
-                                     "generator also draws the training batches, so another draw trains other "
-                                     "networks than the notebook's")
+    rule = ("draw one uniform number per row, u = torch.rand(N, generator=generator), drop row k where u[k] < p_uncond, "
+            "and draw nothing else from the generator. train_net's generator also draws the training batches")
+    if not torch.equal(generators[0].get_state(), mine.get_state()):
+        return _report(name, "fail", "your dropout is right in distribution but leaves the generator elsewhere than "
+                                     f"the notebook's draw does (it draws more or fewer numbers): {rule}, so a draw "
+                                     "of another length trains other networks than the notebook's, and its length "
+                                     "chooses among sets of networks: the experiment on them earns at most half")
+    if not torch.equal(outs[0], expected):
+        return _report(name, "fail", f"{_SAME_DRAW} as the notebook's draw does, but drops other rows than the "
+                                     f"notebook's draw: {rule}, so this trains other networks than the notebook's, "
+                                     "as right as its: the experiment is graded in full on them")
     low, high = _EXPERIMENT_RATES
     return _report(name, "pass", f"drops rows at random, at the rate p_uncond within every label (tried at {p:g}, "
                                  f"{low:g} and {high:g}), with the notebook's draw from the generator, and keeps the "
@@ -400,6 +406,10 @@ def _label_bias(out: Tensor, cond: Tensor, p: float, null) -> Optional[str]:
 
 
 _EXPERIMENT_RATES = (0.02, 0.5)  # cell a2-14's p_uncond values
+# how check_drop_condition's message opens for a dropout right in distribution that consumes the generator exactly as
+# the notebook's draw does (u > 1 - p_uncond): a named slip in its own task, and no choice among networks, so the
+# experiment on the networks it trains is graded in full (grader._PAID_ONCE)
+_SAME_DRAW = "your dropout is right in distribution and consumes the generator"
 
 
 def check_cfg_sampler(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
