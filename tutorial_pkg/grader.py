@@ -549,10 +549,10 @@ def _a2_numbers(results: dict, exact_wrong: dict, rates, gammas, n_nets: int) ->
 
 
 def _a3_numbers(report: dict, samples: dict, data, reference, floors: list, target: float = -40.0) -> str:
-    """Cell a3-18's paired differences between scales and gamma = 1 against the noise floor (with the package's
-    stats, which print the verdicts), cell a3-07's distinct samples, largest pile and the piles that hold each
-    gamma = 5 block's middle samples, and cell a3-09's basin
-    shares, from the re-run blocks and samples."""
+    """Cell a3-18's paired differences between scales, cell a3-04's noise floor with its interval and gamma = 1
+    against it (with the package's stats, which print the verdicts), cell a3-07's distinct samples, largest pile and
+    the piles that hold each gamma = 5 block's middle samples, and cell a3-09's basin shares, from the re-run blocks
+    and samples."""
     import torch
     from . import metrics, stats
     scales = sorted(report)
@@ -563,6 +563,9 @@ def _a3_numbers(report: dict, samples: dict, data, reference, floors: list, targ
         blocks = {g: _floats(report[g][key]["blocks"]) for g in scales}
         for a, b in pairs:
             lines.append(f"{key:>12s}: {stats.paired(blocks[a], blocks[b], names=(name(a), name(b)))}")
+    floor = stats.replicates(floors)  # cell a3-04's noise floor, whose interval the sliced W1's are held against
+    lines.append(f"noise floor of the sliced W1 (cell a3-04, {len(floors)} exact draws): {floor}, 95 % interval "
+                 f"{floor.interval()}")
     lines.append(str(stats.unpaired(_floats(report[1.0]["sliced_w1"]["blocks"]), floors,
                                     names=("sliced W1 at gamma = 1", "floor"))))
     x_all = {g: torch.as_tensor(samples[g]).double() for g in scales}
@@ -670,6 +673,14 @@ def _a4_numbers(report: dict, none: list) -> str:
 # the value tasks whose check can regenerate the numbers with the student's own functions in the child (``own=True``):
 # when the only failures among the tasks they use are named mistakes, they earn half their points on those numbers
 _OWN_RERUN = {_guided_table, _dropout_experiment}
+# a used task's named mistake that leaves that value task's numbers as right as the model's, by how its check's message
+# opens: a dropout right in distribution that consumes the generator exactly as the notebook's draw does (u > 1 -
+# p_uncond) trains other networks with no choice among them, so the experiment on those networks, made again with the
+# student's own functions, earns its full points (the dropout's own task has paid the slip); a draw of another length,
+# whose length chooses among sets of networks, leaves it at half
+# (the prefix is grading._SAME_DRAW, written out here: this module imports the package's modules only where it uses them)
+_PAID_ONCE = {"condition dropout": "your dropout is right in distribution and consumes the generator"}
+_OWN_IN_FULL = "full: numbers of your own functions, after a slip that leaves them right"
 _A2_NETS = 16  # networks per rate in cell a2-14
 _A2_RETRAINED = 4  # networks per rate that the grader trains again: each takes about 2 s on one core, with the
 # student's drop_condition called in the child at every step
@@ -687,11 +698,11 @@ ASSIGNMENTS: dict[str, list[Task]] = {
         Task("Think! tilted target", "a1-19", 4, "written"),
     ],
     "a2_classifier_free_guidance": [
-        Task("condition dropout", "a2-04", 2, "function", _function("check_drop_condition")),
+        Task("condition dropout", "a2-04", 1, "function", _function("check_drop_condition")),
         Task("CFG combination", "a2-07", 2, "function", _function("check_cfg")),
         Task("CFG DDIM sampler", "a2-10", 5, "function", _function("check_cfg_sampler"),
              allowed=("sampling.ddim_timesteps",)),
-        Task("dropout experiment", "a2-15", 4, "values", _dropout_experiment,
+        Task("dropout experiment", "a2-15", 5, "values", _dropout_experiment,
              uses=("condition dropout", "CFG combination", "CFG DDIM sampler")),
         Task("Think! what the dropout rate buys", "a2-18", 5, "written"),
     ],
@@ -2263,6 +2274,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
     passed: dict[str, bool] = {}  # answer cell id -> whether all its tasks so far passed
     task_passed: dict[str, bool] = {}  # task name -> whether it passed
     task_how: dict[str, str] = {}  # task name -> how its points were given ("pass", "half: a named mistake", ...)
+    task_report: dict[str, str] = {}  # task name -> its check's own message
     numbers: dict[str, str] = {}  # value task name -> the numbers computed from its re-run values (when it passed)
     task_said: dict[str, str] = {}  # task name -> how it scored and the first line of its report
     prefix = assignment.split("_")[0].upper()
@@ -2383,7 +2395,13 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         if own:
             named = " and ".join(f"`{_FUNCTION[t]}` (task '{t}')" for t in unmet) + \
                 (" have named mistakes" if len(unmet) > 1 else " has a named mistake")
-            if result.status == "pass":
+            if result.status == "pass" and all(task_report.get(t, "").startswith(_PAID_ONCE.get(t, "\0"))
+                                               for t in unmet):
+                points, how = task.points, _OWN_IN_FULL
+                message = (f"these numbers are what your own functions give (the grader made them again with them); "
+                           f"{named} that leaves them as right as the notebook's (its own task paid for it), so they "
+                           f"earn the full points ({message})")
+            elif result.status == "pass":
                 points, how = task.points / 2, "half: numbers of your own functions, one with a named mistake"
                 message = (f"these numbers are what your own functions give (the grader made them again with them), "
                            f"but {named}, so they are not the right numbers: half the points "
@@ -2417,6 +2435,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
         passed[task.cell] = passed.get(task.cell, True) and result.status == "pass" and not own
         task_passed[task.name] = result.status == "pass" and not own
         task_how[task.name] = how
+        task_report[task.name] = result.message
         task_said[task.name] = f"{how}: {message.splitlines()[0] if message else ''}"
         if computed is not None and task.kind == "function":  # the student's own function's table, as it is
             if bound:  # an earlier function of the student's, whose task failed, was replaced by the reference
@@ -2426,6 +2445,10 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             numbers[task.name] = computed if how == "pass" else (
                 f"(the task '{task.name}' did not pass ({how}): this is the table that the student's own "
                 f"`{_FUNCTION[task.name]}` gives, with its slip, not the right one)\n\n" + computed)
+        elif computed is not None and how == _OWN_IN_FULL:
+            numbers[task.name] = (f"(the value task '{task.name}' passed in full on the student's own functions, after "
+                                  "a named slip in one of them that changes no number's correctness: these are the "
+                                  "grader's numbers from the student's own networks, not the notebook's)\n\n" + computed)
         elif computed is not None:  # the seed's samples confirmed, even where the intervals or functions are wrong
             numbers[task.name] = computed if how == "pass" else (
                 f"(the value task '{task.name}' did not pass in full ({how}), but its samples repeat from the "

@@ -301,7 +301,10 @@ def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
     share dropped must be ``p_uncond`` overall and within each label (independent of the label), at a rate drawn in
     [0.1, 0.3] and at the experiment's 0.02 and 0.5. Last, the rows must be those of the notebook's draw, and the
     generator left where that draw leaves it: a dropout that is right in distribution but draws otherwise is a
-    named slip (half), since it trains other networks than the notebook's.
+    named slip (half), since it trains other networks than the notebook's. One that consumes the generator as the
+    notebook's draw does (``u > 1 - p_uncond``) says so in its message (``_SAME_DRAW``): the grader then grades the
+    experiment in full on its networks; one that draws more or fewer numbers (a padded draw, whose length chooses
+    among sets of networks) leaves the experiment at most half.
     """
     name = "condition dropout"
     g = _generator(seed)
@@ -369,14 +372,17 @@ def check_drop_condition(fn: Callable, *, seed: Optional[int] = None) -> CheckRe
     # the notebook's draw: the same rows, and the generator advanced by exactly N uniform numbers
     mine = torch.Generator().manual_seed(seed_a)
     expected = torch.where(torch.rand(n, generator=mine) < p, torch.full_like(cond, null), cond)
-    if not torch.equal(outs[0], expected) or not torch.equal(generators[0].get_state(), mine.get_state()):
-        how = "drops other rows than the notebook's draw" if not torch.equal(outs[0], expected) else \
-            "leaves the generator elsewhere than the notebook's draw does (it draws more or fewer numbers)"
-        return _report(name, "fail", f"your dropout is right in distribution but {how}: draw "
-                                     "one uniform number per row, u = torch.rand(N, generator=generator), drop row k "
-                                     "where u[k] < p_uncond, and draw nothing else from the generator. train_net's "
-                                     "generator also draws the training batches, so another draw trains other "
-                                     "networks than the notebook's")
+    rule = ("draw one uniform number per row, u = torch.rand(N, generator=generator), drop row k where u[k] < p_uncond, "
+            "and draw nothing else from the generator. train_net's generator also draws the training batches")
+    if not torch.equal(generators[0].get_state(), mine.get_state()):
+        return _report(name, "fail", "your dropout is right in distribution but leaves the generator elsewhere than "
+                                     f"the notebook's draw does (it draws more or fewer numbers): {rule}, so a draw "
+                                     "of another length trains other networks than the notebook's, and its length "
+                                     "chooses among sets of networks: the experiment on them earns at most half")
+    if not torch.equal(outs[0], expected):
+        return _report(name, "fail", f"{_SAME_DRAW} as the notebook's draw does, but drops other rows than the "
+                                     f"notebook's draw: {rule}, so this trains other networks than the notebook's, "
+                                     "as right as its: the experiment is graded in full on them")
     low, high = _EXPERIMENT_RATES
     return _report(name, "pass", f"drops rows at random, at the rate p_uncond within every label (tried at {p:g}, "
                                  f"{low:g} and {high:g}), with the notebook's draw from the generator, and keeps the "
@@ -400,6 +406,10 @@ def _label_bias(out: Tensor, cond: Tensor, p: float, null) -> Optional[str]:
 
 
 _EXPERIMENT_RATES = (0.02, 0.5)  # cell a2-14's p_uncond values
+# how check_drop_condition's message opens for a dropout right in distribution that consumes the generator exactly as
+# the notebook's draw does (u > 1 - p_uncond): a named slip in its own task, and no choice among networks, so the
+# experiment on the networks it trains is graded in full (grader._PAID_ONCE)
+_SAME_DRAW = "your dropout is right in distribution and consumes the generator"
 
 
 def check_cfg_sampler(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:
@@ -977,37 +987,50 @@ def check_paired_difference(fn: Callable, *, seed: Optional[int] = None) -> Chec
     """Assignment 3: ``fn(a, b)``, two lists of one value per block (block ``k`` of both from the same noise) ->
     ``{"mean", "se", "low", "high"}``: the mean of the per-block differences ``a[k] - b[k]``, its standard error
     ``s_d / sqrt(n)`` (``s_d`` the standard deviation of the differences, with ``n - 1``) and the 95 % t-interval
-    ``mean -+ stats.t_quantile(n - 1) * se``. ``stats.paired`` (and the package's other comparisons) refuse to run
-    inside ``fn``."""
+    ``mean -+ stats.t_quantile(n - 1) * se``. The function is called at 5 blocks (the notebook's) and at 3 and 8, on
+    fresh values each time, so that a t-quantile taken from the notebook's ``blocks`` instead of the lists passed in
+    fails at every seed, with a hint that names it. ``stats.paired`` (and the package's other comparisons) refuse to
+    run inside ``fn``."""
     from . import stats
     name = "paired difference"
     g = _generator(seed)
-    n = int(torch.randint(3, 11, (), generator=g))
-    shared = 1 + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)   # what the common noise does to both
-    a = (shared + _scale(g, -0.3, 0.3) + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)).tolist()
-    b = (shared + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)).tolist()
     instead = "take the differences a[k] - b[k] and compute their mean, standard error and t-interval yourself"
     refused = {fn_: _refusal(f"tutorial_pkg.stats.{fn_.__name__}", instead)
                for fn_ in (stats.paired, stats.unpaired, stats.replicates, stats.against)}
-    out, failed = _call(name, fn, list(a), list(b), refused=refused)
-    if failed:
-        return failed
     keys = ("mean", "se", "low", "high")
-    got = _numbers(out, keys)
-    if got is None:
-        return _report(name, "fail", 'return a dict {"mean": ..., "se": ..., "low": ..., "high": ...} of four numbers')
-    va, vb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
-    d = va - vb
-    t = stats.t_quantile(n - 1)
 
     def summary(mean, se, q):
         return {"mean": mean, "se": se, "low": mean - q * se, "high": mean + q * se}
 
-    mean, root_n = d.mean().item(), math.sqrt(n)
-    expected = summary(mean, d.std().item() / root_n, t)
     close = lambda x, y: all(abs(x[k] - y[k]) <= 1e-6 * (1 + abs(y[k])) for k in keys)
-    if close(got, expected):
-        return _report(name, "pass", "matches the reference on fresh random blocks")
+    calls = []  # (n, a, b, what fn returned, the reference)
+    for n in _PAIRED_BLOCKS:
+        shared = 1 + 0.5 * torch.randn(n, generator=g, dtype=torch.float64)   # what the common noise does to both
+        a = (shared + _scale(g, -0.3, 0.3) + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)).tolist()
+        b = (shared + 0.05 * torch.randn(n, generator=g, dtype=torch.float64)).tolist()
+        out, failed = _call(name, fn, list(a), list(b), refused=refused)
+        if failed:
+            return failed
+        got = _numbers(out, keys)
+        if got is None:
+            return _report(name, "fail", 'return a dict {"mean": ..., "se": ..., "low": ..., "high": ...} of four '
+                                         'numbers')
+        d = torch.tensor(a, dtype=torch.float64) - torch.tensor(b, dtype=torch.float64)
+        calls.append((n, a, b, got, summary(d.mean().item(), d.std().item() / math.sqrt(n),
+                                            stats.t_quantile(n - 1))))
+    if all(close(got, expected) for *_, got, expected in calls):
+        return _report(name, "pass", "matches the reference on fresh random blocks, at "
+                                     + ", ".join(str(n) for n in _PAIRED_BLOCKS) + " blocks")
+    # one t-quantile for every block count: taken from a constant (the notebook's blocks), not from the lists
+    for dof in range(1, 31):
+        if all(close(got, summary(expected["mean"], expected["se"], stats.t_quantile(dof)))
+               for *_, got, expected in calls):
+            return _report(name, "fail", "the t-quantile's degrees of freedom are those of the lists passed in, "
+                                         "len(a) - 1, not of the notebook's blocks: the check calls the function "
+                                         "at " + ", ".join(str(n) for n in _PAIRED_BLOCKS) + " blocks")
+    n, a, b, got, expected = next(c for c in calls if not close(c[3], c[4]))  # the first call that fails
+    va, vb = torch.tensor(a, dtype=torch.float64), torch.tensor(b, dtype=torch.float64)
+    mean, root_n, t = expected["mean"], math.sqrt(n), stats.t_quantile(n - 1)
     se_a, se_b = va.std().item() / root_n, vb.std().item() / root_n
     suspects = [
         (summary(mean, se_a, t), "the standard error is that of the differences a[k] - b[k], not of a alone: pairing "
@@ -1019,14 +1042,18 @@ def check_paired_difference(fn: Callable, *, seed: Optional[int] = None) -> Chec
                                                    "noise the two share"),
         (summary(mean, expected["se"], 1.96), "with n blocks the interval takes the t-quantile "
                                               "stats.t_quantile(n - 1), not the normal 1.96"),
-        (summary(mean, d.std(correction=0).item() / root_n, t), "the standard deviation of the differences divides "
-                                                                 "by n - 1, not n (torch's std() does)"),
+        (summary(mean, (va - vb).std(correction=0).item() / root_n, t), "the standard deviation of the differences "
+                                                                         "divides by n - 1, not n (torch's std() does)"),
         (summary(mean, expected["se"], stats.t_quantile(n)), "the t-quantile has n - 1 degrees of freedom, not n"),
         (summary(-mean, expected["se"], t), "check the sign: the differences are a - b, not b - a"),
     ]
     hint = next((h for wrong, h in suspects if close(got, wrong)),
-                "the values differ from the reference; the mean, standard error and t-interval of a[k] - b[k]")
+                f"the values differ from the reference at {n} blocks; the mean, standard error and t-interval of "
+                f"a[k] - b[k]")
     return _report(name, "fail", hint)
+
+
+_PAIRED_BLOCKS = (5, 3, 8)  # the notebook's 5 blocks first, then fewer and more
 
 
 def check_std_and_se(fn: Callable, *, seed: Optional[int] = None) -> CheckResult:

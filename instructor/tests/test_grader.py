@@ -201,14 +201,14 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
     rows, feedback, points = grading_folders.grade(folder, out)  # hidden inputs: not the seed 0 of the stored run
 
     # the dropout experiment (a2-15) is left open here: test_grader_a2.py grades it
-    assert points("correct", "auto_points") == 9 and points("correct", "auto_max") == 13
+    assert points("correct", "auto_points") == 8 and points("correct", "auto_max") == 13
     # the feedback counts its points in words: one point, not "1 points"
-    assert "## CFG combination (2 points)\n" in feedback["correct"] and "## condition dropout (2 points)" in feedback["correct"]
+    assert "## CFG combination (2 points)\n" in feedback["correct"] and "## condition dropout (1 point)" in feedback["correct"]
     assert "\n1 point (" in feedback["wrong"] and "\n2 points (" in feedback["correct"] and "1 points" not in feedback["wrong"]
     # wrong: the named off-by-one earns half, with its hint; the hard-coded sampler zero, since the inputs are new
     # the dropout cell of the wrong submission writes a file outside the child's folder, past the screen: the
     # child's audit hook refuses it, the cell raises, and its task scores zero
-    assert points("wrong", "CFG combination (2)") == 1 and points("wrong", "condition dropout (2)") == 0
+    assert points("wrong", "CFG combination (2)") == 1 and points("wrong", "condition dropout (1)") == 0
     assert points("wrong", "CFG DDIM sampler (5)") == 0 and points("wrong", "auto_points") == 1
     assert "off by one" in feedback["wrong"] and "the values differ" in feedback["wrong"]
     assert points("todo", "auto_points") == 0 and "TODO is still open" in feedback["todo"]
@@ -216,7 +216,7 @@ def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
         assert points(f"cheat_{k}", "CFG combination (2)") == 0, cheat
         assert "refused" in feedback[f"cheat_{k}"], cheat
     assert points("cheat_sampler", "CFG DDIM sampler (5)") == 0 and "refused" in feedback["cheat_sampler"]
-    assert points("cheat_sampler", "condition dropout (2)") == 1 and \
+    assert points("cheat_sampler", "condition dropout (1)") == 0.5 and \
         "leaves the generator elsewhere than the notebook's draw" in feedback["cheat_sampler"]
     assert grader.screen(f"import numpy as np\nnp.ones(3).dump({str(written)!r})\n", PACKAGE) is None
     assert not written.exists()
@@ -313,7 +313,7 @@ def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_pa
     assert grader.screen(FORMATTER_CHEAT, PACKAGE) is None
     _submission(folder, "formatter", {"a2-04": DROP, "a2-07": FORMATTER_CHEAT})
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv")
-    assert points("formatter", "CFG combination (2)") == 0 and points("formatter", "condition dropout (2)") == 2
+    assert points("formatter", "CFG combination (2)") == 0 and points("formatter", "condition dropout (1)") == 1
     assert "has no attribute 'f2py'" in feedback["formatter"], feedback["formatter"]
     for k, cheat in enumerate(PICKLE_CHEATS):
         assert points(f"pickle_{k}", "CFG combination (2)") == 0, cheat
@@ -321,7 +321,7 @@ def test_the_childs_refusals_hold_where_the_screen_lets_an_answer_through(tmp_pa
         # header with ast.literal_eval first, which the child refuses, as it refuses the unpickling itself: the
         # lock-down's test below)
         assert "has no attribute 'lib'" in feedback[f"pickle_{k}"], cheat
-        assert points(f"pickle_{k}", "condition dropout (2)") == 2, cheat  # the honest tasks still score
+        assert points(f"pickle_{k}", "condition dropout (1)") == 1, cheat  # the honest tasks still score
     assert points("handed", "CFG DDIM sampler (5)") == 0 and points("handed", "CFG combination (2)") == 0
     # the answer's torch shows no fx, so typing's get_type_hints is out of reach (were it reached, the child refuses
     # the compile that evaluates the string: the lock-down's test below)

@@ -8,7 +8,8 @@ that is not among them passes, which is the limit of that check. When the experi
 cell a2-16's comparisons as the grader computed them from the re-run networks, whatever the stored output of that
 cell says. A submission with the w/gamma off-by-one in its cfg and a
 right sampler (the reviewer's case) earns the sampler's marks, graded with the reference cfg in its place, and zero
-on the experiment, whose numbers must come from functions that pass."""
+on the experiment, whose numbers must come from functions that pass. A dropout drawn as u > 1 - p_uncond (a named
+slip, half of its task) leaves the experiment on its networks its full points; a padded draw leaves it half."""
 
 import json
 import pathlib
@@ -86,6 +87,15 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
     grading_folders.submission(TEMPLATE, folder, "unchecked", {**functions, "a2-15": fabricated(unchecked)})
     grading_folders.submission(TEMPLATE, folder, "correct", {**functions, "a2-15": correct})
     grading_folders.submission(TEMPLATE, folder, "rms", {**functions, "a2-15": rms})
+    # dropouts right in distribution but drawn otherwise, each a named slip (half of its task), with the model's
+    # experiment: u > 1 - p_uncond consumes the generator as the notebook's draw does, so the experiment on its
+    # networks earns its full points; a padded draw, whose length chooses among sets of networks, half
+    above = DROP.replace("< p_uncond", "> 1 - p_uncond")
+    padded = DROP.replace("torch.rand(cond.shape[0], generator", "torch.rand(cond.shape[0] + 3, generator") \
+        .replace("generator) < p_uncond", "generator)[:cond.shape[0]] < p_uncond")
+    assert above != DROP and padded != DROP
+    grading_folders.submission(TEMPLATE, folder, "above", {**functions, "a2-04": above, "a2-15": correct})
+    grading_folders.submission(TEMPLATE, folder, "padded", {**functions, "a2-04": padded, "a2-15": correct})
     # stored numbers, with the dropout flipped and cfg in Ho & Salimans' w convention, and a right sampler
     grading_folders.submission(TEMPLATE, folder, "stored", {
         "a2-04": DROP.replace("< p_uncond", "> p_uncond"), "a2-10": SAMPLER, "a2-15": stored,
@@ -97,7 +107,7 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
     cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": [FABRICATED]}]
     (folder / "correct.ipynb").write_text(json.dumps(nb))
     rows, feedback, points = grading_folders.grade(folder, tmp_path / "gradebook.csv", seed=SEED)
-    assert points("correct", "dropout experiment (4)") == 4 and "run again on network" in feedback["correct"]
+    assert points("correct", "dropout experiment (5)") == 5 and "run again on network" in feedback["correct"]
     # the feedback shows the comparisons as the grader computed them from the re-run networks, beside the written
     # answer: the true intervals and verdicts, which the fabricated ones are not
     numbers = feedback["correct"].split(grader.NUMBERS_HEADING)[1].split("Rubric:")[0]
@@ -109,15 +119,26 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
         assert "No re-run numbers exist" in feedback[name].split(grader.NUMBERS_HEADING)[1]
     assert points("correct", "auto_points") == points("correct", "auto_max") == 13
     assert f"network {retrained[0]} at p = 0.02" in feedback["correct"] and "are what train_net makes" in feedback["correct"]
-    assert points("fabricated", "dropout experiment (4)") == 0 and \
+    assert points("fabricated", "dropout experiment (5)") == 0 and \
         f"is not what train_net(0.02, {retrained[0]})" in feedback["fabricated"]
     # the limit: a network trained otherwise that the grader does not train again is not found (with 4 of 16
     # trained again per rate, one such network is found with probability 1/4)
-    assert points("unchecked", "dropout experiment (4)") == 4
-    assert points("rms", "dropout experiment (4)") == 0 and "mean |x - x_exact|" in feedback["rms"]
+    assert points("unchecked", "dropout experiment (5)") == 5
+    assert points("rms", "dropout experiment (5)") == 0 and "mean |x - x_exact|" in feedback["rms"]
     # its functions' failures are named mistakes, so its numbers are compared with those of its own functions
     # (sampled again in the child): typed in, they are not those, and score zero
-    assert points("stored", "dropout experiment (4)") == 0 and "have named mistakes, and these numbers are not what " \
+    assert points("stored", "dropout experiment (5)") == 0 and "have named mistakes, and these numbers are not what " \
         "your own functions give either" in feedback["stored"]
-    assert points("stored", "CFG combination (2)") == 1 and points("stored", "condition dropout (2)") == 1
+    assert points("stored", "CFG combination (2)") == 1 and points("stored", "condition dropout (1)") == 0.5
+    # the draw slips: half of the dropout each; the experiment in full after u > 1 - p_uncond, half after a padded
+    # draw, both on the student's own networks, whose numbers are printed under the written answer
+    assert points("above", "condition dropout (1)") == points("padded", "condition dropout (1)") == 0.5
+    assert "consumes the generator as the notebook's draw does" in feedback["above"]
+    assert "leaves the generator elsewhere" in feedback["padded"]
+    assert points("above", "dropout experiment (5)") == 5 and "earn the full points" in feedback["above"]
+    assert points("padded", "dropout experiment (5)") == 2.5 and "half the points" in feedback["padded"]
+    assert points("above", "auto_points") == 12.5 and points("padded", "auto_points") == 10
+    for name, label in (("above", "passed in full on the student's own functions"), ("padded", "did not pass in full")):
+        numbers = feedback[name].split(grader.NUMBERS_HEADING)[1].split("Rubric:")[0]
+        assert label in numbers and "gamma = 1, error:" in numbers, numbers
     assert points("stored", "CFG DDIM sampler (5)") == 5 and "reference `cfg` in place of yours" in feedback["stored"]

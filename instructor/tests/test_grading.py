@@ -713,10 +713,11 @@ def test_the_dropout_must_be_the_notebooks_draw_and_independent_of_the_label():
     for seed in range(3):
         for fn in (model, bern):
             assert grading.check_drop_condition(fn, seed=seed).passed
-        for fn, words in ((above, "drops other rows"), (padded, "leaves the generator elsewhere")):
+        for fn, words in ((above, "consumes the generator as the notebook's draw does, but drops other rows"),
+                          (padded, "leaves the generator elsewhere")):
             result = grading.check_drop_condition(fn, seed=seed)
             assert words in result.message and "torch.rand(N, generator=generator)" in result.message, result.message
-            assert grader._points(task, result) == (1.0, "half: a named mistake")
+            assert grader._points(task, result) == (0.5, "half: a named mistake")
         result = grading.check_drop_condition(_biased_dropout, seed=seed)
         assert "independently of the label" in result.message and grader._points(task, result)[0] == 0
     mixture = analytic.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[[0.36]], [[0.36]]])

@@ -64,6 +64,8 @@ PAIRED_SLIPS = [  # (the answer, its hint, whether the grader gives half marks)
     (lambda a, b: paired_difference(a, b, correction=0), "by n - 1, not n", True),
     (lambda a, b: paired_difference(a, b, q=stats.t_quantile), "n - 1 degrees of freedom, not n", True),
     (lambda a, b: paired_difference(b, a), "not b - a", True),
+    (lambda a, b: paired_difference(a, b, q=lambda n: stats.t_quantile(5 - 1)), "not of the notebook's blocks", True),
+    (lambda a, b: paired_difference(a, b, q=lambda n: stats.t_quantile(5)), "not of the notebook's blocks", True),
     (lambda a, b: {**paired_difference(a, b), "mean": 0.0}, "the values differ", False),
     (lambda a, b: paired_difference(a, b)["mean"], "return a dict", False),
 ]
@@ -88,6 +90,18 @@ def test_a_plausible_slip_fails_with_its_hint_and_its_points(check, wrong, hint,
                 if t.kind == "function" and t.check.__closure__ and
                 t.check.__closure__[0].cell_contents == check.__name__)
     assert grader._points(task, result)[0] == (task.points / 2 if half else 0.0)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_t_quantile_from_the_notebooks_blocks_scores_the_same_at_every_seed(seed):
+    """The notebook's 5 blocks, blocks - 1 degrees of freedom for every list: right at 5 blocks only. The check calls
+    the function at fixed block counts, so the slip is half marks with its hint at every seed, never 2, 1 or 0 by
+    which block count a seed draws."""
+    wrong = lambda a, b: paired_difference(a, b, q=lambda n: stats.t_quantile(5 - 1))
+    result = grading.check_paired_difference(wrong, seed=seed)
+    assert result.status == "fail" and "len(a) - 1, not of the notebook's blocks" in result.message, result.message
+    task = next(t for t in grader.ASSIGNMENTS["a3_energy_target"] if t.name == "paired difference")
+    assert grader._points(task, result)[0] == task.points / 2
 
 
 def test_the_tasks_are_graded_and_call_the_students_functions():
