@@ -1970,12 +1970,8 @@ def check_core_gaps(gaps: dict, *, report: dict, reference: dict, n: int) -> Che
     def verdicts(gap, se_gap, se_gen, se_ref, dof_ref):
         # the 95 % verdicts that are accepted: the smaller of the two degrees of freedom, and Welch-Satterthwaite's
         # (as it comes or rounded down)
-        dofs = [min(dof_ref, n - 1)]
-        parts = se_gen ** 4 / (n - 1) + se_ref ** 4 / dof_ref
-        if parts > 0:
-            welch = max((se_gen ** 2 + se_ref ** 2) ** 2 / parts, 1.0)
-            dofs += [welch, float(math.floor(welch))]
-        return {abs(gap) > stats.t_quantile(d) * se_gap for d in dofs}
+        rules = _gap_rules(se_gen, n - 1, se_ref, dof_ref)
+        return {abs(gap) > stats.t_quantile(rules[r]) * se_gap for r in ("conservative", "Welch", "Welch rounded down")}
 
     truth, flipped, alone, linear = {}, {}, {}, {}
     for core in BASINS:
