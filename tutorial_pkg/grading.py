@@ -1297,7 +1297,7 @@ _MMPS_KEYS = ("exact_mean", "exact_var", "mean", "var", "z_mean", "z_var")
 
 
 def check_mmps_report(report: dict, samples: Tensor, *, prior: GaussianMixture, a: Tensor, sigma_y: float, y: float,
-                      schedule: NoiseSchedule, seed: int, num_steps: int = 50) -> CheckResult:
+                      schedule: NoiseSchedule, seed: int, num_steps: int = 50, n: Optional[int] = None) -> CheckResult:
     """Assignment 5: MMPS samples of a Gaussian prior given one observation y, and their report, checked on the
     samples themselves and repeated from ``seed``.
 
@@ -1306,7 +1306,9 @@ def check_mmps_report(report: dict, samples: Tensor, *, prior: GaussianMixture, 
     ``report`` holds the exact posterior mean and variance of a^T x_0 given y (``exact_mean``, ``exact_var``), the
     samples' mean and variance of a^T x (``mean``, ``var``, the unbiased variance), and the statistics
     ``z_mean = (mean - exact_mean) / (sd / sqrt(n))`` (sd the samples' standard deviation, or the exact posterior's:
-    both are accepted) and ``z_var = (var / exact_var - 1) / sqrt(2 / (n - 1))`` (or with ``n`` in place of ``n - 1``)."""
+    both are accepted) and ``z_var = (var / exact_var - 1) / sqrt(2 / (n - 1))`` (or with ``n`` in place of ``n - 1``).
+    ``n``, when given (the grader gives the notebook's), is the number of samples the notebook asks for: another
+    number, like another seed, would choose among verdicts."""
     from . import _checks, tweedie
     name = "MMPS samples and report"
     if not isinstance(prior, GaussianMixture) or prior.K != 1:
@@ -1319,6 +1321,8 @@ def check_mmps_report(report: dict, samples: Tensor, *, prior: GaussianMixture, 
     if not isinstance(schedule, NoiseSchedule):
         raise TypeError(f"schedule must be a NoiseSchedule, got {type(schedule).__name__}")
     num_steps = _checks.integer("num_steps", num_steps, low=1)
+    if n is not None:
+        n = _checks.integer("n", n, low=10)
     if report is None or samples is None:
         return _report(name, "not implemented", "not implemented yet: fill in the samples and the report")
     if not isinstance(samples, Tensor) or samples.ndim != 2 or samples.shape[1] != prior.D or samples.shape[0] < 10:
@@ -1330,6 +1334,9 @@ def check_mmps_report(report: dict, samples: Tensor, *, prior: GaussianMixture, 
         return _report(name, "fail", f"seed must be the int you seeded your generator with, got {seed!r}")
     if not isinstance(report, dict) or not set(_MMPS_KEYS) <= set(report):
         return _report(name, "fail", f"report must be a dict with the keys {', '.join(_MMPS_KEYS)}")
+    if n is not None and samples.shape[0] != n:
+        return _report(name, "fail", f"samples must hold the notebook's n = {n} samples (cell a5-07), got "
+                                     f"{samples.shape[0]}: sample with the notebook's n, as with its seed")
     n = samples.shape[0]
     a = a.double()
     model = tweedie.mmps_model(prior.eps_model(schedule), a[None], sigma_y, schedule)

@@ -272,6 +272,10 @@ def test_the_report_check_regenerates_the_samples_and_names_each_mistake():
     assert result.status == "fail" and "n - 1" in result.message and result.message.startswith(grader._GENERIC)
     assert "the samples are not" in grading.check_mmps_report(report, samples, seed=4, **setting).message
     assert grading.check_mmps_report(None, None, seed=0, **setting).status == "not implemented"
+    # the grader gives the notebook's n: another sample size, like another seed, would choose among verdicts
+    assert grading.check_mmps_report(report, samples, seed=0, n=len(samples), **setting).passed
+    result = grading.check_mmps_report(report, samples, seed=0, n=2 * len(samples), **setting)
+    assert result.status == "fail" and f"the notebook's n = {2 * len(samples)} samples" in result.message, result
 
 
 def test_a_folder_of_submissions_is_graded_into_a_gradebook(tmp_path):
