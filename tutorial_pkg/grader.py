@@ -681,6 +681,8 @@ _OWN_RERUN = {_guided_table, _dropout_experiment}
 # (the prefix is grading._SAME_DRAW, written out here: this module imports the package's modules only where it uses them)
 _PAID_ONCE = {"condition dropout": "your dropout is right in distribution and consumes the generator"}
 _OWN_IN_FULL = "full: numbers of your own functions, after a slip that leaves them right"
+# grading._OTHER_LENGTH, written out: the training tie found a draw of another length in training (half, not full)
+_OTHER_LENGTH = "drew more or fewer numbers from the generator in training than the notebook's draw"
 _A2_NETS = 16  # networks per rate in cell a2-14
 _A2_RETRAINED = 4  # networks per rate that the grader trains again: each takes about 2 s on one core, with the
 # student's drop_condition called in the child at every step
@@ -2396,7 +2398,7 @@ def grade_notebook(path, *, templates=TEMPLATES, rubric_folder=RUBRICS, seed: Op
             named = " and ".join(f"`{_FUNCTION[t]}` (task '{t}')" for t in unmet) + \
                 (" have named mistakes" if len(unmet) > 1 else " has a named mistake")
             if result.status == "pass" and all(task_report.get(t, "").startswith(_PAID_ONCE.get(t, "\0"))
-                                               for t in unmet):
+                                               for t in unmet) and _OTHER_LENGTH not in message:
                 points, how = task.points, _OWN_IN_FULL
                 message = (f"these numbers are what your own functions give (the grader made them again with them); "
                            f"{named} that leaves them as right as the notebook's (its own task paid for it), so they "

@@ -2540,6 +2540,7 @@ def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, picks: dict
     refused = {training.drop_condition: _refusal("tutorial_pkg.training.drop_condition", "write the dropout yourself")}
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as in the process that trained them
+    other_length = False  # a call drew more or fewer numbers from the generator than the notebook's draw
     try:
         for p in rates:
             for i in picks[p]:
@@ -2559,7 +2560,8 @@ def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, picks: dict
                         eps = torch.randn(batch, 1, generator=g, dtype=torch.float64)
                         labels = c
                         # the notebook's draw, from a copy of the generator in the state the student's function gets
-                        draw = torch.rand(batch, generator=torch.Generator().set_state(g.get_state())) < p
+                        copy = torch.Generator().set_state(g.get_state())
+                        draw = torch.rand(batch, generator=copy) < p
                         c, failed = _call(name, fn, c, p, net.null_value, g, refused=refused)
                         if failed:
                             return _tie_failed(name, f"your drop_condition, run again: {failed.message}")
@@ -2572,6 +2574,14 @@ def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, picks: dict
                                                      f"p_uncond = {p:g}, dropped other rows than the notebook's draw "
                                                      "(torch.rand(N, generator=generator) < p_uncond), which it "
                                                      "followed in its own task")
+                        if not torch.equal(g.get_state(), copy.get_state()):  # drew more or fewer numbers
+                            if exact:
+                                return _tie_failed(name, f"your drop_condition, run again in training network {i} at "
+                                                         f"p_uncond = {p:g}, left the generator elsewhere than the "
+                                                         "notebook's draw does (it drew more or fewer numbers than "
+                                                         "one per row), though it followed that draw in its own task: "
+                                                         "its networks are not the notebook's")
+                            other_length = True
                         rows += torch.bincount(labels, minlength=2)[:2]
                         dropped += torch.bincount(labels[(c == net.null_value) & (labels != net.null_value)],
                                                   minlength=2)[:2]
@@ -2608,7 +2618,13 @@ def _tie_dropout_training(fn: Callable, trained: dict, *, seed: int, picks: dict
     return _report(name, "pass", f"the networks trained again by the grader, {which}, are what train_net makes "
                                  f"(the grader retrains {max(len(picks[p]) for p in rates)} of the {n_nets} of each "
                                  "rate, drawn from its hidden seed: the others are not checked this way), with "
-                                 "the dropped share p_uncond in each class")
+                                 "the dropped share p_uncond in each class" + (f"; {_OTHER_LENGTH}" if other_length else ""))
+
+
+# how the training tie says that the student's dropout drew another number of values in training than the notebook's
+# draw (a draw whose length chooses among sets of networks): the experiment on them then earns at most half
+_OTHER_LENGTH = ("but your drop_condition drew more or fewer numbers from the generator in training than the "
+                 "notebook's draw, so the networks are not the notebook's")
 
 
 def _networks(indices) -> str:

@@ -93,7 +93,12 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
     above = DROP.replace("< p_uncond", "> 1 - p_uncond")
     padded = DROP.replace("torch.rand(cond.shape[0], generator", "torch.rand(cond.shape[0] + 3, generator") \
         .replace("generator) < p_uncond", "generator)[:cond.shape[0]] < p_uncond")
-    assert above != DROP and padded != DROP
+    # the notebook's draw, then three numbers more only at train_net's batch of 256 rows: its own task (which calls it
+    # on other sizes) passes, and the training tie finds the generator left elsewhere
+    sneaky = DROP.replace("    return torch.where", "    if cond.shape[0] == 256:\n        torch.rand(3, generator=generator)\n"
+                                                     "    return torch.where")
+    assert above != DROP and padded != DROP and sneaky != DROP
+    grading_folders.submission(TEMPLATE, folder, "sneaky", {**functions, "a2-15": correct, "a2-04": sneaky})
     grading_folders.submission(TEMPLATE, folder, "above", {**functions, "a2-04": above, "a2-15": correct})
     grading_folders.submission(TEMPLATE, folder, "padded", {**functions, "a2-04": padded, "a2-15": correct})
     # stored numbers, with the dropout flipped and cfg in Ho & Salimans' w convention, and a right sampler
@@ -138,6 +143,8 @@ def test_the_dropout_experiment_is_graded_from_the_students_networks_and_seed(tm
     assert points("above", "dropout experiment (5)") == 5 and "earn the full points" in feedback["above"]
     assert points("padded", "dropout experiment (5)") == 2.5 and "half the points" in feedback["padded"]
     assert points("above", "auto_points") == 12.5 and points("padded", "auto_points") == 10
+    assert points("sneaky", "condition dropout (1)") == 1 and points("sneaky", "dropout experiment (5)") == 0
+    assert "left the generator elsewhere than the notebook's draw does" in feedback["sneaky"]
     for name, label in (("above", "passed in full on the student's own functions"), ("padded", "did not pass in full")):
         numbers = feedback[name].split(grader.NUMBERS_HEADING)[1].split("Rubric:")[0]
         assert label in numbers and "gamma = 1, error:" in numbers, numbers
